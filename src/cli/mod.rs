@@ -1,0 +1,90 @@
+//! The command line. One file per subcommand; this file holds the top-level parser.
+
+mod doctor;
+mod ingest;
+mod synth;
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// mplug: reproducible vision-language datasets and the mPLUG model.
+///
+/// Typical flow:
+///   mplug synth --out raw                        # or use your own COCO download
+///   mplug ingest coco --annotations raw/annotations/coco_karpathy_train.json --images raw/images --out data/coco
+///   mplug verify data/coco
+#[derive(Debug, Parser)]
+#[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Turn a raw dataset into Parquet shards + manifest.json.
+    #[command(subcommand)]
+    Ingest(ingest::IngestCommand),
+    /// Recompute every hash and count of a dataset and compare with its manifest.
+    Verify(verify::VerifyArgs),
+    /// Write the deterministic synthetic "shapes world" dataset in COCO/Karpathy/ALBEF formats.
+    Synth(synth::SynthArgs),
+    /// Check the installation: libtorch, CUDA, the vocab.
+    Doctor(doctor::DoctorArgs),
+}
+
+/// Parses `std::env::args` and runs the command.
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ingest(cmd) => ingest::run(cmd),
+        Command::Verify(args) => verify::run(args),
+        Command::Synth(args) => synth::run(args),
+        Command::Doctor(args) => doctor::run(args),
+    }
+}
+
+/// Parses sizes such as `268435456`, `256MiB`, `64M`, `1GiB`, `512k` (binary units).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 268435456, 256MiB, 1GiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (use B, KiB, MiB or GiB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("`{s}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert!(parse_bytes("12 parsecs").is_err());
+        assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

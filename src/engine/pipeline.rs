@@ -1,0 +1,93 @@
+//! Declarative pipeline files (`pipelines/*.toml`): which source reader, which schema, and the settings
+//! of every stage. A new dataset is a source reader plus one of these files.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::shards::ShardWriterOptions;
+use crate::stages::ImageOptions;
+use crate::text::TextNormalization;
+
+/// Built-in pipeline files, embedded so the binary works from any directory.
+pub const BUILTIN_PIPELINES: &[(&str, &str)] =
+    &[("coco", include_str!("../../pipelines/coco.toml"))];
+
+/// Text settings (the `[text]` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextOptions {
+    /// Normalisation applied before tokenising.
+    pub normalize: TextNormalization,
+    /// Word limit of `pre_caption` (0 = none).
+    pub max_words: usize,
+}
+
+/// A parsed pipeline file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Pipeline name (also the default dataset name).
+    pub name: String,
+    /// Source reader (`coco`).
+    pub source: String,
+    /// Row schema id (`image_text.v1`).
+    pub schema: String,
+    /// Image stage settings.
+    pub image: ImageOptions,
+    /// Text stage settings.
+    pub text: TextOptions,
+    /// Shard writer settings.
+    pub shards: ShardWriterOptions,
+}
+
+impl PipelineSpec {
+    /// Parses TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            Error::input_with_hint(
+                format!("Invalid pipeline file `{origin}`: {e}"),
+                "compare with the built-in pipelines/coco.toml",
+            )
+        })
+    }
+
+    /// Loads a pipeline file from disk.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = fs_err::read_to_string(path)?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// A built-in pipeline by name.
+    pub fn builtin(name: &str) -> Result<Self> {
+        let (_, text) = BUILTIN_PIPELINES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| Error::input(format!("no built-in pipeline named `{name}`")))?;
+        Self::parse(text, &format!("pipelines/{name}.toml"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_coco_pipeline_parses() {
+        let p = PipelineSpec::builtin("coco").unwrap();
+        assert_eq!(p.source, "coco");
+        assert_eq!(p.image.max_side, 512);
+        assert_eq!(p.text.normalize, TextNormalization::PreCaption);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text =
+            include_str!("../../pipelines/coco.toml").replace("max_side = 512", "max_sid = 512");
+        let err = PipelineSpec::parse(&text, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_sid"), "{err}");
+    }
+}

@@ -1,0 +1,32 @@
+//! # mplug
+//!
+//! A data-pipeline-first reimplementation of mPLUG (EMNLP 2022). The tree follows the data flow:
+//!
+//! ```text
+//!  raw files ──▶ sources ──▶ stages (decode · orient · resize · encode · tokenize) ──▶ shards + manifest
+//!   (COCO…)     Source       ImageStage, BertTokenizer          ShardWriter, Manifest
+//!                    └──────────────── engine: ordered parallel map, bounded queues ───┘
+//! ```
+//!
+//! * [`sources`]: annotation files → validated samples and rejects ([`sources::coco::CocoSource`]).
+//! * [`stages`]: per-sample pixel work ([`stages::ImageStage`]).
+//! * [`text`]: the reference's caption normalisation and the BERT WordPiece tokenizer.
+//! * [`engine`]: the dataflow runner ([`engine::run_ordered`]) and pipeline files.
+//! * [`shards`]: Parquet shards, manifests, atomic commits, verification.
+//! * [`ingest`]: an ingest job wiring the above together.
+//! * [`synth`]: the synthetic shapes-world generator used by the demo and tests.
+//! * [`device`]: libtorch checks.
+//! * [`cli`]: the command line (the only module that knows all the others).
+
+pub mod cli;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod ingest;
+pub mod shards;
+pub mod sources;
+pub mod stages;
+pub mod synth;
+pub mod text;
+
+pub use error::{Error, Result};

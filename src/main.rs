@@ -1,0 +1,20 @@
+//! The `mplug` command: parse the CLI, run it, print errors with their causes and hints.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match mplug::cli::run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  Caused by: {cause}");
+            }
+            let lib_err = err.chain().find_map(|e| e.downcast_ref::<mplug::Error>());
+            if let Some(hint) = lib_err.and_then(mplug::Error::hint) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(lib_err.map_or(1, mplug::Error::exit_code) as u8)
+        }
+    }
+}

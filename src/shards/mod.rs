@@ -1,0 +1,16 @@
+//! Shards and manifests: the on-disk format every dataset is written in.
+//!
+//! Flow position: `stages` → **shards** → `query` / `loader`. A dataset directory holds
+//! `manifest.json` and `shards/part-NNNNN.parquet`; the manifest is written last, so a directory without
+//! one is never complete.
+
+pub mod commit;
+pub mod manifest;
+pub mod rows;
+pub mod schema;
+pub mod verify;
+pub mod writer;
+
+pub use manifest::{Manifest, RejectRecord, ShardEntry};
+pub use schema::SchemaSpec;
+pub use writer::{ShardWriter, ShardWriterOptions};

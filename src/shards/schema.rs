@@ -1,0 +1,133 @@
+//! Arrow schemas loaded from `schemas/*.json` (embedded at compile time), so the file in the repository
+//! is the schema the writer uses and cannot drift from it.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// `schemas/image_text.v1.json`: one row per image with its captions.
+pub const IMAGE_TEXT_V1: &str = include_str!("../../schemas/image_text.v1.json");
+
+/// One column of a schema file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    /// Column name.
+    pub name: String,
+    /// Type: `utf8`, `int32`, `int64`, `binary`, or `list<T>` of those.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// Whether nulls are allowed.
+    pub nullable: bool,
+    /// Whether Parquet min/max statistics are written for the column.
+    pub statistics: bool,
+    /// Whether Parquet dictionary encoding is used (default: false).
+    #[serde(default)]
+    pub dictionary: bool,
+    /// What the column holds.
+    pub doc: String,
+}
+
+/// A schema file: name, version and columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaSpec {
+    /// Schema family name (e.g. `image_text`).
+    pub name: String,
+    /// Version; bumped on any incompatible change.
+    pub version: u32,
+    /// What a row is.
+    pub description: String,
+    /// Columns in order.
+    pub fields: Vec<FieldSpec>,
+}
+
+impl SchemaSpec {
+    /// Parses a schema file's JSON text.
+    pub fn parse(json: &str) -> Result<Self> {
+        let spec: SchemaSpec = serde_json::from_str(json)
+            .map_err(|e| Error::format(format!("invalid schema file: {e}")))?;
+        for f in &spec.fields {
+            parse_type(&f.type_name)?;
+        }
+        Ok(spec)
+    }
+
+    /// The built-in `image_text.v1` schema.
+    pub fn image_text_v1() -> Self {
+        match Self::parse(IMAGE_TEXT_V1) {
+            Ok(s) => s,
+            Err(e) => unreachable!("embedded schema is checked by tests: {e}"),
+        }
+    }
+
+    /// `name.vN`, the identifier stored in manifests and Parquet metadata.
+    pub fn id(&self) -> String {
+        format!("{}.v{}", self.name, self.version)
+    }
+
+    /// The Arrow schema.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .fields
+            .iter()
+            .map(|f| {
+                let dt = match parse_type(&f.type_name) {
+                    Ok(dt) => dt,
+                    Err(e) => unreachable!("types were validated in parse: {e}"),
+                };
+                Field::new(&f.name, dt, f.nullable)
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Parses `utf8 | int32 | int64 | binary | list<T>` into an Arrow type. List items are nullable, as
+/// Arrow's builders produce them.
+pub fn parse_type(s: &str) -> Result<DataType> {
+    let s = s.trim();
+    if let Some(inner) = s.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
+        return Ok(DataType::List(Arc::new(Field::new(
+            "item",
+            parse_type(inner)?,
+            true,
+        ))));
+    }
+    Ok(match s {
+        "utf8" => DataType::Utf8,
+        "int32" => DataType::Int32,
+        "int64" => DataType::Int64,
+        "binary" => DataType::Binary,
+        other => {
+            return Err(Error::format(format!(
+                "unknown column type `{other}` in schema file"
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_schema_parses_with_nested_lists() {
+        let spec = SchemaSpec::image_text_v1();
+        assert_eq!(spec.id(), "image_text.v1");
+        let schema = spec.arrow_schema();
+        let tokens = schema
+            .field_with_name("caption_tokens")
+            .map(|f| f.data_type().clone());
+        let expected = DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::List(Arc::new(Field::new("item", DataType::Int32, true))),
+            true,
+        )));
+        assert_eq!(tokens.ok(), Some(expected));
+        assert!(parse_type("float16").is_err());
+    }
+}

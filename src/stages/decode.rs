@@ -1,0 +1,244 @@
+//! Decoding any supported image file to 8-bit RGB, Pillow-compatible.
+//!
+//! JPEG goes through libjpeg-turbo (bit-exact with Pillow's decoder); other formats through the `image`
+//! crate. Alpha is dropped and grey replicated, as Pillow's `.convert("RGB")` does, which is what the
+//! reference's dataset classes call.
+
+use std::io::Cursor;
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+
+/// An 8-bit RGB image, rows packed (HWC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes.
+    pub pixels: Vec<u8>,
+}
+
+/// Why an image could not be decoded. These become reject reasons, not run failures.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The file has no bytes.
+    #[error("empty file (0 bytes)")]
+    Empty,
+    /// Not a format we recognise.
+    #[error("not an image (unrecognised format)")]
+    NotAnImage,
+    /// The header declares more pixels than allowed.
+    #[error(
+        "image is {width}x{height} = {pixels} pixels, over the limit of {limit} (decompression bomb guard)"
+    )]
+    TooLarge {
+        /// Declared width.
+        width: u64,
+        /// Declared height.
+        height: u64,
+        /// width * height.
+        pixels: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The decoder failed (truncated or corrupt data).
+    #[error("corrupt or truncated {format}: {message}")]
+    Corrupt {
+        /// The container format.
+        format: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+}
+
+/// Image container formats recognised by their magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// JFIF/EXIF JPEG.
+    Jpeg,
+    /// Any other format the `image` crate decodes (PNG, WebP, GIF, BMP).
+    Other(image::ImageFormat),
+}
+
+/// Recognises the container from the first bytes.
+pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(SourceFormat::Jpeg);
+    }
+    match image::guess_format(bytes) {
+        Ok(
+            f @ (image::ImageFormat::Png
+            | image::ImageFormat::WebP
+            | image::ImageFormat::Gif
+            | image::ImageFormat::Bmp),
+        ) => Some(SourceFormat::Other(f)),
+        _ => None,
+    }
+}
+
+fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), DecodeError> {
+    let pixels = width.saturating_mul(height);
+    if pixels > limit {
+        return Err(DecodeError::TooLarge {
+            width,
+            height,
+            pixels,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+/// Decodes `bytes` to RGB, refusing images whose header declares more than `max_pixels` pixels before
+/// any pixel memory is allocated. EXIF orientation is *not* applied here (see `orient`).
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    match sniff(bytes).ok_or(DecodeError::NotAnImage)? {
+        SourceFormat::Jpeg => decode_jpeg(bytes, max_pixels),
+        SourceFormat::Other(format) => decode_other(bytes, format, max_pixels),
+    }
+}
+
+fn corrupt_jpeg(e: turbojpeg::Error) -> DecodeError {
+    DecodeError::Corrupt {
+        format: "JPEG",
+        message: e.to_string(),
+    }
+}
+
+fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    let mut dec = Decompressor::new().map_err(corrupt_jpeg)?;
+    let header = dec.read_header(bytes).map_err(corrupt_jpeg)?;
+    check_pixels(header.width as u64, header.height as u64, max_pixels)?;
+    let (w, h) = (header.width, header.height);
+    if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
+        let mut cmyk = vec![0u8; w * h * 4];
+        let out = Image {
+            pixels: &mut cmyk[..],
+            width: w,
+            pitch: w * 4,
+            height: h,
+            format: PixelFormat::CMYK,
+        };
+        dec.decompress(bytes, out).map_err(corrupt_jpeg)?;
+        let inverted = has_adobe_marker(bytes);
+        return Ok(RgbImage {
+            width: w as u32,
+            height: h as u32,
+            pixels: cmyk_to_rgb(&cmyk, inverted),
+        });
+    }
+    let mut rgb = vec![0u8; w * h * 3];
+    let out = Image {
+        pixels: &mut rgb[..],
+        width: w,
+        pitch: w * 3,
+        height: h,
+        format: PixelFormat::RGB,
+    };
+    dec.decompress(bytes, out).map_err(corrupt_jpeg)?;
+    Ok(RgbImage {
+        width: w as u32,
+        height: h as u32,
+        pixels: rgb,
+    })
+}
+
+/// True when the JPEG carries an Adobe APP14 segment. Photoshop-style CMYK JPEGs (the ones with this
+/// marker) store inverted values; Pillow reads them with raw mode `CMYK;I` for that reason.
+fn has_adobe_marker(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() && bytes[i] == 0xFF {
+        let marker = bytes[i + 1];
+        if marker == 0xDA || marker == 0xD9 {
+            break; // start of scan: no more header segments
+        }
+        let len = u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]) as usize;
+        if marker == 0xEE && bytes.get(i + 4..i + 9) == Some(b"Adobe") {
+            return true;
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+/// Pillow's `cmyk2rgb` (libImaging/Convert.c): `out = 255 - min(255, c + k)` per channel in its
+/// MULDIV255 form, applied after undoing Adobe's inversion.
+fn cmyk_to_rgb(cmyk: &[u8], inverted: bool) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity(cmyk.len() / 4 * 3);
+    for px in cmyk.chunks_exact(4) {
+        let [mut c, mut m, mut y, mut k] = [px[0], px[1], px[2], px[3]];
+        if inverted {
+            [c, m, y, k] = [255 - c, 255 - m, 255 - y, 255 - k];
+        }
+        let nk = 255 - k as i32;
+        for v in [c, m, y] {
+            // CLIP8(nk - MULDIV255(v, nk)) with MULDIV255(a, b) = ((a*b + 128) + ((a*b + 128) >> 8)) >> 8
+            let t = v as i32 * nk + 128;
+            let muldiv = (t + (t >> 8)) >> 8;
+            rgb.push((nk - muldiv).clamp(0, 255) as u8);
+        }
+    }
+    rgb
+}
+
+fn decode_other(
+    bytes: &[u8],
+    format: image::ImageFormat,
+    max_pixels: u64,
+) -> Result<RgbImage, DecodeError> {
+    let name = match format {
+        image::ImageFormat::Png => "PNG",
+        image::ImageFormat::WebP => "WebP",
+        image::ImageFormat::Gif => "GIF",
+        _ => "image",
+    };
+    let corrupt = |e: image::ImageError| DecodeError::Corrupt {
+        format: name,
+        message: e.to_string(),
+    };
+    let reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    let (w, h) = reader.into_dimensions().map_err(corrupt)?;
+    check_pixels(w as u64, h as u64, max_pixels)?;
+    let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
+    reader.no_limits(); // the pixel limit above is ours; image's default alloc limit would differ
+    let img = reader.decode().map_err(corrupt)?;
+    let rgb = img.into_rgb8();
+    Ok(RgbImage {
+        width: rgb.width(),
+        height: rgb.height(),
+        pixels: rgb.into_raw(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_and_garbage_are_rejected_with_reasons() {
+        assert_eq!(decode_rgb(&[], 1000), Err(DecodeError::Empty));
+        assert_eq!(
+            decode_rgb(b"hello, I am a text file", 1000),
+            Err(DecodeError::NotAnImage)
+        );
+    }
+
+    #[test]
+    fn cmyk_conversion_matches_hand_values() {
+        // c=255,k=0 → r = 255 - 255 = 0; pure k=255 → black; all zero → white.
+        assert_eq!(cmyk_to_rgb(&[255, 0, 0, 0], false), vec![0, 255, 255]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 255], false), vec![0, 0, 0]);
+        assert_eq!(cmyk_to_rgb(&[0, 0, 0, 0], false), vec![255, 255, 255]);
+        // inverted storage: 255 means "no ink"
+        assert_eq!(
+            cmyk_to_rgb(&[255, 255, 255, 255], true),
+            vec![255, 255, 255]
+        );
+        // c=128,k=64: nk=191, muldiv(128,191)=round(128*191/255)=96 → 95
+        assert_eq!(cmyk_to_rgb(&[128, 0, 0, 64], false)[0], 95);
+    }
+}

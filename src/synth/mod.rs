@@ -1,0 +1,13 @@
+//! `mplug synth`: a deterministic "shapes world" written in the datasets' original raw formats.
+//!
+//! Every image shows a few coloured shapes on a plain background; every caption describes what is
+//! visible (colours, shapes, counts, positions), so the data stays learnable for ITC/ITM/MLM. The files
+//! cover the decoding cases real datasets hold: baseline and progressive JPEG, grayscale and CMYK JPEG,
+//! EXIF-rotated JPEG, RGB and RGBA PNG. Same seed → same bytes.
+
+pub mod files;
+pub mod raster;
+pub mod rng;
+pub mod scene;
+
+pub use files::{SynthOptions, SynthSummary, write_synth_dataset};
