@@ -28,7 +28,8 @@ pub const SHARDS_DIR: &str = "shards";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShardWriterOptions {
-    /// A shard is closed once the rows written to it reach this many bytes (before compression).
+    /// A shard is closed once the rows written to it reach this many bytes (before compression); the
+    /// row group in progress is closed early when needed, so shards stay near this size.
     pub shard_size_bytes: u64,
     /// A row group is closed once its rows reach this many bytes, or `row_group_max_rows` rows.
     pub row_group_bytes: u64,
@@ -138,8 +139,10 @@ impl<R: ShardRow> ShardWriter<R> {
     pub fn push(&mut self, row: R) -> Result<()> {
         self.pending_bytes += row.byte_size() as u64;
         self.pending.push(row);
+        let shard_bytes = self.current.as_ref().map_or(0, |s| s.row_bytes);
         if self.pending_bytes >= self.options.row_group_bytes
             || self.pending.len() >= self.options.row_group_max_rows
+            || shard_bytes + self.pending_bytes >= self.options.shard_size_bytes
         {
             self.flush_row_group()?;
         }
