@@ -43,8 +43,7 @@ fn vocab() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("spawn mplug");
-    out
+    cmd.output().expect("spawn mplug")
 }
 
 fn run_ok(cmd: &mut Command) -> String {

@@ -221,10 +221,9 @@ mod tests {
         };
         run_ordered(
             &opts,
-            (0..300).map(|x| {
+            (0..300).inspect(|_| {
                 let n = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 max_seen.fetch_max(n, Ordering::SeqCst);
-                x
             }),
             |x| x,
             |_, _| {
