@@ -20,7 +20,7 @@ use crate::shards::rows::ImageTextRow;
 use crate::shards::writer::SHARDS_DIR;
 use crate::shards::{SchemaSpec, ShardWriter};
 use crate::sources::{CaptionSample, ImageRoot, Source};
-use crate::stages::ImageStage;
+use crate::stages::{ImageStage, PixelCodec};
 use crate::text::BertTokenizer;
 
 /// Everything an ingest needs, resolved.
@@ -129,6 +129,11 @@ impl IngestJob<'_> {
             &spec,
             self.pipeline.shards.clone(),
             vec![("mplug.pipeline_blake3".to_string(), pipeline_blake3.clone())],
+            if self.pipeline.image.codec == PixelCodec::Jpeg {
+                &["image"]
+            } else {
+                &[]
+            },
         )?;
         let mut rejects = parsed.rejects.clone();
         let mut totals = Totals::default();

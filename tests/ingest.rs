@@ -593,3 +593,73 @@ fn shared_sample_coco_records_have_the_expected_fields() {
         );
     }
 }
+
+/// Record-level problems in the official and Karpathy layouts: duplicate ids in `images`, captions
+/// pointing at unknown images, images without captions, a missing split field.
+#[test]
+fn official_and_karpathy_record_problems_are_rejected() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    synth(&raw, 8, 3);
+    let images = raw.join("images");
+    let names: Vec<String> = std::fs::read_dir(images.join("train2017"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.len() >= 3);
+    let official = serde_json::json!({
+        "images": [
+            {"id": 1, "file_name": names[0]},
+            {"id": 1, "file_name": names[1]},
+            {"id": 2, "file_name": names[2]},
+            {"id": 3},
+        ],
+        "annotations": [
+            {"id": 10, "image_id": 1, "caption": "a caption"},
+            {"id": 11, "image_id": 99, "caption": "for an image that does not exist"},
+        ],
+    });
+    let ann = t.path().join("captions_train2017.json");
+    std::fs::write(&ann, serde_json::to_vec(&official).unwrap()).unwrap();
+    let out = t.path().join("official");
+    run_ok(&mut ingest_cmd(std::slice::from_ref(&ann), &images, &out));
+    let m = manifest(&out);
+    let reasons: Vec<String> = m["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["sample_id"].as_str().unwrap(),
+                r["reason"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let all = reasons.join("\n");
+    assert!(all.contains("duplicate image id `1`"), "{all}");
+    assert!(all.contains("unknown image id `99`"), "{all}");
+    assert!(all.contains("2 image has no valid caption"), "{all}");
+    assert!(all.contains("no string `file_name`"), "{all}");
+    assert_eq!(m["totals"]["images_written"], 1);
+    assert_eq!(m["totals"]["captions_rejected"], 1);
+
+    let karpathy = serde_json::json!({"images": [
+        {"filepath": "train2017", "filename": names[0], "cocoid": 5, "split": "train", "sentences": [{"raw": "fine"}]},
+        {"filepath": "train2017", "filename": names[1], "cocoid": 6, "sentences": [{"raw": "no split"}]},
+    ]});
+    let ann = t.path().join("dataset_coco.json");
+    std::fs::write(&ann, serde_json::to_vec(&karpathy).unwrap()).unwrap();
+    let out = t.path().join("karpathy");
+    run_ok(&mut ingest_cmd(std::slice::from_ref(&ann), &images, &out));
+    let m = manifest(&out);
+    assert_eq!(m["totals"]["images_written"], 1);
+    assert!(
+        m["rejects"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no string `split`"),
+        "{}",
+        m["rejects"]
+    );
+}

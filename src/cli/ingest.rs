@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::engine::cpu_time::process_cpu_seconds;
 use crate::engine::pipeline::PipelineSpec;
 use crate::ingest::{IngestJob, IngestOutcome, default_name};
 use crate::shards::Manifest;
@@ -153,6 +154,7 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
                 quiet: a.quiet,
             };
             let started = std::time::Instant::now();
+            let cpu_start = process_cpu_seconds();
             match job.run(&source)? {
                 IngestOutcome::UpToDate(m) => {
                     println!(
@@ -161,7 +163,10 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
                     );
                     print_summary(&m, None);
                 }
-                IngestOutcome::Written(m) => print_summary(&m, Some(started.elapsed())),
+                IngestOutcome::Written(m) => {
+                    let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+                    print_summary(&m, Some((started.elapsed(), cpu)));
+                }
             }
             Ok(())
         }
@@ -169,7 +174,8 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
 }
 
 /// Prints the human summary of a dataset.
-pub fn print_summary(m: &Manifest, elapsed: Option<std::time::Duration>) {
+/// `timing` is (wall time, CPU seconds of the job) when the dataset was just written.
+pub fn print_summary(m: &Manifest, timing: Option<(std::time::Duration, Option<f64>)>) {
     let t = &m.totals;
     println!("dataset   {}  ({})", m.name, m.schema);
     println!(
@@ -185,13 +191,20 @@ pub fn print_summary(m: &Manifest, elapsed: Option<std::time::Duration>) {
         t.shards,
         t.shard_bytes as f64 / (1 << 20) as f64
     );
-    if let Some(e) = elapsed {
-        let secs = e.as_secs_f64().max(1e-9);
+    if let Some((wall, cpu)) = timing {
+        let secs = wall.as_secs_f64().max(1e-9);
         println!(
             "time      {:.2} s ({:.1} images/s)",
             secs,
             t.images_seen as f64 / secs
         );
+        if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
+            println!(
+                "cpu       {:.2} s ({:.1} images per CPU-second)",
+                cpu,
+                t.images_seen as f64 / cpu
+            );
+        }
     }
     println!("hash      blake3:{}", m.dataset_blake3);
     if !m.rejects.is_empty() {

@@ -11,6 +11,7 @@
 //! same for any thread count. A panic inside the stage is caught and handed to the sink as an error
 //! value for that item, so one bad input cannot take down a long run.
 
+pub mod cpu_time;
 pub mod pipeline;
 pub mod progress;
 

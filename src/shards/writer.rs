@@ -35,7 +35,7 @@ pub struct ShardWriterOptions {
     pub row_group_bytes: u64,
     /// Upper bound on rows per row group (keeps metadata-only scans fine-grained).
     pub row_group_max_rows: usize,
-    /// zstd level for every column.
+    /// zstd level for every column (except already-compressed JPEG bytes, stored as they are).
     pub zstd_level: i32,
 }
 
@@ -95,11 +95,14 @@ pub struct ShardWriter<R: ShardRow> {
 
 impl<R: ShardRow> ShardWriter<R> {
     /// Creates a writer for `dataset_dir/shards/`. `metadata` goes into every shard's footer.
+    /// `precompressed` names columns whose values are already compressed (JPEG bytes): they are stored
+    /// without zstd, which would spend CPU for no size gain.
     pub fn create(
         dataset_dir: &Path,
         spec: &SchemaSpec,
         options: ShardWriterOptions,
         metadata: Vec<(String, String)>,
+        precompressed: &[&str],
     ) -> Result<Self> {
         fs_err::create_dir_all(dataset_dir.join(SHARDS_DIR))?;
         let level = ZstdLevel::try_new(options.zstd_level)
@@ -120,7 +123,10 @@ impl<R: ShardRow> ShardWriter<R> {
                     builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
             }
             if f.dictionary {
-                builder = builder.set_column_dictionary_enabled(path, true);
+                builder = builder.set_column_dictionary_enabled(path.clone(), true);
+            }
+            if precompressed.contains(&f.name.as_str()) {
+                builder = builder.set_column_compression(path, Compression::UNCOMPRESSED);
             }
         }
         Ok(Self {
