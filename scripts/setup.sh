@@ -39,7 +39,11 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
 fi
-TORCH_DIR="$VENV/lib/python3.11/site-packages/torch"
+# Reference tools first: pip would otherwise list the deps a --no-deps torch lacks on every install.
+if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, jsonschema" 2>/dev/null; then
+  say "installing the test reference tools (pyarrow, duckdb, Pillow, numpy, tokenizers, jsonschema)"
+  "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11" numpy "tokenizers>=0.20" jsonschema
+fi
 TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n1 || true)
 if [ -z "$TORCH_DIR" ] || [ ! -f "$TORCH_DIR/lib/libtorch_cpu.so" ]; then
   if [ "${MPLUG_TORCH:-lean}" = full ]; then
@@ -52,10 +56,6 @@ if [ -z "$TORCH_DIR" ] || [ ! -f "$TORCH_DIR/lib/libtorch_cpu.so" ]; then
       nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
   fi
   TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)
-fi
-if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, jsonschema" 2>/dev/null; then
-  say "installing the test reference tools (pyarrow, duckdb, Pillow, numpy, tokenizers, jsonschema)"
-  "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11" numpy "tokenizers>=0.20" jsonschema
 fi
 
 # --- 3. the vocab --------------------------------------------------------------------------------

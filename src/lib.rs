@@ -14,6 +14,7 @@
 //! * [`engine`]: the dataflow runner ([`engine::run_ordered`]) and pipeline files.
 //! * [`shards`]: Parquet shards, manifests, atomic commits, verification.
 //! * [`ingest`]: an ingest job wiring the above together.
+//! * [`query`]: DataFusion SQL over datasets, UDFs, frozen sample lists.
 //! * [`synth`]: the synthetic shapes-world generator used by the demo and tests.
 //! * [`device`]: libtorch checks.
 //! * [`cli`]: the command line (the only module that knows all the others).
@@ -23,6 +24,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod query;
 pub mod shards;
 pub mod sources;
 pub mod stages;

@@ -2,6 +2,7 @@
 
 mod doctor;
 mod ingest;
+mod sql;
 mod synth;
 mod verify;
 
@@ -25,6 +26,10 @@ enum Command {
     /// Turn a raw dataset into Parquet shards + manifest.json.
     #[command(subcommand)]
     Ingest(ingest::IngestCommand),
+    /// Run SQL over every dataset found under --data (interactive without a query).
+    Sql(sql::SqlArgs),
+    /// Freeze a query's result into a sample list (shard/row references + dataset hashes + SQL).
+    Select(sql::SelectArgs),
     /// Recompute every hash and count of a dataset and compare with its manifest.
     Verify(verify::VerifyArgs),
     /// Write the deterministic synthetic "shapes world" dataset in COCO/Karpathy/ALBEF formats.
@@ -38,6 +43,8 @@ pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Ingest(cmd) => ingest::run(cmd),
+        Command::Sql(args) => sql::run_sql(args),
+        Command::Select(args) => sql::run_select(args),
         Command::Verify(args) => verify::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Doctor(args) => doctor::run(args),
