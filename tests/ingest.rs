@@ -4,58 +4,19 @@
 //! Hugging Face `tokenizers` and `jsonschema` (tests/py/check_dataset.py, run with the project venv's
 //! Python that scripts/setup.sh installs), and hand-built bad inputs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn mplug() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mplug"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("MPLUG_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup.sh (or scripts/test.sh) first",
-        p.display()
-    );
-    p
-}
-
-fn vocab() -> PathBuf {
-    let p = std::env::var_os("MPLUG_VOCAB")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap())
-                .join(".cache/mplug/bert-base-uncased/vocab.txt")
-        });
-    assert!(
-        p.exists(),
-        "vocab {} not found: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
+use common::{mplug, ok, python, repo, vocab};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn mplug")
 }
 
 fn run_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "command failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    ok(run(cmd))
 }
 
 fn synth(dir: &Path, images: usize, seed: u64) {

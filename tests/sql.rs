@@ -1,39 +1,13 @@
 //! `mplug sql` and `mplug select` against an independent engine (DuckDB, via tests/py/duckdb_query.py)
 //! on the same shard files, plus projection pushdown, UDFs, safety and error reporting.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use common::{mplug, ok, python, repo};
 use std::sync::OnceLock;
-
-fn mplug() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mplug"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("MPLUG_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(
-        p.exists(),
-        "{} not found: run scripts/setup.sh first",
-        p.display()
-    );
-    p
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Two datasets built once for all tests: `coco` (ALBEF lists, 3 shards) and `coco_official`.
 struct Fixture {
