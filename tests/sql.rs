@@ -361,3 +361,54 @@ fn interactive_mode_reads_statements_until_semicolon() {
         "the bad statement is reported and skipped"
     );
 }
+
+/// A dataset whose every input was rejected still answers queries (an empty table) and its rejects
+/// are queryable.
+#[test]
+fn a_dataset_with_no_rows_is_an_empty_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let ann = dir.path().join("coco_karpathy_train.json");
+    std::fs::write(
+        &ann,
+        r#"[{"image": "gone.jpg", "caption": "a missing picture", "image_id": "x"}]"#,
+    )
+    .unwrap();
+    let root = dir.path().join("data");
+    ok(mplug()
+        .args([
+            "ingest",
+            "coco",
+            "--quiet",
+            "--name",
+            "empty",
+            "--annotations",
+        ])
+        .arg(&ann)
+        .arg("--images")
+        .arg(&images)
+        .arg("--out")
+        .arg(root.join("empty"))
+        .output()
+        .unwrap());
+    let q = |sql: &str| {
+        ok(mplug()
+            .arg("sql")
+            .arg("--data")
+            .arg(&root)
+            .args(["--format", "csv", sql])
+            .output()
+            .unwrap())
+    };
+    assert_eq!(
+        q("SELECT count(*) AS n FROM empty").lines().nth(1),
+        Some("0")
+    );
+    let r = q("SELECT sample_id, stage, unit, reason FROM rejects");
+    assert_eq!(
+        r.lines().nth(1),
+        Some("x,path,image,missing image file"),
+        "{r}"
+    );
+}

@@ -93,7 +93,20 @@ impl QuerySession {
             let dir = d.dir.join(SHARDS_DIR);
             let url = format!("{}/", dir.display());
             if d.manifest.shards.is_empty() {
-                continue; // nothing to scan; the dataset still shows in `datasets`
+                // Every input was rejected: an empty table with the dataset's schema, so queries work.
+                let schema = match d.manifest.schema.as_str() {
+                    "image_text.v1" => crate::shards::SchemaSpec::image_text_v1().arrow_schema(),
+                    other => {
+                        return Err(Error::format(format!(
+                            "unknown row schema `{other}` in {}",
+                            d.dir.display()
+                        )));
+                    }
+                };
+                let empty = MemTable::try_new(schema, vec![vec![]]).map_err(map_df_error)?;
+                ctx.register_table(d.table.as_str(), Arc::new(empty))
+                    .map_err(map_df_error)?;
+                continue;
             }
             runtime
                 .block_on(ctx.register_parquet(&d.table, &url, ParquetReadOptions::default()))
