@@ -4,12 +4,13 @@
 //! names and `manifest.json` is committed last, so `kill -9` at any moment leaves a directory that is
 //! either complete or recognisably incomplete, and a rerun produces the same bytes.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::engine::pipeline::PipelineSpec;
-use crate::engine::{EngineOptions, StagePanic, progress, run_ordered};
+use crate::engine::{EngineOptions, StagePanic, panic_message, progress, run_ordered};
 use crate::error::{Error, Result};
 use crate::shards::commit::write_atomic;
 use crate::shards::manifest::{
@@ -147,10 +148,11 @@ impl IngestJob<'_> {
             &EngineOptions::with_threads(self.threads),
             samples,
             |sample| self.process(&stage, codec, sample),
-            |_, outcome: std::result::Result<Result<SampleOutcome>, StagePanic>| {
+            |_, outcome: std::result::Result<SampleOutcome, StagePanic>| {
                 bar.inc(1);
                 let outcome = match outcome {
-                    Ok(result) => result?,
+                    Ok(outcome) => outcome,
+                    // `process` catches its own panics; this is the engine's backstop.
                     Err(StagePanic(msg)) => SampleOutcome {
                         row: None,
                         rejects: vec![RejectRecord {
@@ -266,8 +268,40 @@ impl IngestJob<'_> {
         Ok(())
     }
 
-    /// The per-sample work, run on worker threads.
+    /// The per-sample work, run on worker threads. A failure or panic on one sample (a bug: bad inputs
+    /// are rejects already) becomes an `internal` reject naming the sample, not the end of the run.
     fn process(
+        &self,
+        stage: &ImageStage,
+        codec: &'static str,
+        sample: CaptionSample,
+    ) -> SampleOutcome {
+        let (sample_id, source) = (sample.image_id.clone(), sample.source_path.clone());
+        let reason = match catch_unwind(AssertUnwindSafe(|| {
+            self.process_sample(stage, codec, sample)
+        })) {
+            Ok(Ok(outcome)) => return outcome,
+            Ok(Err(e)) => format!("internal error (a bug, please report it): {e}"),
+            Err(p) => format!(
+                "panic while processing (a bug, please report it): {}",
+                panic_message(p.as_ref())
+            ),
+        };
+        let reject = RejectRecord {
+            source,
+            sample_id,
+            stage: RejectStage::Internal,
+            unit: RejectUnit::Image,
+            reason,
+        };
+        SampleOutcome {
+            row: None,
+            rejects: vec![reject],
+            file: None,
+        }
+    }
+
+    fn process_sample(
         &self,
         stage: &ImageStage,
         codec: &'static str,

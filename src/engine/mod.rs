@@ -43,6 +43,15 @@ impl EngineOptions {
     }
 }
 
+/// The message of a caught panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_string())
+}
+
 /// A stage panicked on an item; the message is kept.
 #[derive(Debug, Clone)]
 pub struct StagePanic(pub String);
@@ -94,14 +103,8 @@ where
                     .into_iter()
                     .par_bridge()
                     .for_each_with(out_tx, |out, (seq, item)| {
-                        let result = catch_unwind(AssertUnwindSafe(|| stage(item))).map_err(|p| {
-                            let msg = p
-                                .downcast_ref::<&str>()
-                                .map(|s| s.to_string())
-                                .or_else(|| p.downcast_ref::<String>().cloned())
-                                .unwrap_or_else(|| "panic".to_string());
-                            StagePanic(msg)
-                        });
+                        let result = catch_unwind(AssertUnwindSafe(|| stage(item)))
+                            .map_err(|p| StagePanic(panic_message(p.as_ref())));
                         let _ = out.send((seq, result));
                     });
             });
