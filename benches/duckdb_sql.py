@@ -10,6 +10,7 @@ import time
 import duckdb
 
 QUERIES = [
+    ("count_star", "SELECT count(*) AS n FROM t"),
     ("group_by", "SELECT split, count(*) AS n, avg(width) AS w FROM t GROUP BY split"),
     ("filter", "SELECT count(*) AS n FROM t WHERE width > 600 AND split = 'train'"),
     ("list_unnest", "SELECT count(*) AS n FROM (SELECT unnest(captions) AS c FROM t) u WHERE c LIKE '%red%'"),

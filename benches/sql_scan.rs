@@ -10,7 +10,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mplug::query::{QuerySession, discover_datasets};
 
 /// The queries, shared with benches/duckdb_sql.py (same text, table `t`).
-pub const QUERIES: [(&str, &str); 3] = [
+pub const QUERIES: [(&str, &str); 4] = [
+    ("count_star", "SELECT count(*) AS n FROM t"),
     (
         "group_by",
         "SELECT split, count(*) AS n, avg(width) AS w FROM t GROUP BY split",

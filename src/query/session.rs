@@ -80,7 +80,10 @@ impl QuerySession {
             .enable_all()
             .build()
             .map_err(|e| Error::Internal(format!("cannot start the query runtime: {e}")))?;
-        let config = SessionConfig::new().with_information_schema(true);
+        // DATAFUSION_* environment variables tune the engine (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS).
+        let config = SessionConfig::from_env()
+            .map_err(map_df_error)?
+            .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
         for name in ["datasets", "shards", "rejects"] {
             if datasets.iter().any(|d| d.table == name) {
