@@ -136,14 +136,18 @@ impl IngestJob<'_> {
                 &[]
             },
         )?;
-        let mut rejects = parsed.rejects.clone();
+        let crate::sources::SourceOutput {
+            samples,
+            rejects: source_rejects,
+            files: annotation_files,
+        } = parsed;
+        let mut rejects = source_rejects;
         let mut totals = Totals::default();
         let mut files_hasher = blake3::Hasher::new();
         let mut files = ImageFilesSummary::default();
-        let bar = progress::items_bar(parsed.samples.len() as u64, "ingest", self.quiet);
+        let bar = progress::items_bar(samples.len() as u64, "ingest", self.quiet);
         let strict = self.strict;
 
-        let samples = parsed.samples;
         run_ordered(
             &EngineOptions::with_threads(self.threads),
             samples,
@@ -215,7 +219,7 @@ impl IngestJob<'_> {
             pipeline_blake3,
             vocab: Some(vocab),
             sources: Sources {
-                annotations: parsed.files,
+                annotations: annotation_files,
                 images: files,
             },
             shards,
