@@ -16,6 +16,8 @@
 //! * [`ingest`]: an ingest job wiring the above together.
 //! * [`query`]: DataFusion SQL over datasets, UDFs, frozen sample lists.
 //! * [`synth`]: the synthetic shapes-world generator used by the demo and tests.
+//! * [`model`]: the mPLUG model in libtorch (CLIP ViT, BERT, fusion with the skip rule, decoder,
+//!   heads, generation) with the original parameter names; [`pickle`]: safe pickle/torch-checkpoint reader.
 //! * [`device`]: libtorch checks.
 //! * [`cli`]: the command line (the only module that knows all the others).
 
@@ -24,6 +26,8 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod model;
+pub mod pickle;
 pub mod query;
 pub mod shards;
 pub mod sources;

@@ -2,6 +2,7 @@
 
 mod doctor;
 mod ingest;
+mod model;
 mod sql;
 mod synth;
 mod verify;
@@ -36,6 +37,13 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Check the installation: libtorch, CUDA, the vocab.
     Doctor(doctor::DoctorArgs),
+    /// Inspect or initialise a model config (parameter counts, keys, fresh weights).
+    #[command(subcommand)]
+    Model(model::ModelCommand),
+    /// Convert a PyTorch checkpoint (.pth) to safetensors with the reference's load-time transforms.
+    Convert(model::ConvertArgs),
+    /// Run the model (or one module) on tensors from a file and write every named output.
+    Forward(model::ForwardArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -48,6 +56,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Model(cmd) => model::run_model(cmd),
+        Command::Convert(args) => model::run_convert(args),
+        Command::Forward(args) => model::run_forward(args),
     }
 }
 

@@ -1,0 +1,163 @@
+//! The whole mPLUG model: the module tree of reference §1.1, whose attribute names are the
+//! state-dict prefixes (`visual_encoder.visual.…`, `visn_fc`, `text_encoder.…`, `fusion_encoder.…`,
+//! `text_decoder.…`, `vision_proj`, `text_proj`, `itm_head`, `temp`).
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use super::bert::TextEncoder;
+use super::config::MplugConfig;
+use super::decoder::TextDecoder;
+use super::fusion::FusionEncoder;
+use super::heads::{ContrastiveHeads, LmPredictionHead};
+use super::layers::{LayerNorm, Linear, normal_linear};
+use super::vit::VisionTransformer;
+
+/// Dropout of the ViT-L bridge (`self.dropout`, 0.1).
+const BRIDGE_DROPOUT: f64 = 0.1;
+
+/// The ViT-L style bridge: visn_fc → visn_layer_norm (1e-12) → dropout, on every visual token.
+#[derive(Debug)]
+struct VisualBridge {
+    visn_fc: Linear,
+    visn_layer_norm: LayerNorm,
+}
+
+/// mPLUG with every part a pretraining or task model uses. The MLM head (pretraining code was never
+/// released) lives at `fusion_encoder.cls.predictions`, the name `FusionForMaskedLM` would give it.
+#[derive(Debug)]
+pub struct MplugModel {
+    config: MplugConfig,
+    visual: VisionTransformer,
+    bridge: Option<VisualBridge>,
+    text_encoder: TextEncoder,
+    fusion_encoder: FusionEncoder,
+    mlm_head: LmPredictionHead,
+    text_decoder: TextDecoder,
+    heads: ContrastiveHeads,
+}
+
+impl MplugModel {
+    /// Builds the model at `root` with fresh (BERT/CLIP-style) initialisation.
+    pub fn new(root: &nn::Path, config: &MplugConfig) -> Self {
+        let h = config.bert.hidden_size;
+        let bridge = config.has_visual_bridge().then(|| VisualBridge {
+            visn_fc: normal_linear(root / "visn_fc", config.vision.width, h),
+            visn_layer_norm: LayerNorm::new(root / "visn_layer_norm", h, 1e-12),
+        });
+        MplugModel {
+            visual: VisionTransformer::new(root / "visual_encoder" / "visual", &config.vision),
+            bridge,
+            text_encoder: TextEncoder::new(root / "text_encoder", &config.bert),
+            fusion_encoder: FusionEncoder::new(root / "fusion_encoder", &config.bert),
+            mlm_head: LmPredictionHead::new(
+                root / "fusion_encoder" / "cls" / "predictions",
+                &config.bert,
+                None,
+            ),
+            text_decoder: TextDecoder::new(root / "text_decoder", &config.bert),
+            heads: ContrastiveHeads::new(root, h, config.embed_dim, config.temp),
+            config: config.clone(),
+        }
+    }
+
+    /// The configuration this model was built from.
+    pub fn config(&self) -> &MplugConfig {
+        &self.config
+    }
+
+    /// Raw ViT output `[B, N+1, W]` (before the bridge).
+    pub fn visual_encoder(&self, image: &Tensor, train: bool) -> Tensor {
+        self.visual.forward(image, train)
+    }
+
+    /// Visual tokens as BERT modules see them `[B, N+1, H]` (after the bridge for ViT-L).
+    pub fn encode_image(&self, image: &Tensor, train: bool) -> Tensor {
+        let xs = self.visual.forward(image, train);
+        match &self.bridge {
+            Some(b) => b
+                .visn_layer_norm
+                .forward(&b.visn_fc.forward(&xs))
+                .dropout(BRIDGE_DROPOUT, train),
+            None => xs,
+        }
+    }
+
+    /// Text-encoder states `[B, L, H]`.
+    pub fn encode_text(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        self.text_encoder.forward(input_ids, attention_mask, train)
+    }
+
+    /// Fusion: (visual `[B, Nv, H]`, text `[B, Lt, H]`) → (visual', text').
+    pub fn fuse(
+        &self,
+        visual: &Tensor,
+        text: &Tensor,
+        text_mask: &Tensor,
+        train: bool,
+    ) -> (Tensor, Tensor) {
+        self.fusion_encoder.forward(visual, text, text_mask, train)
+    }
+
+    /// The decoder memory of VQA/grounding/video QA: ([visual; text], [ones; text_mask]).
+    pub fn decoder_memory(visual: &Tensor, text: &Tensor, text_mask: &Tensor) -> (Tensor, Tensor) {
+        let (b_sz, n_vis) = (visual.size()[0], visual.size()[1]);
+        let ones = Tensor::ones([b_sz, n_vis], (text_mask.kind(), text_mask.device()));
+        (
+            Tensor::cat(&[visual, text], 1),
+            Tensor::cat(&[ones, text_mask.shallow_clone()], 1),
+        )
+    }
+
+    /// All-visible memory mask for a captioning decoder that attends to visual tokens only.
+    pub fn visual_memory_mask(visual: &Tensor) -> Tensor {
+        let (b_sz, n_vis) = (visual.size()[0], visual.size()[1]);
+        Tensor::ones([b_sz, n_vis], (Kind::Int64, visual.device()))
+    }
+
+    /// Decoder logits `[B, L, V]`.
+    pub fn decode(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: &Tensor,
+        memory: &Tensor,
+        memory_mask: &Tensor,
+        train: bool,
+    ) -> Tensor {
+        self.text_decoder
+            .forward(input_ids, attention_mask, memory, memory_mask, train)
+    }
+
+    /// MLM logits on the fused text stream `[B, L, V]`.
+    pub fn mlm_logits(&self, fused_text: &Tensor) -> Tensor {
+        self.mlm_head.forward(fused_text)
+    }
+
+    /// ITC features of the visual CLS and text CLS, each `[B, embed_dim]`, L2-normalised.
+    pub fn itc_features(&self, visual: &Tensor, text: &Tensor) -> (Tensor, Tensor) {
+        (
+            self.heads.image_feat(&visual.select(1, 0)),
+            self.heads.text_feat(&text.select(1, 0)),
+        )
+    }
+
+    /// ITM logits `[B, 2]` from the fused text CLS.
+    pub fn itm_logits(&self, fused_text: &Tensor) -> Tensor {
+        self.heads.itm_logits(&fused_text.select(1, 0))
+    }
+
+    /// The ITC temperature parameter.
+    pub fn temp(&self) -> &Tensor {
+        &self.heads.temp
+    }
+
+    /// Parameters that exist (and load) but never receive a gradient: the `crossattention` of
+    /// connected-attention fusion layers. Optimisers skip them, as PyTorch skips `grad is None`.
+    pub fn dormant_parameter_prefixes(&self) -> Vec<String> {
+        self.fusion_encoder
+            .dormant_layers()
+            .into_iter()
+            .map(|i| format!("fusion_encoder.encoder.layer.{i}.crossattention."))
+            .collect()
+    }
+}
