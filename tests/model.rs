@@ -239,6 +239,30 @@ fn parity_with_pytorch_reference_on_released_layouts() {
         );
         let diff = max_abs_diff(&generated["scores"], &want_t["beam_scores"]);
         assert!(diff < 1e-4, "{layout} beam scores differ by {diff}");
+        let greedy = d.join(format!("{layout}.greedy.safetensors"));
+        ok(mplug()
+            .current_dir(repo())
+            .args([
+                "forward",
+                "--config",
+                "configs/tiny.yaml",
+                "--module",
+                "generate",
+            ])
+            .args(["--beam-size", "1", "--min-length", "2", "--max-length", "6"])
+            .args(["--weights", w.to_str().unwrap(), "--inputs", inp, "--out"])
+            .arg(&greedy)
+            .output()
+            .unwrap());
+        let greedy = read(&greedy);
+        let want_greedy = Vec::<Vec<i64>>::try_from(&want_t["greedy_sequences"]).unwrap();
+        let got_greedy = Vec::<Vec<i64>>::try_from(&greedy["sequences"]).unwrap();
+        // ours stops each row at its EOS; the reference pads finished rows with [PAD] = 0
+        for (g, w) in got_greedy.iter().zip(&want_greedy) {
+            let w: Vec<i64> = w.iter().copied().take_while(|&t| t != 0).collect();
+            let g: Vec<i64> = g.iter().copied().take_while(|&t| t != 0).collect();
+            assert_eq!(g, w, "{layout} greedy");
+        }
     }
 }
 

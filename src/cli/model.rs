@@ -49,6 +49,49 @@ pub enum ModelCommand {
     Info(InfoArgs),
     /// Write freshly initialised weights (BERT/CLIP-style init, seeded) as safetensors.
     Init(InitArgs),
+    /// Time forward+backward of a VQA-style training step (ViT → text encoder → fusion → decoder LM
+    /// loss + ITM loss) on random inputs; compare with benches/torch_model.py on the same machine.
+    Bench(BenchArgs),
+}
+
+/// Precision of `mplug model bench`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DtypeArg {
+    /// fp32 weights and activations.
+    Fp32,
+    /// bf16 weights and activations (LayerNorms in fp32), for CUDA.
+    Bf16,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model config.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override image_res.
+    #[arg(long)]
+    image_res: Option<i64>,
+    /// Images per step.
+    #[arg(long, default_value_t = 4)]
+    batch: i64,
+    /// Question and answer length in tokens.
+    #[arg(long, default_value_t = 16)]
+    text_len: i64,
+    /// Timed steps (after --warmup untimed ones).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Precision.
+    #[arg(long, value_enum, default_value_t = DtypeArg::Fp32)]
+    dtype: DtypeArg,
+    /// Dropout off (the PyTorch baseline script runs without dropout).
+    #[arg(long)]
+    no_dropout: bool,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +251,7 @@ pub fn run_model(cmd: ModelCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ModelCommand::Bench(a) => run_bench(a),
         ModelCommand::Init(a) => {
             let cfg = load_config(&a.config, None)?;
             tch::manual_seed(a.seed);
@@ -217,6 +261,78 @@ pub fn run_model(cmd: ModelCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn run_bench(a: BenchArgs) -> anyhow::Result<()> {
+    use tch::Kind;
+    let device = a.device.device()?;
+    let cfg = load_config(&a.config, a.image_res)?;
+    tch::manual_seed(0);
+    let (mut vs, model) = build(&cfg, device);
+    let kind = match a.dtype {
+        DtypeArg::Fp32 => Kind::Float,
+        DtypeArg::Bf16 => {
+            vs.bfloat16();
+            Kind::BFloat16
+        }
+    };
+    let (b, l, res) = (a.batch, a.text_len, cfg.vision.image_res);
+    let image = Tensor::randn([b, 3, res, res], (kind, device));
+    let vocab = cfg.bert.vocab_size;
+    let ids = Tensor::randint_low(1000, vocab, [b, l], (Kind::Int64, device));
+    let mask = Tensor::ones([b, l], (Kind::Int64, device));
+    let itm_labels = Tensor::randint(2, [b], (Kind::Int64, device));
+    let train = !a.no_dropout;
+    let step = || {
+        let v = model.encode_image(&image, train);
+        let t = model.encode_text(&ids, &mask, train);
+        let (fv, ft) = model.fuse(&v, &t, &mask, train);
+        let (mem, mem_mask) = MplugModel::decoder_memory(&fv, &ft, &mask);
+        let logits = model.decode(&ids, &mask, &mem, &mem_mask, train);
+        // logits[:, :-1] predict ids[:, 1:] (reference §2.4)
+        let lm = logits
+            .narrow(1, 0, l - 1)
+            .reshape([-1, vocab])
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&ids.narrow(1, 1, l - 1).reshape([-1]));
+        let itm = model
+            .itm_logits(&ft)
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&itm_labels);
+        let loss = lm + itm;
+        loss.backward();
+        for mut t in vs.trainable_variables() {
+            t.zero_grad();
+        }
+    };
+    let sync = || {
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+    };
+    for _ in 0..a.warmup {
+        step();
+    }
+    sync();
+    let mut times = Vec::new();
+    for _ in 0..a.steps {
+        let t0 = std::time::Instant::now();
+        step();
+        sync();
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "{{\"impl\": \"mplug-tch\", \"config\": \"{}\", \"device\": \"{device:?}\", \"dtype\": \"{:?}\", \
+         \"image_res\": {res}, \"batch\": {b}, \"text_len\": {l}, \"threads\": {}, \
+         \"dropout\": {train}, \"median_step_s\": {median:.4}, \"samples_per_s\": {:.2}}}",
+        a.config.display(),
+        a.dtype,
+        tch::get_num_threads(),
+        b as f64 / median
+    );
+    Ok(())
 }
 
 pub fn run_convert(a: ConvertArgs) -> anyhow::Result<()> {

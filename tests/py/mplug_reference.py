@@ -193,8 +193,10 @@ def load_checkpoint(path, d):
 # ---- the model, functionally ----
 
 class Ref:
-    def __init__(self, sd, d):
-        self.sd, self.d = sd, d
+    def __init__(self, sd, d, need_weights=True):
+        # need_weights=True forces PyTorch's explicit attention math (the oracle); CLIP's own code
+        # passes False (the fused path), which the benchmark baseline uses.
+        self.sd, self.d, self.need_weights = sd, d, need_weights
 
     def lin(self, x, p):
         return F.linear(x, self.sd[p + ".weight"], self.sd[p + ".bias"])
@@ -216,7 +218,7 @@ class Ref:
             a, _ = F.multi_head_attention_forward(
                 y, y, y, d.W, d.vh, sd[b + "attn.in_proj_weight"], sd[b + "attn.in_proj_bias"],
                 None, None, False, 0.0, sd[b + "attn.out_proj.weight"], sd[b + "attn.out_proj.bias"],
-                training=False, need_weights=True)
+                training=False, need_weights=self.need_weights)
             x = x + a
             h = self.lin(self.ln(x, b + "ln_2", 1e-5), b + "mlp.c_fc")
             x = x + self.lin(h * torch.sigmoid(1.702 * h), b + "mlp.c_proj")
@@ -238,7 +240,7 @@ class Ref:
         q, k, v = split(self.lin(x, p + "self.query")), split(self.lin(kv, p + "self.key")), split(self.lin(kv, p + "self.value"))
         scores = q @ k.transpose(-1, -2) / math.sqrt(hd)
         if mask is not None:
-            scores = scores + mask
+            scores = scores + mask.to(scores.dtype)
         ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(B, -1, d.H)
         return self.ln(self.lin(ctx, p + "output.dense") + x, p + "output.LayerNorm", d.eps)
 
@@ -273,7 +275,7 @@ class Ref:
             if j == 0 or j % d.stride != 0:
                 t = self.layer(t, p, self.ext(m), v, None)
             else:
-                x = self.layer(torch.cat([v, t], 1), p, torch.cat([torch.zeros(v.shape[0], 1, 1, nv), self.ext(m)], -1))
+                x = self.layer(torch.cat([v, t], 1), p, torch.cat([torch.zeros(v.shape[0], 1, 1, nv, device=v.device), self.ext(m)], -1))
                 v, t = v + x[:, :nv], x[:, nv:]
         return v, t
 
@@ -284,12 +286,29 @@ class Ref:
     def decode(self, ids, m, mem, mem_mask):
         x = self.emb(ids, "text_decoder.bert.embeddings.")
         L = ids.shape[1]
-        causal = torch.tril(torch.ones(L, L))[None] * m[:, None, :].float()
+        causal = torch.tril(torch.ones(L, L, device=ids.device))[None] * m[:, None, :].float()
         self_mask = ((1.0 - causal) * -10000.0)[:, None]
         cross = (1.0 - mem_mask[:, None, None, :].float()) * -1e9
         for i in range(self.d.dec_layers):
             x = self.layer(x, f"text_decoder.bert.encoder.layer.{i}.", self_mask, mem, cross)
         return self.head(x, "text_decoder.cls.predictions.", self.sd["text_decoder.bert.embeddings.word_embeddings.weight"])
+
+    def greedy(self, mem, mem_mask, min_len, max_len):
+        """Argmax decoding from [CLS]: EOS forbidden before min_len, stop when all emitted EOS."""
+        B = mem.shape[0]
+        seq = torch.full((B, 1), 101, dtype=torch.long)
+        done = torch.zeros(B, dtype=torch.bool)
+        for step in range(max_len):
+            logits = self.decode(seq, torch.ones_like(seq), mem, mem_mask)[:, -1, :]
+            if step < min_len:
+                logits[:, 102] = float("-inf")
+            nxt = logits.argmax(-1)
+            nxt = torch.where(done, torch.zeros_like(nxt), nxt)
+            seq = torch.cat([seq, nxt[:, None]], 1)
+            done |= nxt.eq(102)
+            if done.all():
+                break
+        return seq
 
     def beam_search(self, mem, mem_mask, beam, min_len, max_len, n_best):
         """models/predictor.py _fast_translate_batch, as reference section 3.7 describes it."""
@@ -375,6 +394,7 @@ def cmd_forward(a):
         seq[i, : len(toks)] = torch.tensor(toks)
     out["beam_sequences"] = seq
     out["beam_scores"] = torch.tensor([h[0] for h in flat], dtype=torch.float64)
+    out["greedy_sequences"] = r.greedy(mem, mem_mask, a.min_length, a.max_length)
     st_write(a.out, {k: (t.float() if t.is_floating_point() and t.dtype != torch.float64 else t) for k, t in out.items()})
 
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Everything mplug checks on a CUDA machine, in one call. The lent GPU machine has PyTorch 2.11 in its
+# python3 but no cargo and no internet, so the binary is built here and carried:
+#
+#   here:    source .mplug-env && cargo build --release && mkdir -p gpu-bin && cp "$CARGO_TARGET_DIR/release/mplug" gpu-bin/
+#   device:  scripts/gpu-check.sh            (run from the repository root, carrying gpu-bin/)
+#
+# Prints one JSON line per measurement and writes them to $OUT/gpu-check.jsonl when $OUT is set.
+# Steps: doctor (CUDA visible to the binary) → CUDA forward equals CPU forward (tiny) → model
+# forward+backward, bf16, base @256 and large @224, mplug vs the PyTorch eager baseline.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${MPLUG_BIN:-gpu-bin/mplug}
+PY=${MPLUG_PYTHON:-python3}
+TORCH_LIB=$("$PY" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+export LD_LIBRARY_PATH="$TORCH_LIB:${LD_LIBRARY_PATH:-}"
+LOG=${OUT:-/tmp}/gpu-check.jsonl
+: > "$LOG"
+W=$(mktemp -d)
+step() { echo "== $*" >&2; }
+
+step doctor
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >&2 || true
+"$BIN" doctor || exit 1
+
+step "CUDA vs CPU forward (tiny, fp32)"
+"$BIN" model init --config configs/tiny.yaml --out "$W/tiny.safetensors" --seed 1
+"$PY" - "$W/in.safetensors" <<'PY'
+import sys, torch
+sys.path.insert(0, "tests/py")
+from mplug_reference import st_write
+g = torch.Generator().manual_seed(0)
+st_write(sys.argv[1], {"image": torch.randn(2, 3, 32, 32, generator=g),
+                       "input_ids": torch.tensor([[101, 2023, 2003, 1037], [101, 2054, 0, 0]]),
+                       "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]]),
+                       "decoder_input_ids": torch.tensor([[101, 4937, 102], [101, 3899, 102]]),
+                       "decoder_attention_mask": torch.ones(2, 3, dtype=torch.long)})
+PY
+for dev in cpu cuda; do
+  "$BIN" forward --config configs/tiny.yaml --weights "$W/tiny.safetensors" --inputs "$W/in.safetensors" \
+    --out "$W/out-$dev.safetensors" --device "$dev"
+done
+"$PY" - "$W/out-cpu.safetensors" "$W/out-cuda.safetensors" <<'PY' | tee -a "$LOG"
+import sys, json
+sys.path.insert(0, "tests/py")
+from mplug_reference import st_read
+a, b = st_read(sys.argv[1]), st_read(sys.argv[2])
+worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+print(json.dumps({"check": "cuda_vs_cpu_forward_tiny_fp32", "max_abs_diff": worst, "ok": worst < 1e-3}))
+PY
+
+step "model forward+backward, bf16"
+for spec in "mplug_base base 256 32" "mplug_large large 224 16"; do
+  set -- $spec
+  "$BIN" model bench --config "configs/$1.yaml" --image-res "$3" --batch "$4" --steps 10 --warmup 3 \
+    --device cuda --dtype bf16 --no-dropout | tee -a "$LOG"
+  "$PY" benches/torch_model.py --config "$2" --image-res "$3" --batch "$4" --steps 10 --warmup 3 \
+    --device cuda --dtype bf16 | tee -a "$LOG"
+done
+rm -rf "$W"
