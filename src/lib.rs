@@ -34,5 +34,7 @@ pub mod sources;
 pub mod stages;
 pub mod synth;
 pub mod text;
+#[cfg(feature = "video")]
+pub mod video;
 
 pub use error::{Error, Result};

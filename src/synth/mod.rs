@@ -9,5 +9,7 @@ pub mod files;
 pub mod raster;
 pub mod rng;
 pub mod scene;
+#[cfg(feature = "video")]
+pub mod video;
 
 pub use files::{SynthOptions, SynthSummary, write_synth_dataset};
