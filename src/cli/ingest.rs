@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use crate::engine::cpu_time::process_cpu_seconds;
 use crate::engine::pipeline::PipelineSpec;
+use crate::ingest::image_text::ImageTextProcessor;
 use crate::ingest::{IngestJob, IngestOutcome, default_name};
 use crate::shards::Manifest;
 use crate::sources::ImageRoot;
@@ -139,12 +140,12 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
                 image_root: images.path().to_path_buf(),
                 split_override: args.split.clone(),
             };
+            let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer);
             let job = IngestJob {
                 name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
                 out_dir: a.out.clone(),
                 pipeline,
                 source_options: serde_json::json!({ "split_override": args.split }),
-                images,
                 tokenizer: &tokenizer,
                 threads: a
                     .threads
@@ -155,7 +156,7 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
             };
             let started = std::time::Instant::now();
             let cpu_start = process_cpu_seconds();
-            match job.run(&source)? {
+            match job.run(&source, &processor)? {
                 IngestOutcome::UpToDate(m) => {
                     println!(
                         "{}: already up to date (same inputs and settings); nothing to do",

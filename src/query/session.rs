@@ -99,6 +99,7 @@ impl QuerySession {
                 // Every input was rejected: an empty table with the dataset's schema, so queries work.
                 let schema = match d.manifest.schema.as_str() {
                     "image_text.v1" => crate::shards::SchemaSpec::image_text_v1().arrow_schema(),
+                    "video_text.v1" => crate::shards::SchemaSpec::video_text_v1().arrow_schema(),
                     other => {
                         return Err(Error::format(format!(
                             "unknown row schema `{other}` in {}",

@@ -48,7 +48,7 @@ pub enum RejectStage {
     Internal,
 }
 
-/// What a reject removed: a whole image (row) or one caption of an image.
+/// What a reject removed: a whole image or clip (row), or one caption or question of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RejectUnit {
@@ -56,6 +56,10 @@ pub enum RejectUnit {
     Image,
     /// One caption; the image may still be written with its other captions.
     Caption,
+    /// A video clip and all its texts.
+    Clip,
+    /// One question (with its answer) of a clip or image.
+    Question,
 }
 
 /// An input that did not make it into the shards, and why.
@@ -126,7 +130,11 @@ pub struct VocabInfo {
     pub blake3: String,
 }
 
-/// Counts.
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Counts. `images_*` count rows: images, or clips in video datasets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Totals {
@@ -140,6 +148,12 @@ pub struct Totals {
     pub captions_written: u64,
     /// Captions rejected (the image may still be written with its other captions).
     pub captions_rejected: u64,
+    /// Questions written (QA datasets; absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub questions_written: u64,
+    /// Questions rejected (absent when 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub questions_rejected: u64,
     /// Shard files.
     pub shards: u64,
     /// Bytes in all shards.

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 
 /// `schemas/image_text.v1.json`: one row per image with its captions.
 pub const IMAGE_TEXT_V1: &str = include_str!("../../schemas/image_text.v1.json");
+/// `schemas/video_text.v1.json`: one row per clip with sampled frames, captions and QA pairs.
+pub const VIDEO_TEXT_V1: &str = include_str!("../../schemas/video_text.v1.json");
 
 /// One column of a schema file.
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +66,14 @@ impl SchemaSpec {
         }
     }
 
+    /// The built-in `video_text.v1` schema.
+    pub fn video_text_v1() -> Self {
+        match Self::parse(VIDEO_TEXT_V1) {
+            Ok(s) => s,
+            Err(e) => unreachable!("embedded schema is checked by tests: {e}"),
+        }
+    }
+
     /// `name.vN`, the identifier stored in manifests and Parquet metadata.
     pub fn id(&self) -> String {
         format!("{}.v{}", self.name, self.version)
@@ -86,7 +96,7 @@ impl SchemaSpec {
     }
 }
 
-/// Parses `utf8 | int32 | int64 | binary | list<T>` into an Arrow type. List items are nullable, as
+/// Parses `utf8 | int32 | int64 | float64 | binary | list<T>` into an Arrow type. List items are nullable, as
 /// Arrow's builders produce them.
 pub fn parse_type(s: &str) -> Result<DataType> {
     let s = s.trim();
@@ -101,6 +111,7 @@ pub fn parse_type(s: &str) -> Result<DataType> {
         "utf8" => DataType::Utf8,
         "int32" => DataType::Int32,
         "int64" => DataType::Int64,
+        "float64" => DataType::Float64,
         "binary" => DataType::Binary,
         other => {
             return Err(Error::format(format!(
@@ -129,5 +140,14 @@ mod tests {
         )));
         assert_eq!(tokens.ok(), Some(expected));
         assert!(parse_type("float16").is_err());
+        let video = SchemaSpec::video_text_v1().arrow_schema();
+        assert_eq!(video.fields().len(), 24);
+        assert_eq!(
+            video
+                .field_with_name("fps")
+                .map(|f| f.data_type().clone())
+                .ok(),
+            Some(DataType::Float64)
+        );
     }
 }

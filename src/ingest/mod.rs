@@ -1,6 +1,8 @@
-//! An ingest job: source → (image stage ∥ text stage) → ordered `ShardWriter` → manifest.
+//! An ingest job: source → per-sample processor (pixels ∥ text) → ordered `ShardWriter` → manifest.
 //!
-//! This is where the pieces meet; each piece knows nothing of the others. Output goes to temporary
+//! This is where the pieces meet; each piece knows nothing of the others. The job is generic: a
+//! dataset family brings a [`SampleProcessor`] (image–caption rows in [`image_text`], video rows in
+//! [`video_text`]); discovery, up-to-date checks, ordering, rejects and the manifest are shared. Output goes to temporary
 //! names and `manifest.json` is committed last, so `kill -9` at any moment leaves a directory that is
 //! either complete or recognisably incomplete, and a rerun produces the same bytes.
 
@@ -17,12 +19,34 @@ use crate::shards::manifest::{
     ImageFilesSummary, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, RejectRecord,
     RejectStage, RejectUnit, Sources, ToolInfo, Totals, VocabInfo, json_blake3,
 };
-use crate::shards::rows::ImageTextRow;
+use crate::shards::rows::ShardRow;
 use crate::shards::writer::SHARDS_DIR;
 use crate::shards::{SchemaSpec, ShardWriter};
-use crate::sources::{CaptionSample, ImageRoot, Source};
-use crate::stages::{ImageStage, PixelCodec};
+use crate::sources::Source;
 use crate::text::BertTokenizer;
+
+pub mod image_text;
+pub mod text;
+#[cfg(feature = "video")]
+pub mod video_text;
+
+/// The per-sample work of one dataset family, run on worker threads.
+pub trait SampleProcessor: Sync {
+    /// What the source yields.
+    type Sample: Send;
+    /// What goes into the shards.
+    type Row: ShardRow + Send;
+    /// The row schema.
+    fn schema(&self) -> SchemaSpec;
+    /// Columns already compressed (JPEG bytes): written without zstd.
+    fn precompressed_columns(&self) -> &'static [&'static str];
+    /// (sample id, source path) for reject records.
+    fn identity(&self, sample: &Self::Sample) -> (String, String);
+    /// Turns one sample into a row and/or rejects. `Err` is a bug; bad input is a reject.
+    fn process(&self, sample: Self::Sample) -> Result<SampleOutcome<Self::Row>>;
+    /// Adds a written row to the totals.
+    fn count(&self, row: &Self::Row, totals: &mut Totals);
+}
 
 /// Everything an ingest needs, resolved.
 pub struct IngestJob<'a> {
@@ -34,9 +58,7 @@ pub struct IngestJob<'a> {
     pub pipeline: PipelineSpec,
     /// Source-specific settings recorded in the manifest (e.g. a split override).
     pub source_options: serde_json::Value,
-    /// The image root.
-    pub images: ImageRoot,
-    /// Tokenizer.
+    /// Tokenizer (recorded in the manifest).
     pub tokenizer: &'a BertTokenizer,
     /// Worker threads (does not change the output).
     pub threads: usize,
@@ -65,16 +87,46 @@ struct RecordedPipeline<'a> {
 }
 
 /// What one worker produced for one sample.
-struct SampleOutcome {
-    row: Option<ImageTextRow>,
-    rejects: Vec<RejectRecord>,
-    file: Option<(String, u64, String)>, // (path, bytes, blake3) of a file read successfully
+pub struct SampleOutcome<R> {
+    /// The row, unless the sample was rejected.
+    pub row: Option<R>,
+    /// Rejects (the whole sample, or some of its texts).
+    pub rejects: Vec<RejectRecord>,
+    /// (path, bytes, blake3) of the media file read successfully.
+    pub file: Option<(String, u64, String)>,
+}
+
+impl<R> SampleOutcome<R> {
+    /// A sample rejected as a whole.
+    pub fn rejected(
+        source: &str,
+        sample_id: &str,
+        stage: RejectStage,
+        unit: RejectUnit,
+        reason: String,
+    ) -> Self {
+        SampleOutcome {
+            row: None,
+            rejects: vec![RejectRecord {
+                source: source.to_string(),
+                sample_id: sample_id.to_string(),
+                stage,
+                unit,
+                reason,
+            }],
+            file: None,
+        }
+    }
 }
 
 impl IngestJob<'_> {
     /// Runs the job with `source`.
-    pub fn run<S: Source<Sample = CaptionSample>>(&self, source: &S) -> Result<IngestOutcome> {
-        let spec = SchemaSpec::image_text_v1();
+    pub fn run<S, P>(&self, source: &S, processor: &P) -> Result<IngestOutcome>
+    where
+        S: Source<Sample = P::Sample>,
+        P: SampleProcessor,
+    {
+        let spec = processor.schema();
         if self.pipeline.schema != spec.id() {
             return Err(Error::input(format!(
                 "pipeline `{}` asks for schema `{}`, but this source writes `{}`",
@@ -123,18 +175,12 @@ impl IngestJob<'_> {
         }
         self.clear_output()?;
 
-        let stage = ImageStage::new(self.pipeline.image.clone());
-        let codec = self.pipeline.image.codec.as_str();
-        let mut writer: ShardWriter<ImageTextRow> = ShardWriter::create(
+        let mut writer: ShardWriter<P::Row> = ShardWriter::create(
             &self.out_dir,
             &spec,
             self.pipeline.shards.clone(),
             vec![("mplug.pipeline_blake3".to_string(), pipeline_blake3.clone())],
-            if self.pipeline.image.codec == PixelCodec::Jpeg {
-                &["image"]
-            } else {
-                &[]
-            },
+            processor.precompressed_columns(),
         )?;
         let crate::sources::SourceOutput {
             samples,
@@ -151,8 +197,8 @@ impl IngestJob<'_> {
         run_ordered(
             &EngineOptions::with_threads(self.threads),
             samples,
-            |sample| self.process(&stage, codec, sample),
-            |_, outcome: std::result::Result<SampleOutcome, StagePanic>| {
+            |sample| process_caught(processor, sample),
+            |_, outcome: std::result::Result<SampleOutcome<P::Row>, StagePanic>| {
                 bar.inc(1);
                 let outcome = match outcome {
                     Ok(outcome) => outcome,
@@ -187,8 +233,7 @@ impl IngestJob<'_> {
                 }
                 rejects.extend(outcome.rejects);
                 if let Some(row) = outcome.row {
-                    totals.images_written += 1;
-                    totals.captions_written += row.captions.len() as u64;
+                    processor.count(&row, &mut totals);
                     writer.push(row)?;
                 }
                 Ok(())
@@ -197,14 +242,10 @@ impl IngestJob<'_> {
         bar.finish_and_clear();
         let shards = writer.finish()?;
         files.blake3 = files_hasher.finalize().to_hex().to_string();
-        totals.images_rejected = rejects
-            .iter()
-            .filter(|r| r.unit == RejectUnit::Image)
-            .count() as u64;
-        totals.captions_rejected = rejects
-            .iter()
-            .filter(|r| r.unit == RejectUnit::Caption)
-            .count() as u64;
+        let count = |unit: RejectUnit| rejects.iter().filter(|r| r.unit == unit).count() as u64;
+        totals.images_rejected = count(RejectUnit::Image) + count(RejectUnit::Clip);
+        totals.captions_rejected = count(RejectUnit::Caption);
+        totals.questions_rejected = count(RejectUnit::Question);
         totals.images_seen = totals.images_written + totals.images_rejected;
         totals.shards = shards.len() as u64;
         totals.shard_bytes = shards.iter().map(|s| s.bytes).sum();
@@ -271,137 +312,27 @@ impl IngestJob<'_> {
         }
         Ok(())
     }
+}
 
-    /// The per-sample work, run on worker threads. A failure or panic on one sample (a bug: bad inputs
-    /// are rejects already) becomes an `internal` reject naming the sample, not the end of the run.
-    fn process(
-        &self,
-        stage: &ImageStage,
-        codec: &'static str,
-        sample: CaptionSample,
-    ) -> SampleOutcome {
-        let (sample_id, source) = (sample.image_id.clone(), sample.source_path.clone());
-        let reason = match catch_unwind(AssertUnwindSafe(|| {
-            self.process_sample(stage, codec, sample)
-        })) {
-            Ok(Ok(outcome)) => return outcome,
-            Ok(Err(e)) => format!("internal error (a bug, please report it): {e}"),
-            Err(p) => format!(
-                "panic while processing (a bug, please report it): {}",
-                panic_message(p.as_ref())
-            ),
-        };
-        let reject = RejectRecord {
-            source,
-            sample_id,
-            stage: RejectStage::Internal,
-            unit: RejectUnit::Image,
-            reason,
-        };
-        SampleOutcome {
-            row: None,
-            rejects: vec![reject],
-            file: None,
-        }
-    }
-
-    fn process_sample(
-        &self,
-        stage: &ImageStage,
-        codec: &'static str,
-        sample: CaptionSample,
-    ) -> Result<SampleOutcome> {
-        let reject = |stage_kind: RejectStage, reason: String| SampleOutcome {
-            row: None,
-            rejects: vec![RejectRecord {
-                source: sample.source_path.clone(),
-                sample_id: sample.image_id.clone(),
-                stage: stage_kind,
-                unit: RejectUnit::Image,
-                reason,
-            }],
-            file: None,
-        };
-        let path = match self.images.resolve(&sample.source_path) {
-            Ok(p) => p,
-            Err(reason) => return Ok(reject(RejectStage::Path, reason)),
-        };
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                return Ok(reject(
-                    RejectStage::Path,
-                    format!("cannot read image file: {e}"),
-                ));
-            }
-        };
-        let image = match stage.process(&bytes)? {
-            Ok(img) => img,
-            Err(e) => return Ok(reject(RejectStage::Decode, e.to_string())),
-        };
-        let file = Some((
-            sample.source_path.clone(),
-            bytes.len() as u64,
-            image.source_blake3.clone(),
-        ));
-        let mut rejects = Vec::new();
-        let mut captions = Vec::new();
-        let mut caption_tokens = Vec::new();
-        for (i, caption) in sample.captions.iter().enumerate() {
-            let text = self
-                .pipeline
-                .text
-                .normalize
-                .apply(caption, self.pipeline.text.max_words);
-            let tokens = self.tokenizer.encode(&text)?;
-            if tokens.is_empty() {
-                rejects.push(RejectRecord {
-                    source: sample.source_path.clone(),
-                    sample_id: format!("{}#{i}", sample.image_id),
-                    stage: RejectStage::Annotation,
-                    unit: RejectUnit::Caption,
-                    reason: format!("caption {caption:?} is empty after normalisation"),
-                });
-                continue;
-            }
-            captions.push(caption.clone());
-            caption_tokens.push(tokens);
-        }
-        if captions.is_empty() {
-            rejects.push(RejectRecord {
-                source: sample.source_path.clone(),
-                sample_id: sample.image_id.clone(),
-                stage: RejectStage::Annotation,
-                unit: RejectUnit::Image,
-                reason: "image has no valid caption".to_string(),
-            });
-            return Ok(SampleOutcome {
-                row: None,
-                rejects,
-                file,
-            });
-        }
-        let row = ImageTextRow {
-            image_id: sample.image_id,
-            split: sample.split,
-            source_path: sample.source_path,
-            source_blake3: image.source_blake3,
-            pixel_blake3: image.pixel_blake3,
-            orig_width: image.orig_width,
-            orig_height: image.orig_height,
-            width: image.width,
-            height: image.height,
-            image_codec: codec,
-            image: image.data,
-            captions,
-            caption_tokens,
-        };
-        Ok(SampleOutcome {
-            row: Some(row),
-            rejects,
-            file,
-        })
-    }
+/// Runs the processor on one sample. A failure or panic (a bug: bad inputs are rejects already)
+/// becomes an `internal` reject naming the sample, not the end of the run.
+fn process_caught<P: SampleProcessor>(processor: &P, sample: P::Sample) -> SampleOutcome<P::Row> {
+    let (sample_id, source) = processor.identity(&sample);
+    let reason = match catch_unwind(AssertUnwindSafe(|| processor.process(sample))) {
+        Ok(Ok(outcome)) => return outcome,
+        Ok(Err(e)) => format!("internal error (a bug, please report it): {e}"),
+        Err(p) => format!(
+            "panic while processing (a bug, please report it): {}",
+            panic_message(p.as_ref())
+        ),
+    };
+    SampleOutcome::rejected(
+        &source,
+        &sample_id,
+        RejectStage::Internal,
+        RejectUnit::Image,
+        reason,
+    )
 }
 
 /// The dataset name used when `--name` is not given: the output directory's name.
