@@ -29,9 +29,73 @@ pub enum IngestCommand {
     /// rerunning on a complete dataset with the same inputs and settings does nothing.
     #[command(verbatim_doc_comment)]
     Coco(CocoArgs),
+    /// MSRVTT: videodatainfo json, JSFUSION 1k-A csv, BLIP jsonl, MSRVTT-QA json/jsonl (detected per file).
+    ///
+    /// Decodes every clip with the FFmpeg libraries, samples N frames (the reference's uniform rule by
+    /// default), resizes and stores them with their indices and times, one row per clip and split with
+    /// all its captions and questions. Default pipeline `msrvtt` (12 frames @224, retrieval); pass
+    /// `--pipeline msrvtt-qa` for the QA settings (16 frames @480). Bad clips (missing, empty, truncated,
+    /// no video stream, unsupported codec, decode timeout) are rejects in the manifest.
+    #[cfg(feature = "video")]
+    #[command(verbatim_doc_comment)]
+    Msrvtt(VideoIngestArgs),
+    /// MSVD-QA: {train,val,test}_qa.json plus --mapping youtube_mapping.txt (16 frames @480).
+    #[cfg(feature = "video")]
+    #[command(name = "msvd-qa")]
+    MsvdQa(VideoIngestArgs),
+    /// VATEX: vatex_{training,validation}_v1.0.json, vatex_public_test_english_v1.1.json (8 frames @448).
+    #[cfg(feature = "video")]
+    Vatex(VideoIngestArgs),
 }
 
-/// Options every image ingest shares.
+/// Options of every video ingest.
+#[cfg(feature = "video")]
+#[derive(Debug, Args)]
+pub struct VideoIngestArgs {
+    /// Annotation files (the format is detected per file).
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    annotations: Vec<PathBuf>,
+    /// Video root, searched recursively; a clip's file is found by its id (`video7010.*`).
+    #[arg(long, value_name = "DIR")]
+    videos: PathBuf,
+    /// MSVD-QA's youtube_mapping.txt (`<clip name> vid<n>` per line).
+    #[arg(long, value_name = "FILE")]
+    mapping: Option<PathBuf>,
+    /// Put every clip in this split instead of the one the annotations give.
+    #[arg(long)]
+    split: Option<String>,
+    /// Frames per clip (N).
+    #[arg(long, value_name = "N")]
+    frames: Option<usize>,
+    /// Frame sampling: uniform (reference: i·floor(vlen/N)), evenly (segment centres), fps.
+    #[arg(long, value_parser = ["uniform", "evenly", "fps"])]
+    sampling: Option<String>,
+    /// Frames per second for --sampling fps.
+    #[arg(long, value_name = "F")]
+    fps: Option<f64>,
+    /// Stored frame size in pixels.
+    #[arg(long, value_name = "PX")]
+    size: Option<u32>,
+    /// square: exactly SIZE×SIZE (decord, the reference); fit: longest side SIZE, aspect kept.
+    #[arg(long, value_parser = ["square", "fit"])]
+    resize: Option<String>,
+    /// Frame storage: baseline JPEG or raw uint8 HWC.
+    #[arg(long, value_enum)]
+    codec: Option<PixelCodec>,
+    /// JPEG quality of stored frames (1-100).
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    jpeg_quality: Option<u8>,
+    /// Reject clips with fewer frames than this.
+    #[arg(long, value_name = "N")]
+    min_frames: Option<usize>,
+    /// Per-clip decode time limit in seconds.
+    #[arg(long, value_name = "S")]
+    timeout: Option<f64>,
+    #[command(flatten)]
+    common: CommonIngestArgs,
+}
+
+/// Options every ingest shares.
 #[derive(Debug, Args)]
 pub struct CommonIngestArgs {
     /// Output dataset directory (gets manifest.json and shards/).
@@ -43,7 +107,8 @@ pub struct CommonIngestArgs {
     /// Worker threads (the output does not depend on it) [default: all cores]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Pipeline file to start from [default: the built-in pipelines/<dataset>.toml]
+    /// Pipeline file, or the name of a built-in one (coco, msrvtt, msrvtt-qa, msvd-qa, vatex)
+    /// [default: the built-in pipeline of the dataset]
     #[arg(long, value_name = "FILE")]
     pipeline: Option<PathBuf>,
     /// Dataset name in the manifest and in `mplug sql` [default: the --out directory's name]
@@ -55,18 +120,6 @@ pub struct CommonIngestArgs {
     /// Close a row group once it holds this much row data (e.g. 16MiB).
     #[arg(long, value_name = "BYTES", value_parser = super::parse_bytes)]
     row_group_size: Option<u64>,
-    /// Longest stored side in pixels; larger images are downscaled, never upscaled (0 = keep size).
-    #[arg(long, value_name = "PX")]
-    max_side: Option<u32>,
-    /// Pixel storage: baseline JPEG or raw uint8 HWC.
-    #[arg(long, value_enum)]
-    codec: Option<PixelCodec>,
-    /// JPEG quality of stored images (1-100).
-    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
-    jpeg_quality: Option<u8>,
-    /// Reject images whose header declares more pixels than this (decompression-bomb guard).
-    #[arg(long, value_name = "N")]
-    max_pixels: Option<u64>,
     /// Make any rejected input fatal (exit 1, no manifest written).
     #[arg(long)]
     strict: bool,
@@ -89,12 +142,27 @@ pub struct CocoArgs {
     /// Put every image in this split instead of the one named by the file or the Karpathy field.
     #[arg(long)]
     split: Option<String>,
+    /// Longest stored side in pixels; larger images are downscaled, never upscaled (0 = keep size).
+    #[arg(long, value_name = "PX")]
+    max_side: Option<u32>,
+    /// Pixel storage: baseline JPEG or raw uint8 HWC.
+    #[arg(long, value_enum)]
+    codec: Option<PixelCodec>,
+    /// JPEG quality of stored images (1-100).
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    jpeg_quality: Option<u8>,
+    /// Reject images whose header declares more pixels than this (decompression-bomb guard).
+    #[arg(long, value_name = "N")]
+    max_pixels: Option<u64>,
     #[command(flatten)]
     common: CommonIngestArgs,
 }
 
 fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<PipelineSpec> {
     let mut p = match &a.pipeline {
+        Some(path) if !path.exists() && path.extension().is_none() => {
+            PipelineSpec::builtin(&path.to_string_lossy())?
+        }
         Some(path) => PipelineSpec::load(path)?,
         None => PipelineSpec::builtin(builtin)?,
     };
@@ -104,19 +172,152 @@ fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<Pipel
     if let Some(v) = a.row_group_size {
         p.shards.row_group_bytes = v;
     }
+    Ok(p)
+}
+
+fn apply_image_flags(p: &mut PipelineSpec, a: &CocoArgs) -> anyhow::Result<()> {
+    let Some(image) = p.image.as_mut() else {
+        anyhow::bail!(crate::Error::input(format!(
+            "pipeline `{}` has no [image] table",
+            p.name
+        )));
+    };
     if let Some(v) = a.max_side {
-        p.image.max_side = v;
+        image.max_side = v;
     }
     if let Some(v) = a.codec {
-        p.image.codec = v;
+        image.codec = v;
     }
     if let Some(v) = a.jpeg_quality {
-        p.image.jpeg_quality = v;
+        image.jpeg_quality = v;
     }
     if let Some(v) = a.max_pixels {
-        p.image.max_pixels = v;
+        image.max_pixels = v;
     }
-    Ok(p)
+    Ok(())
+}
+
+fn threads(a: &CommonIngestArgs) -> usize {
+    a.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Runs a job and prints its summary.
+fn run_job<S, P>(job: &IngestJob<'_>, source: &S, processor: &P) -> anyhow::Result<()>
+where
+    S: crate::sources::Source<Sample = P::Sample>,
+    P: crate::ingest::SampleProcessor,
+{
+    let started = std::time::Instant::now();
+    let cpu_start = process_cpu_seconds();
+    match job.run(source, processor)? {
+        IngestOutcome::UpToDate(m) => {
+            println!(
+                "{}: already up to date (same inputs and settings); nothing to do",
+                job.out_dir.display()
+            );
+            print_summary(&m, None);
+        }
+        IngestOutcome::Written(m) => {
+            let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+            print_summary(&m, Some((started.elapsed(), cpu)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "video")]
+fn run_video(
+    dataset: crate::sources::video::VideoDataset,
+    builtin: &str,
+    args: VideoIngestArgs,
+) -> anyhow::Result<()> {
+    use crate::ingest::video_text::{VideoTextOptions, VideoTextProcessor};
+    use crate::sources::video::VideoTextSource;
+    use crate::text::TextNormalization;
+    use crate::video::sampler::FrameSampling;
+    use crate::video::stage::FrameResize;
+    let a = &args.common;
+    let mut pipeline = resolve_pipeline(builtin, a)?;
+    let Some(video) = pipeline.video.as_mut() else {
+        anyhow::bail!(crate::Error::input(format!(
+            "pipeline `{}` has no [video] table",
+            pipeline.name
+        )));
+    };
+    if let Some(v) = args.frames {
+        video.num_frames = v;
+    }
+    match (args.sampling.as_deref(), args.fps) {
+        (Some("uniform"), _) => video.sampling = FrameSampling::Uniform,
+        (Some("evenly"), _) => video.sampling = FrameSampling::Evenly,
+        (Some("fps"), Some(fps)) if fps > 0.0 => video.sampling = FrameSampling::Fps { fps },
+        (Some("fps"), _) => {
+            anyhow::bail!(crate::Error::input("--sampling fps needs --fps F (> 0)"))
+        }
+        (None, Some(fps)) if fps > 0.0 => video.sampling = FrameSampling::Fps { fps },
+        _ => {}
+    }
+    if let Some(v) = args.size {
+        video.size = v;
+    }
+    match args.resize.as_deref() {
+        Some("square") => video.resize = FrameResize::Square,
+        Some("fit") => video.resize = FrameResize::Fit,
+        _ => {}
+    }
+    if let Some(v) = args.codec {
+        video.codec = v;
+    }
+    if let Some(v) = args.jpeg_quality {
+        video.jpeg_quality = v;
+    }
+    if let Some(v) = args.min_frames {
+        video.min_frames = v;
+    }
+    if let Some(v) = args.timeout {
+        video.timeout_s = v;
+    }
+    if video.num_frames == 0 || video.size == 0 {
+        anyhow::bail!(crate::Error::input("--frames and --size must be positive"));
+    }
+    let video = video.clone();
+    if dataset == crate::sources::video::VideoDataset::MsvdQa && args.mapping.is_none() {
+        anyhow::bail!(crate::Error::input_with_hint(
+            "MSVD-QA needs the clip-name mapping",
+            "pass --mapping youtube_mapping.txt",
+        ));
+    }
+    let tokenizer = load_tokenizer(a)?;
+    let root = ImageRoot::open(&args.videos)?;
+    let source = VideoTextSource {
+        dataset,
+        annotation_files: args.annotations.clone(),
+        video_root: root.path().to_path_buf(),
+        mapping: args.mapping.clone(),
+        split_override: args.split.clone(),
+    };
+    let text = VideoTextOptions {
+        caption_normalize: pipeline.text.normalize,
+        caption_max_words: pipeline.text.max_words,
+        question_normalize: pipeline
+            .text
+            .question_normalize
+            .unwrap_or(TextNormalization::None),
+    };
+    let processor = VideoTextProcessor::new(root, video, text, &tokenizer);
+    let job = IngestJob {
+        name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
+        out_dir: a.out.clone(),
+        pipeline,
+        source_options: serde_json::json!({ "split_override": args.split }),
+        tokenizer: &tokenizer,
+        threads: threads(a),
+        strict: a.strict,
+        force: a.force,
+        quiet: a.quiet,
+    };
+    run_job(&job, &source, &processor)
 }
 
 fn load_tokenizer(a: &CommonIngestArgs) -> anyhow::Result<BertTokenizer> {
@@ -132,7 +333,8 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
     match cmd {
         IngestCommand::Coco(args) => {
             let a = &args.common;
-            let pipeline = resolve_pipeline("coco", a)?;
+            let mut pipeline = resolve_pipeline("coco", a)?;
+            apply_image_flags(&mut pipeline, &args)?;
             let tokenizer = load_tokenizer(a)?;
             let images = ImageRoot::open(&args.images)?;
             let source = CocoSource {
@@ -140,36 +342,31 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
                 image_root: images.path().to_path_buf(),
                 split_override: args.split.clone(),
             };
-            let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer);
+            let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
             let job = IngestJob {
                 name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
                 out_dir: a.out.clone(),
                 pipeline,
                 source_options: serde_json::json!({ "split_override": args.split }),
                 tokenizer: &tokenizer,
-                threads: a
-                    .threads
-                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+                threads: threads(a),
                 strict: a.strict,
                 force: a.force,
                 quiet: a.quiet,
             };
-            let started = std::time::Instant::now();
-            let cpu_start = process_cpu_seconds();
-            match job.run(&source, &processor)? {
-                IngestOutcome::UpToDate(m) => {
-                    println!(
-                        "{}: already up to date (same inputs and settings); nothing to do",
-                        a.out.display()
-                    );
-                    print_summary(&m, None);
-                }
-                IngestOutcome::Written(m) => {
-                    let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
-                    print_summary(&m, Some((started.elapsed(), cpu)));
-                }
-            }
-            Ok(())
+            run_job(&job, &source, &processor)
+        }
+        #[cfg(feature = "video")]
+        IngestCommand::Msrvtt(args) => {
+            run_video(crate::sources::video::VideoDataset::Msrvtt, "msrvtt", args)
+        }
+        #[cfg(feature = "video")]
+        IngestCommand::MsvdQa(args) => {
+            run_video(crate::sources::video::VideoDataset::MsvdQa, "msvd-qa", args)
+        }
+        #[cfg(feature = "video")]
+        IngestCommand::Vatex(args) => {
+            run_video(crate::sources::video::VideoDataset::Vatex, "vatex", args)
         }
     }
 }
@@ -179,10 +376,21 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
 pub fn print_summary(m: &Manifest, timing: Option<(std::time::Duration, Option<f64>)>) {
     let t = &m.totals;
     println!("dataset   {}  ({})", m.name, m.schema);
+    let unit = if m.schema.starts_with("video") {
+        "clips  "
+    } else {
+        "images "
+    };
     println!(
-        "images    {} written, {} rejected",
+        "{unit}   {} written, {} rejected",
         t.images_written, t.images_rejected
     );
+    if t.questions_written + t.questions_rejected > 0 {
+        println!(
+            "questions {} written, {} rejected",
+            t.questions_written, t.questions_rejected
+        );
+    }
     println!(
         "captions  {} written, {} rejected",
         t.captions_written, t.captions_rejected
@@ -195,15 +403,17 @@ pub fn print_summary(m: &Manifest, timing: Option<(std::time::Duration, Option<f
     if let Some((wall, cpu)) = timing {
         let secs = wall.as_secs_f64().max(1e-9);
         println!(
-            "time      {:.2} s ({:.1} images/s)",
+            "time      {:.2} s ({:.1} {}/s)",
             secs,
-            t.images_seen as f64 / secs
+            t.images_seen as f64 / secs,
+            unit.trim()
         );
         if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
             println!(
-                "cpu       {:.2} s ({:.1} images per CPU-second)",
+                "cpu       {:.2} s ({:.1} {} per CPU-second)",
                 cpu,
-                t.images_seen as f64 / cpu
+                t.images_seen as f64 / cpu,
+                unit.trim()
             );
         }
     }

@@ -26,7 +26,7 @@ pub struct Cli {
 enum Command {
     /// Turn a raw dataset into Parquet shards + manifest.json.
     #[command(subcommand)]
-    Ingest(ingest::IngestCommand),
+    Ingest(Box<ingest::IngestCommand>),
     /// Run SQL over every dataset found under --data (interactive without a query).
     Sql(sql::SqlArgs),
     /// Freeze a query's result into a sample list (shard/row references + dataset hashes + SQL).
@@ -50,7 +50,7 @@ enum Command {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Ingest(cmd) => ingest::run(cmd),
+        Command::Ingest(cmd) => ingest::run(*cmd),
         Command::Sql(args) => sql::run_sql(args),
         Command::Select(args) => sql::run_select(args),
         Command::Verify(args) => verify::run(args),

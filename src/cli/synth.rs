@@ -24,6 +24,16 @@ pub struct SynthArgs {
     /// CMYK and EXIF-rotated JPEG and RGB/RGBA PNG, and the rest mix them.
     #[arg(long)]
     plain_jpeg: bool,
+    /// Write video datasets instead: OUT/{msrvtt,msvd,vatex}/ with clips in h264/mp4, vp9/webm and
+    /// mjpeg/avi (one rotated, one variable-frame-rate, one 5-frame clip) and the original annotation
+    /// files (videodatainfo, JSFUSION csv, MSRVTT-QA, MSVD-QA + youtube_mapping.txt, VATEX).
+    #[cfg(feature = "video")]
+    #[arg(long)]
+    video: bool,
+    /// Clips per video dataset (with --video).
+    #[cfg(feature = "video")]
+    #[arg(long, default_value_t = 12)]
+    clips: usize,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -37,6 +47,22 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "video")]
+    if args.video {
+        let opts = crate::synth::video_dataset::VideoSynthOptions {
+            out: args.out.clone(),
+            seed: args.seed,
+            clips: args.clips,
+        };
+        let s = crate::synth::video_dataset::write_synth_videos(&opts)?;
+        println!(
+            "wrote {} clips ({:.1} MiB) to {}/{{msrvtt,msvd,vatex}}/videos",
+            s.clips,
+            s.bytes as f64 / (1 << 20) as f64,
+            args.out.display()
+        );
+        return Ok(());
+    }
     let opts = SynthOptions {
         out: args.out.clone(),
         seed: args.seed,

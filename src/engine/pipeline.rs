@@ -11,8 +11,13 @@ use crate::stages::ImageOptions;
 use crate::text::TextNormalization;
 
 /// Built-in pipeline files, embedded so the binary works from any directory.
-pub const BUILTIN_PIPELINES: &[(&str, &str)] =
-    &[("coco", include_str!("../../pipelines/coco.toml"))];
+pub const BUILTIN_PIPELINES: &[(&str, &str)] = &[
+    ("coco", include_str!("../../pipelines/coco.toml")),
+    ("msrvtt", include_str!("../../pipelines/msrvtt.toml")),
+    ("msrvtt-qa", include_str!("../../pipelines/msrvtt-qa.toml")),
+    ("msvd-qa", include_str!("../../pipelines/msvd-qa.toml")),
+    ("vatex", include_str!("../../pipelines/vatex.toml")),
+];
 
 /// Text settings (the `[text]` table).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,10 +27,13 @@ pub struct TextOptions {
     pub normalize: TextNormalization,
     /// Word limit of `pre_caption` (0 = none).
     pub max_words: usize,
+    /// Normalisation of questions (video QA; the reference feeds them raw: `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question_normalize: Option<TextNormalization>,
 }
 
 /// A parsed pipeline file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// Pipeline name (also the default dataset name).
@@ -34,8 +42,13 @@ pub struct PipelineSpec {
     pub source: String,
     /// Row schema id (`image_text.v1`).
     pub schema: String,
-    /// Image stage settings.
-    pub image: ImageOptions,
+    /// Image stage settings (image datasets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageOptions>,
+    /// Video stage settings (video datasets).
+    #[cfg(feature = "video")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<crate::video::stage::VideoOptions>,
     /// Text stage settings.
     pub text: TextOptions,
     /// Shard writer settings.
@@ -77,7 +90,7 @@ mod tests {
     fn builtin_coco_pipeline_parses() {
         let p = PipelineSpec::builtin("coco").unwrap();
         assert_eq!(p.source, "coco");
-        assert_eq!(p.image.max_side, 512);
+        assert_eq!(p.image.as_ref().map(|i| i.max_side), Some(512));
         assert_eq!(p.text.normalize, TextNormalization::PreCaption);
     }
 

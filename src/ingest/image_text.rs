@@ -2,32 +2,41 @@
 
 use super::text::tokenize_texts;
 use super::{SampleOutcome, SampleProcessor};
-use crate::engine::pipeline::PipelineSpec;
-use crate::error::Result;
+use crate::engine::pipeline::{PipelineSpec, TextOptions};
+use crate::error::{Error, Result};
 use crate::shards::SchemaSpec;
 use crate::shards::manifest::{RejectRecord, RejectStage, RejectUnit, Totals};
 use crate::shards::rows::ImageTextRow;
 use crate::sources::{CaptionSample, ImageRoot};
-use crate::stages::{ImageStage, PixelCodec};
+use crate::stages::{ImageOptions, ImageStage, PixelCodec};
 use crate::text::BertTokenizer;
 
 /// Processes [`CaptionSample`]s into [`ImageTextRow`]s.
 pub struct ImageTextProcessor<'a> {
     images: ImageRoot,
     stage: ImageStage,
-    pipeline: PipelineSpec,
+    image: ImageOptions,
+    text: TextOptions,
     tokenizer: &'a BertTokenizer,
 }
 
 impl<'a> ImageTextProcessor<'a> {
     /// A processor reading images under `images` with the pipeline's image and text settings.
-    pub fn new(images: ImageRoot, pipeline: &PipelineSpec, tokenizer: &'a BertTokenizer) -> Self {
-        ImageTextProcessor {
+    pub fn new(
+        images: ImageRoot,
+        pipeline: &PipelineSpec,
+        tokenizer: &'a BertTokenizer,
+    ) -> Result<Self> {
+        let image = pipeline.image.clone().ok_or_else(|| {
+            Error::input(format!("pipeline `{}` has no [image] table", pipeline.name))
+        })?;
+        Ok(ImageTextProcessor {
             images,
-            stage: ImageStage::new(pipeline.image.clone()),
-            pipeline: pipeline.clone(),
+            stage: ImageStage::new(image.clone()),
+            image,
+            text: pipeline.text.clone(),
             tokenizer,
-        }
+        })
     }
 }
 
@@ -40,7 +49,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
     }
 
     fn precompressed_columns(&self) -> &'static [&'static str] {
-        if self.pipeline.image.codec == PixelCodec::Jpeg {
+        if self.image.codec == PixelCodec::Jpeg {
             &["image"]
         } else {
             &[]
@@ -88,7 +97,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
             bytes.len() as u64,
             image.source_blake3.clone(),
         ));
-        let text = &self.pipeline.text;
+        let text = &self.text;
         let t = tokenize_texts(
             &sample.captions,
             text.normalize,
@@ -124,7 +133,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
             orig_height: image.orig_height,
             width: image.width,
             height: image.height,
-            image_codec: self.pipeline.image.codec.as_str(),
+            image_codec: self.image.codec.as_str(),
             image: image.data,
             captions,
             caption_tokens: t.tokens,

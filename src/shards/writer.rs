@@ -117,7 +117,13 @@ impl<R: ShardRow> ShardWriter<R> {
             .set_created_by(format!("mplug {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(kv));
         for f in &spec.fields {
-            let path = ColumnPath::from(f.name.as_str());
+            // Parquet settings apply to leaf columns: `frames` (list<binary>) is `frames.list.item`
+            let depth = f.type_name.matches("list<").count();
+            let mut parts = vec![f.name.clone()];
+            for _ in 0..depth {
+                parts.extend(["list".to_string(), "item".to_string()]);
+            }
+            let path = ColumnPath::new(parts);
             if !f.statistics {
                 builder =
                     builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);

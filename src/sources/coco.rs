@@ -72,7 +72,8 @@ pub fn split_from_file_name(path: &Path) -> String {
     "train".to_string()
 }
 
-fn file_label(path: &Path) -> String {
+/// The file name used in manifests and reject records.
+pub fn file_label(path: &Path) -> String {
     path.file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("annotations")

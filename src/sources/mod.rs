@@ -8,6 +8,14 @@ pub mod coco;
 pub mod collect;
 pub mod image_root;
 pub mod json;
+#[cfg(feature = "video")]
+pub mod msrvtt;
+#[cfg(feature = "video")]
+pub mod msvd_qa;
+#[cfg(feature = "video")]
+pub mod vatex;
+#[cfg(feature = "video")]
+pub mod video;
 
 pub use image_root::ImageRoot;
 

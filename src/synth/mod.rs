@@ -11,5 +11,7 @@ pub mod rng;
 pub mod scene;
 #[cfg(feature = "video")]
 pub mod video;
+#[cfg(feature = "video")]
+pub mod video_dataset;
 
 pub use files::{SynthOptions, SynthSummary, write_synth_dataset};
