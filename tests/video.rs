@@ -359,3 +359,251 @@ fn clips_and_stage_output_are_deterministic() {
         assert_eq!(x.pixel_blake3, y.pixel_blake3);
     }
 }
+
+mod datasets {
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    fn mplug() -> Command {
+        Command::new(env!("CARGO_BIN_EXE_mplug"))
+    }
+
+    fn python() -> PathBuf {
+        std::env::var_os("MPLUG_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+    }
+
+    fn ok(out: std::process::Output) -> String {
+        assert!(
+            out.status.success(),
+            "failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn synth(dir: &Path) -> PathBuf {
+        let raw = dir.join("raw");
+        ok(mplug()
+            .args(["synth", "--video", "--clips", "10", "--out"])
+            .arg(&raw)
+            .output()
+            .unwrap());
+        raw
+    }
+
+    fn ingest(kind: &str, args: &[&str], raw: &Path, out: &Path, extra: &[&str]) -> String {
+        let mut cmd = mplug();
+        cmd.args(["ingest", kind, "--quiet", "--out"]).arg(out);
+        cmd.args(extra);
+        cmd.arg("--annotations");
+        for a in args {
+            cmd.arg(raw.join(a));
+        }
+        ok(cmd.output().unwrap())
+    }
+
+    fn check(out: &Path, frames: &str, size: &str, kind: &str, raw: &Path, anns: &[&str]) {
+        let mut cmd = Command::new(python());
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/check_video.py"));
+        cmd.arg(out).args([
+            "--frames",
+            frames,
+            "--size",
+            size,
+            "--kind",
+            kind,
+            "--annotations",
+        ]);
+        for a in anns {
+            cmd.arg(raw.join(a));
+        }
+        ok(cmd.output().unwrap());
+    }
+
+    /// Every dataset and format, checked by pyarrow + Pillow + numpy's arange (tests/py/check_video.py).
+    #[test]
+    fn video_datasets_match_independent_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = synth(dir.path());
+        let d = dir.path();
+        let info = "msrvtt/annotations/train_val_videodatainfo.json";
+        let csv = "msrvtt/annotations/MSRVTT_JSFUSION_test.csv";
+        let videos = raw.join("msrvtt/videos");
+        let v = videos.to_str().unwrap();
+        let summary = ingest(
+            "msrvtt",
+            &[info, csv],
+            &raw,
+            &d.join("msrvtt"),
+            &["--videos", v],
+        );
+        assert!(summary.contains("0 rejected"), "{summary}");
+        check(&d.join("msrvtt"), "12", "224", "msrvtt", &raw, &[info]);
+        let qa = [
+            "msrvtt/annotations/train_qa.json",
+            "msrvtt/annotations/val_qa.json",
+            "msrvtt/annotations/test_qa.json",
+        ];
+        ingest(
+            "msrvtt",
+            &qa,
+            &raw,
+            &d.join("msrvtt_qa"),
+            &["--videos", v, "--pipeline", "msrvtt-qa"],
+        );
+        check(&d.join("msrvtt_qa"), "16", "480", "msrvtt-qa", &raw, &qa);
+        let msvd = [
+            "msvd/annotations/train_qa.json",
+            "msvd/annotations/test_qa.json",
+        ];
+        let mv = raw.join("msvd/videos");
+        let map = raw.join("msvd/annotations/youtube_mapping.txt");
+        ingest(
+            "msvd-qa",
+            &msvd,
+            &raw,
+            &d.join("msvd"),
+            &[
+                "--videos",
+                mv.to_str().unwrap(),
+                "--mapping",
+                map.to_str().unwrap(),
+            ],
+        );
+        check(&d.join("msvd"), "16", "480", "msvd", &raw, &msvd);
+        let vatex = [
+            "vatex/annotations/vatex_training_v1.0.json",
+            "vatex/annotations/vatex_validation_v1.0.json",
+        ];
+        let vv = raw.join("vatex/videos");
+        ingest(
+            "vatex",
+            &vatex,
+            &raw,
+            &d.join("vatex"),
+            &["--videos", vv.to_str().unwrap()],
+        );
+        check(&d.join("vatex"), "8", "448", "vatex", &raw, &vatex);
+        ok(mplug().arg("verify").arg(d.join("vatex")).output().unwrap());
+    }
+
+    #[test]
+    fn thread_count_does_not_change_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = synth(dir.path());
+        let vatex = [
+            "vatex/annotations/vatex_training_v1.0.json",
+            "vatex/annotations/vatex_validation_v1.0.json",
+        ];
+        let vv = raw.join("vatex/videos");
+        let mut hashes = Vec::new();
+        for t in ["1", "2"] {
+            let out = dir.path().join(format!("v{t}"));
+            ingest(
+                "vatex",
+                &vatex,
+                &raw,
+                &out,
+                &[
+                    "--videos",
+                    vv.to_str().unwrap(),
+                    "--threads",
+                    t,
+                    "--row-group-size",
+                    "200000",
+                ],
+            );
+            let shard = std::fs::read(out.join("shards/part-00000.parquet")).unwrap();
+            let manifest: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+            hashes.push((blake3::hash(&shard), manifest["dataset_blake3"].clone()));
+        }
+        assert!(hashes[0] == hashes[1], "threads 1 and 2 differ");
+    }
+
+    /// Missing, empty, corrupt, non-video and audio-only "clips" become rejects with reasons; the good
+    /// clips are written; the run exits 0.
+    #[test]
+    fn bad_clips_become_rejects_in_the_manifest() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = synth(dir.path());
+        let videos = raw.join("msrvtt/videos");
+        let find = |stem: &str| {
+            std::fs::read_dir(&videos)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.file_stem().and_then(|s| s.to_str()) == Some(stem))
+                .unwrap()
+        };
+        std::fs::remove_file(find("video0")).unwrap(); // missing
+        std::fs::write(find("video3"), b"").unwrap(); // zero-length
+        let v5 = find("video5");
+        let bytes = std::fs::read(&v5).unwrap();
+        std::fs::write(&v5, &bytes[..64]).unwrap(); // truncated to its first bytes
+        std::fs::write(find("video6"), b"<html>404 not found</html>").unwrap(); // not a video
+        let info = "msrvtt/annotations/train_val_videodatainfo.json";
+        let out = dir.path().join("msrvtt");
+        let summary = ingest(
+            "msrvtt",
+            &[info],
+            &raw,
+            &out,
+            &["--videos", videos.to_str().unwrap()],
+        );
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let rejects = manifest["rejects"].as_array().unwrap();
+        let reason = |id: &str| -> String {
+            rejects
+                .iter()
+                .find(|r| r["sample_id"] == id)
+                .map(|r| format!("{} {} {}", r["stage"], r["unit"], r["reason"]))
+                .unwrap_or_else(|| panic!("no reject for {id}: {summary}"))
+        };
+        assert!(
+            reason("video0").contains("missing video file"),
+            "{}",
+            reason("video0")
+        );
+        assert!(
+            reason("video3").contains("empty file"),
+            "{}",
+            reason("video3")
+        );
+        assert!(
+            reason("video5").contains("\"decode\" \"clip\""),
+            "{}",
+            reason("video5")
+        );
+        assert!(
+            reason("video6").contains("not a readable media file"),
+            "{}",
+            reason("video6")
+        );
+        assert_eq!(manifest["totals"]["images_written"], 6, "{summary}");
+        assert_eq!(manifest["totals"]["images_rejected"], 4, "{summary}");
+    }
+
+    #[test]
+    fn msvd_without_mapping_is_a_clear_error() {
+        let out = mplug()
+            .args([
+                "ingest",
+                "msvd-qa",
+                "--annotations",
+                "x.json",
+                "--videos",
+                ".",
+                "--out",
+                "/tmp/never",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--mapping youtube_mapping.txt"), "{err}");
+    }
+}
