@@ -25,6 +25,32 @@ echo "==> mplug ingest coco (ALBEF/mPLUG Karpathy lists) → $OUT/coco_karpathy"
   --out "$OUT/coco_karpathy"
 echo "==> mplug verify $OUT/coco_karpathy" >&2
 "$M" verify "$OUT/coco_karpathy"
+
+echo "==> mplug synth --video --out $OUT/raw_video (h264/mp4, vp9/webm, mjpeg/avi clips)" >&2
+"$M" synth --video --out "$OUT/raw_video" --clips 12
+echo "==> mplug ingest msrvtt (12 frames @224, the reference's uniform rule) → $OUT/msrvtt" >&2
+"$M" ingest msrvtt \
+  --annotations "$OUT"/raw_video/msrvtt/annotations/{train_val_videodatainfo.json,MSRVTT_JSFUSION_test.csv} \
+  --videos "$OUT/raw_video/msrvtt/videos" --out "$OUT/msrvtt"
+echo "==> mplug sql: frames per split" >&2
+"$M" sql --data "$OUT" "SELECT split, count(*) AS clips, sum(cardinality(frames)) AS frames FROM msrvtt GROUP BY split ORDER BY split"
+
+echo "==> the tiny mPLUG: parameter counts, fresh weights, one forward with beam search" >&2
+"$M" model info --config configs/tiny.yaml
+"$M" model init --config configs/tiny.yaml --out "$OUT/tiny.safetensors"
+"$MPLUG_PYTHON" - "$OUT/tiny_inputs.safetensors" <<'PY'
+import sys
+sys.path.insert(0, "tests/py")
+from mplug_reference import st_write
+import torch
+g = torch.Generator().manual_seed(0)
+st_write(sys.argv[1], {"image": torch.randn(2, 3, 32, 32, generator=g),
+                       "input_ids": torch.tensor([[101, 2054, 3609, 2003], [101, 2029, 2126, 0]]),
+                       "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])})
+PY
+"$M" forward --config configs/tiny.yaml --weights "$OUT/tiny.safetensors" --inputs "$OUT/tiny_inputs.safetensors" \
+  --out "$OUT/tiny_outputs.safetensors" --module generate --beam-size 3 --max-length 5
 echo
 echo "Done. Shards: $OUT/coco_karpathy/shards/  Manifest: $OUT/coco_karpathy/manifest.json"
+echo "      Video shards: $OUT/msrvtt/shards/   Model outputs: $OUT/tiny_outputs.safetensors"
 echo "Binary: $M   (try: $M --help)"

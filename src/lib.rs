@@ -13,7 +13,8 @@
 //! * [`text`]: the reference's caption normalisation and the BERT WordPiece tokenizer.
 //! * [`engine`]: the dataflow runner ([`engine::run_ordered`]) and pipeline files.
 //! * [`shards`]: Parquet shards, manifests, atomic commits, verification.
-//! * [`ingest`]: an ingest job wiring the above together.
+//! * [`video`]: FFmpeg probing/decoding with keyframe seeks and frame samplers (cargo feature `video`).
+//! * [`ingest`]: a generic ingest job wiring the above together (image and video row processors).
 //! * [`query`]: DataFusion SQL over datasets, UDFs, frozen sample lists.
 //! * [`synth`]: the synthetic shapes-world generator used by the demo and tests.
 //! * [`model`]: the mPLUG model in libtorch (CLIP ViT, BERT, fusion with the skip rule, decoder,

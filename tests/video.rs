@@ -281,6 +281,25 @@ fn bad_clips_are_rejected_with_a_reason() {
         }
     }
 
+    // unsupported codec: an AVI whose fourcc (stream header and bitmap header) names no codec FFmpeg
+    // knows, so the stream has no decoder
+    let path = clip(d, "u", &test_clip(ClipFormat::AviMjpeg));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut patched = 0;
+    for i in 0..bytes.len().saturating_sub(4) {
+        if &bytes[i..i + 4] == b"MJPG" {
+            bytes[i..i + 4].copy_from_slice(b"QZQZ");
+            patched += 1;
+        }
+    }
+    assert!(patched >= 1, "fourcc not found");
+    let unsupported = d.join("unsupported.avi");
+    std::fs::write(&unsupported, bytes).unwrap();
+    match reject_of(&unsupported, VideoOptions::default()) {
+        VideoError::UnsupportedCodec(c) => assert!(c.contains("QZQZ"), "{c}"),
+        other => panic!("{other:?}"),
+    }
+
     // timeout
     let path = clip(d, "t", &test_clip(ClipFormat::AviMjpeg));
     let opts = VideoOptions {

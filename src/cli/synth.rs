@@ -34,6 +34,14 @@ pub struct SynthArgs {
     #[cfg(feature = "video")]
     #[arg(long, default_value_t = 12)]
     clips: usize,
+    /// Frames per clip (with --video; benchmarks) [default: 30-60 and one 5-frame clip]
+    #[cfg(feature = "video")]
+    #[arg(long, value_name = "N")]
+    clip_frames: Option<usize>,
+    /// Keyframe interval of the clips (with --video) [default: 12]
+    #[cfg(feature = "video")]
+    #[arg(long, value_name = "N")]
+    gop: Option<u32>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -53,6 +61,8 @@ pub fn run(args: SynthArgs) -> anyhow::Result<()> {
             out: args.out.clone(),
             seed: args.seed,
             clips: args.clips,
+            clip_frames: args.clip_frames,
+            gop: args.gop,
         };
         let s = crate::synth::video_dataset::write_synth_videos(&opts)?;
         println!(

@@ -20,6 +20,10 @@ pub struct VideoSynthOptions {
     pub seed: u64,
     /// Clips per dataset.
     pub clips: usize,
+    /// Frames per clip (None: 30–60, plus the special short clip); for benchmarks.
+    pub clip_frames: Option<usize>,
+    /// Keyframe interval (None: 12).
+    pub gop: Option<u32>,
 }
 
 /// What was written.
@@ -44,7 +48,7 @@ struct Clip {
     direction: &'static str,
 }
 
-fn clip(rng: &mut SynthRng, i: usize) -> Clip {
+fn clip(rng: &mut SynthRng, i: usize, opts: &VideoSynthOptions) -> Clip {
     let (colour, rgb) = *rng.pick(COLOURS);
     let rightwards = rng.range(0, 2) == 1;
     let format = [
@@ -76,6 +80,12 @@ fn clip(rng: &mut SynthRng, i: usize) -> Clip {
         }
         4 => spec.frames = 5,
         _ => {}
+    }
+    if let Some(f) = opts.clip_frames {
+        spec.frames = f;
+    }
+    if let Some(g) = opts.gop {
+        spec.gop = g;
     }
     Clip {
         spec,
@@ -160,7 +170,7 @@ pub fn write_synth_videos(opts: &VideoSynthOptions) -> Result<VideoSynthSummary>
 
     // MSRVTT: videodatainfo (train/validate/test), JSFUSION csv (test), MSRVTT-QA
     let mut rng = SynthRng::new(opts.seed, 101);
-    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i)).collect();
+    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i, opts)).collect();
     let names: Vec<String> = (0..n).map(|i| format!("video{i}")).collect();
     let root = opts.out.join("msrvtt");
     write_clips(&root.join("videos"), &names, &clips, &mut summary)?;
@@ -216,7 +226,7 @@ pub fn write_synth_videos(opts: &VideoSynthOptions) -> Result<VideoSynthSummary>
 
     // MSVD-QA: YouTube-style clip names, youtube_mapping.txt, QA files
     let mut rng = SynthRng::new(opts.seed, 202);
-    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i)).collect();
+    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i, opts)).collect();
     let names: Vec<String> = (0..n)
         .map(|i| format!("synth{i:03}yt_{}_{}", 10 + i, 15 + i))
         .collect();
@@ -244,7 +254,7 @@ pub fn write_synth_videos(opts: &VideoSynthOptions) -> Result<VideoSynthSummary>
 
     // VATEX: YouTube id + start/end, 10 English (and placeholder Chinese) captions
     let mut rng = SynthRng::new(opts.seed, 303);
-    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i)).collect();
+    let clips: Vec<Clip> = (0..n).map(|i| clip(&mut rng, i, opts)).collect();
     let names: Vec<String> = (0..n)
         .map(|i| format!("Synth{i:06}_{:06}_{:06}", i * 10, i * 10 + 10))
         .collect();

@@ -115,9 +115,16 @@ fn decoder_for(
     let params = stream.parameters();
     let id = params.id();
     if ffmpeg::decoder::find(id).is_none() {
-        return Err(VideoError::UnsupportedCodec(
-            format!("{id:?}").to_lowercase(),
-        ));
+        // SAFETY: reading a plain field of the stream's live codec parameters
+        let tag = unsafe { (*params.as_ptr()).codec_tag }.to_le_bytes();
+        let fourcc: String = tag
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
+        let name = format!("{id:?}").to_lowercase();
+        return Err(VideoError::UnsupportedCodec(format!(
+            "{name} (fourcc {fourcc})"
+        )));
     }
     let mut ctx = ffmpeg::codec::context::Context::from_parameters(params)
         .map_err(|e| VideoError::Open(e.to_string()))?;
