@@ -56,7 +56,7 @@ fn read(path: &Path) -> HashMap<String, Tensor> {
 
 /// Tiny inputs: 2 images, questions of length 5 (the second padded after 3 tokens), decoder inputs of
 /// length 4 (the first padded after 3).
-fn write_inputs(path: &Path) {
+fn write_inputs(path: &Path, with_prompt: bool) {
     tch::manual_seed(7);
     let image = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let ids = Tensor::from_slice(&[101i64, 2023, 2003, 1037, 4937, 101, 2054, 3609, 0, 0])
@@ -64,13 +64,18 @@ fn write_inputs(path: &Path) {
     let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 0, 0]).reshape([2, 5]);
     let dec = Tensor::from_slice(&[101i64, 4937, 102, 0, 101, 3899, 2006, 102]).reshape([2, 4]);
     let dec_mask = Tensor::from_slice(&[1i64, 1, 1, 0, 1, 1, 1, 1]).reshape([2, 4]);
-    let named = [
+    // "[CLS] a picture": the VATEX prompt after the reference's [:-1] (reference §3.8)
+    let prompt = Tensor::from_slice(&[101i64, 1037, 3861, 101, 1037, 3861]).reshape([2, 3]);
+    let mut named = vec![
         ("image", image),
         ("input_ids", ids),
         ("attention_mask", mask),
         ("decoder_input_ids", dec),
         ("decoder_attention_mask", dec_mask),
     ];
+    if with_prompt {
+        named.push(("prompt_ids", prompt));
+    }
     Tensor::write_safetensors(&named, path).unwrap();
 }
 
@@ -91,7 +96,9 @@ fn parity_with_pytorch_reference_on_released_layouts() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let inputs = d.join("inputs.safetensors");
-    write_inputs(&inputs);
+    write_inputs(&inputs, false);
+    let prompt_inputs = d.join("inputs_prompt.safetensors");
+    write_inputs(&prompt_inputs, true);
     for layout in ["task", "pretrained"] {
         let ck = d.join(format!("{layout}.pth"));
         let ck_s = ck.to_str().unwrap();
@@ -163,7 +170,8 @@ fn parity_with_pytorch_reference_on_released_layouts() {
         let mut args = vec!["forward"];
         args.extend_from_slice(TINY_ARGS);
         let (inp, wnt) = (inputs.to_str().unwrap(), want.to_str().unwrap());
-        args.extend(["--ckpt", ck_s, "--inputs", inp, "--out", wnt]);
+        let pinp = prompt_inputs.to_str().unwrap();
+        args.extend(["--ckpt", ck_s, "--inputs", pinp, "--out", wnt]);
         args.extend([
             "--beam-size",
             "3",
@@ -239,6 +247,39 @@ fn parity_with_pytorch_reference_on_released_layouts() {
         );
         let diff = max_abs_diff(&generated["scores"], &want_t["beam_scores"]);
         assert!(diff < 1e-4, "{layout} beam scores differ by {diff}");
+        // beam search seeded by a prompt (only `generate` reads prompt_ids)
+        let prompted = d.join(format!("{layout}.prompt.safetensors"));
+        ok(mplug()
+            .current_dir(repo())
+            .args([
+                "forward",
+                "--config",
+                "configs/tiny.yaml",
+                "--module",
+                "generate",
+            ])
+            .args([
+                "--beam-size",
+                "3",
+                "--min-length",
+                "2",
+                "--max-length",
+                "6",
+                "--num-return",
+                "1",
+            ])
+            .args(["--weights", w.to_str().unwrap(), "--inputs", pinp, "--out"])
+            .arg(&prompted)
+            .output()
+            .unwrap());
+        let prompted = read(&prompted);
+        let got_p = Vec::<Vec<i64>>::try_from(&prompted["sequences"]).unwrap();
+        let want_p = Vec::<Vec<i64>>::try_from(&want_t["prompt_beam_sequences"]).unwrap();
+        assert_eq!(got_p, want_p, "{layout} prompted beam search");
+        assert!(
+            got_p.iter().all(|s| s[..3] == [101, 1037, 3861]),
+            "{got_p:?}"
+        );
         let greedy = d.join(format!("{layout}.greedy.safetensors"));
         ok(mplug()
             .current_dir(repo())

@@ -310,12 +310,16 @@ class Ref:
                 break
         return seq
 
-    def beam_search(self, mem, mem_mask, beam, min_len, max_len, n_best):
-        """models/predictor.py _fast_translate_batch, as reference section 3.7 describes it."""
+    def beam_search(self, mem, mem_mask, beam, min_len, max_len, n_best, prompt=None):
+        """models/predictor.py _fast_translate_batch, as reference section 3.7 describes it; a prompt
+        (the VATEX case) seeds every beam instead of [CLS]."""
         B = mem.shape[0]
         mem, mem_mask = mem.repeat_interleave(beam, 0), mem_mask.repeat_interleave(beam, 0)
         batch_offset = list(range(B))
-        alive = torch.full((B * beam, 1), 101, dtype=torch.long)
+        if prompt is None:
+            alive = torch.full((B * beam, 1), 101, dtype=torch.long)
+        else:
+            alive = prompt.long().repeat_interleave(beam, 0)
         topk_log_probs = torch.tensor([0.0] + [float("-inf")] * (beam - 1)).repeat(B)
         hyps = [[] for _ in range(B)]
         results = [[] for _ in range(B)]
@@ -387,6 +391,13 @@ def cmd_forward(a):
     if "decoder_input_ids" in x:
         out["decoder_logits"] = r.decode(x["decoder_input_ids"].long(), x["decoder_attention_mask"].long(), mem, mem_mask)
     res = r.beam_search(mem, mem_mask, a.beam_size, a.min_length, a.max_length, a.num_return)
+    if "prompt_ids" in x:
+        pres = r.beam_search(mem, mem_mask, a.beam_size, a.min_length, a.max_length, 1, x["prompt_ids"])
+        width = max(len(h[1]) for hs in pres for h in hs)
+        pseq = torch.zeros(len(pres), width, dtype=torch.long)
+        for i, hs in enumerate(pres):
+            pseq[i, : len(hs[0][1])] = torch.tensor(hs[0][1])
+        out["prompt_beam_sequences"] = pseq
     flat = [h for hs in res for h in hs]
     width = max(len(h[1]) for h in flat)
     seq = torch.zeros(len(flat), width, dtype=torch.long)
