@@ -87,6 +87,47 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .double_value(&[])
 }
 
+/// `mplug forward --module generate` (min length 2, max 6) on the tiny config; the outputs read back.
+fn generate(
+    weights: &str,
+    inputs: &str,
+    out: &Path,
+    beams: &str,
+    num_return: &str,
+) -> HashMap<String, Tensor> {
+    ok(mplug()
+        .current_dir(repo())
+        .args([
+            "forward",
+            "--config",
+            "configs/tiny.yaml",
+            "--module",
+            "generate",
+        ])
+        .args([
+            "--beam-size",
+            beams,
+            "--min-length",
+            "2",
+            "--max-length",
+            "6",
+            "--num-return",
+            num_return,
+        ])
+        .args([
+            "--allow-unexpected",
+            "--weights",
+            weights,
+            "--inputs",
+            inputs,
+            "--out",
+        ])
+        .arg(out)
+        .output()
+        .unwrap());
+    read(out)
+}
+
 /// The released checkpoint formats (task keys and the pretrained `bert.`/`fusion.` layout, with a
 /// positional table at another resolution) convert with the right key report, and every output of
 /// the whole model equals the PyTorch reference within 1e-4 (fp32); beam search returns the same
@@ -207,38 +248,14 @@ fn parity_with_pytorch_reference_on_released_layouts() {
         }
 
         // the .pth itself also works as --weights (pickle path), and beam search matches
-        let generated = d.join(format!("{layout}.generated.safetensors"));
-        ok(mplug()
-            .current_dir(repo())
-            .args([
-                "forward",
-                "--config",
-                "configs/tiny.yaml",
-                "--module",
-                "generate",
-            ])
-            .args([
-                "--beam-size",
-                "3",
-                "--min-length",
-                "2",
-                "--max-length",
-                "6",
-                "--num-return",
-                "2",
-            ])
-            .args([
-                "--allow-unexpected",
-                "--weights",
-                ck_s,
-                "--inputs",
-                inp,
-                "--out",
-            ])
-            .arg(&generated)
-            .output()
-            .unwrap());
-        let generated = read(&generated);
+        let w_s = w.to_str().unwrap();
+        let generated = generate(
+            ck_s,
+            inp,
+            &d.join(format!("{layout}.gen.safetensors")),
+            "3",
+            "2",
+        );
         let (seq, ref_seq) = (&generated["sequences"], &want_t["beam_sequences"]);
         assert_eq!(
             Vec::<Vec<i64>>::try_from(seq).unwrap(),
@@ -248,31 +265,13 @@ fn parity_with_pytorch_reference_on_released_layouts() {
         let diff = max_abs_diff(&generated["scores"], &want_t["beam_scores"]);
         assert!(diff < 1e-4, "{layout} beam scores differ by {diff}");
         // beam search seeded by a prompt (only `generate` reads prompt_ids)
-        let prompted = d.join(format!("{layout}.prompt.safetensors"));
-        ok(mplug()
-            .current_dir(repo())
-            .args([
-                "forward",
-                "--config",
-                "configs/tiny.yaml",
-                "--module",
-                "generate",
-            ])
-            .args([
-                "--beam-size",
-                "3",
-                "--min-length",
-                "2",
-                "--max-length",
-                "6",
-                "--num-return",
-                "1",
-            ])
-            .args(["--weights", w.to_str().unwrap(), "--inputs", pinp, "--out"])
-            .arg(&prompted)
-            .output()
-            .unwrap());
-        let prompted = read(&prompted);
+        let prompted = generate(
+            w_s,
+            pinp,
+            &d.join(format!("{layout}.prompt.safetensors")),
+            "3",
+            "1",
+        );
         let got_p = Vec::<Vec<i64>>::try_from(&prompted["sequences"]).unwrap();
         let want_p = Vec::<Vec<i64>>::try_from(&want_t["prompt_beam_sequences"]).unwrap();
         assert_eq!(got_p, want_p, "{layout} prompted beam search");
@@ -280,22 +279,13 @@ fn parity_with_pytorch_reference_on_released_layouts() {
             got_p.iter().all(|s| s[..3] == [101, 1037, 3861]),
             "{got_p:?}"
         );
-        let greedy = d.join(format!("{layout}.greedy.safetensors"));
-        ok(mplug()
-            .current_dir(repo())
-            .args([
-                "forward",
-                "--config",
-                "configs/tiny.yaml",
-                "--module",
-                "generate",
-            ])
-            .args(["--beam-size", "1", "--min-length", "2", "--max-length", "6"])
-            .args(["--weights", w.to_str().unwrap(), "--inputs", inp, "--out"])
-            .arg(&greedy)
-            .output()
-            .unwrap());
-        let greedy = read(&greedy);
+        let greedy = generate(
+            w_s,
+            inp,
+            &d.join(format!("{layout}.greedy.safetensors")),
+            "1",
+            "1",
+        );
         let want_greedy = Vec::<Vec<i64>>::try_from(&want_t["greedy_sequences"]).unwrap();
         let got_greedy = Vec::<Vec<i64>>::try_from(&greedy["sequences"]).unwrap();
         // ours stops each row at its EOS; the reference pads finished rows with [PAD] = 0

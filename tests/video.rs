@@ -2,6 +2,8 @@
 //! for each presentation time, so every decoded frame can be checked against its timestamp.
 #![cfg(feature = "video")]
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -383,25 +385,7 @@ mod datasets {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    fn mplug() -> Command {
-        Command::new(env!("CARGO_BIN_EXE_mplug"))
-    }
-
-    fn python() -> PathBuf {
-        std::env::var_os("MPLUG_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-    }
-
-    fn ok(out: std::process::Output) -> String {
-        assert!(
-            out.status.success(),
-            "failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+    use super::common::{mplug, ok, python};
 
     fn synth(dir: &Path) -> PathBuf {
         let raw = dir.join("raw");

@@ -197,11 +197,6 @@ fn apply_image_flags(p: &mut PipelineSpec, a: &CocoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn threads(a: &CommonIngestArgs) -> usize {
-    a.threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Runs a job and prints its summary.
 fn run_job<S, P>(job: &IngestJob<'_>, source: &S, processor: &P) -> anyhow::Result<()>
 where
@@ -306,18 +301,30 @@ fn run_video(
             .unwrap_or(TextNormalization::None),
     };
     let processor = VideoTextProcessor::new(root, video, text, &tokenizer);
-    let job = IngestJob {
+    let job = new_job(a, pipeline, &args.split, &tokenizer);
+    run_job(&job, &source, &processor)
+}
+
+/// The job for the common flags; `split` is recorded as the source option.
+fn new_job<'a>(
+    a: &CommonIngestArgs,
+    pipeline: PipelineSpec,
+    split: &Option<String>,
+    tokenizer: &'a BertTokenizer,
+) -> IngestJob<'a> {
+    IngestJob {
         name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
         out_dir: a.out.clone(),
         pipeline,
-        source_options: serde_json::json!({ "split_override": args.split }),
-        tokenizer: &tokenizer,
-        threads: threads(a),
+        source_options: serde_json::json!({ "split_override": split }),
+        tokenizer,
+        threads: a
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         strict: a.strict,
         force: a.force,
         quiet: a.quiet,
-    };
-    run_job(&job, &source, &processor)
+    }
 }
 
 fn load_tokenizer(a: &CommonIngestArgs) -> anyhow::Result<BertTokenizer> {
@@ -343,17 +350,7 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
                 split_override: args.split.clone(),
             };
             let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
-            let job = IngestJob {
-                name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
-                out_dir: a.out.clone(),
-                pipeline,
-                source_options: serde_json::json!({ "split_override": args.split }),
-                tokenizer: &tokenizer,
-                threads: threads(a),
-                strict: a.strict,
-                force: a.force,
-                quiet: a.quiet,
-            };
+            let job = new_job(a, pipeline, &args.split, &tokenizer);
             run_job(&job, &source, &processor)
         }
         #[cfg(feature = "video")]
