@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(tokens.ok(), Some(expected));
         assert!(parse_type("float16").is_err());
         let video = SchemaSpec::video_text_v1().arrow_schema();
-        assert_eq!(video.fields().len(), 24);
+        assert_eq!(video.fields().len(), 25);
         assert_eq!(
             video
                 .field_with_name("fps")
