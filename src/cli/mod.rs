@@ -15,6 +15,11 @@ use clap::{Parser, Subcommand};
 ///   mplug synth --out raw                        # or use your own COCO download
 ///   mplug ingest coco --annotations raw/annotations/coco_karpathy_train.json --images raw/images --out data/coco
 ///   mplug verify data/coco
+///   mplug synth --video --out raw_video          # MSRVTT / MSVD-QA / VATEX formats
+///   mplug ingest msrvtt --annotations raw_video/msrvtt/annotations/train_val_videodatainfo.json \
+///                       --videos raw_video/msrvtt/videos --out data/msrvtt
+///   mplug sql --data data "SELECT split, count(*) FROM coco GROUP BY split"
+///   mplug model info --config configs/mplug_base.yaml
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
@@ -33,7 +38,8 @@ enum Command {
     Select(sql::SelectArgs),
     /// Recompute every hash and count of a dataset and compare with its manifest.
     Verify(verify::VerifyArgs),
-    /// Write the deterministic synthetic "shapes world" dataset in COCO/Karpathy/ALBEF formats.
+    /// Write the deterministic synthetic datasets: shapes-world images (COCO/Karpathy/ALBEF) or, with
+    /// --video, moving-square clips (MSRVTT/MSVD-QA/VATEX).
     Synth(synth::SynthArgs),
     /// Check the installation: libtorch, CUDA, the vocab.
     Doctor(doctor::DoctorArgs),
