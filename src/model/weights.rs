@@ -3,7 +3,7 @@
 //! pretrained-checkpoint renames, `resize_pos_embed`, plus the allow-list of keys the original stores
 //! but never runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use tch::nn::VarStore;
@@ -165,7 +165,7 @@ pub fn load_state_dict(
     let mut report = LoadReport::default();
     let pretrained = is_pretrained_layout(tensors.iter().map(|(k, _)| k.as_str()));
     let vars = vs.variables();
-    let mut seen: HashMap<String, ()> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut mismatched = Vec::new();
     for (key, src) in tensors {
         let key = if pretrained {
@@ -199,11 +199,11 @@ pub fn load_state_dict(
         let mut dst = dst.shallow_clone();
         tch::no_grad(|| dst.f_copy_(&src.to_kind(dst.kind()).to_device(dst.device())))?;
         report.loaded += 1;
-        seen.insert(key, ());
+        seen.insert(key);
     }
     report.missing = vars
         .keys()
-        .filter(|k| !seen.contains_key(*k))
+        .filter(|k| !seen.contains(*k))
         .cloned()
         .collect();
     report.missing.sort();

@@ -1,7 +1,7 @@
 //! What every video source shares: the sample type, grouping records per clip, and finding each
 //! clip's file under `--videos`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -110,7 +110,7 @@ impl VideoIndex {
 pub struct VideoCollector {
     samples: Vec<VideoSample>,
     by_key: HashMap<(String, String), usize>,
-    missing: HashMap<(String, String), ()>,
+    missing: HashSet<(String, String)>,
     rejects: Vec<RejectRecord>,
 }
 
@@ -152,7 +152,7 @@ impl VideoCollector {
             return Some(&mut self.samples[i]);
         }
         let Some(path) = index.find(file_stem) else {
-            if self.missing.insert(key, ()).is_none() {
+            if self.missing.insert(key) {
                 self.rejects.push(RejectRecord {
                     source: file.to_string(),
                     sample_id: video_id.to_string(),

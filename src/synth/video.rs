@@ -13,6 +13,7 @@ use ffmpeg::software::scaling;
 use crate::error::{Error, Result};
 use crate::stages::decode::RgbImage;
 use crate::stages::orient::{apply_orientation, inverse_orientation};
+use crate::video::stage::rotation_to_exif;
 
 /// Container and codec of a clip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,12 +131,7 @@ pub fn write_clip(path: &Path, spec: &ClipSpec) -> Result<()> {
     };
     let codec = ffmpeg::encoder::find_by_name(enc_name)
         .ok_or_else(|| Error::Internal(format!("FFmpeg has no `{enc_name}` encoder")))?;
-    let orientation = match spec.rotation {
-        90 => 6,
-        180 => 3,
-        270 => 8,
-        _ => 1,
-    };
+    let orientation = rotation_to_exif(spec.rotation);
     // stored pixels are the displayed ones turned back, so playback with rotation shows `render`
     let stored_size = if spec.rotation % 180 == 90 {
         (spec.height, spec.width)

@@ -100,7 +100,7 @@ pub struct ProcessedClip {
 }
 
 /// Clockwise rotation → the EXIF orientation that applies it.
-fn rotation_to_exif(rotation: u32) -> u8 {
+pub fn rotation_to_exif(rotation: u32) -> u8 {
     match rotation {
         90 => 6,
         180 => 3,
