@@ -24,6 +24,7 @@
 
 pub mod cli;
 pub mod device;
+pub mod download;
 pub mod engine;
 pub mod error;
 pub mod ingest;

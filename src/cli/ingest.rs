@@ -29,6 +29,19 @@ pub enum IngestCommand {
     /// rerunning on a complete dataset with the same inputs and settings does nothing.
     #[command(verbatim_doc_comment)]
     Coco(CocoArgs),
+    /// CC3M: Train_GCC-training.tsv / Validation_GCC-1.1.0-Validation.tsv (`caption<TAB>url`).
+    ///
+    /// Images come from --images: mplug's download folder (fill it with --download or `mplug
+    /// download`) or an img2dataset output folder. Every URL without an image is a reject in the
+    /// manifest with its reason (HTTP status, timeout, not an image, not downloaded). Large JPEGs are
+    /// decoded at 1/2-1/8 scale in the DCT domain, then resized and stored as baseline JPEG.
+    #[command(name = "cc3m", verbatim_doc_comment)]
+    Cc3m(WebIngestArgs),
+    /// CC12M: cc12m.tsv (`url<TAB>caption`); images as for cc3m.
+    #[command(name = "cc12m")]
+    Cc12m(WebIngestArgs),
+    /// SBU Captions: sbu-captions-all.json, or the 2011 urls.txt + captions.txt pair; images as for cc3m.
+    Sbu(WebIngestArgs),
     /// MSRVTT: videodatainfo json, JSFUSION 1k-A csv, BLIP jsonl, MSRVTT-QA json/jsonl (detected per file).
     ///
     /// Decodes every clip with the FFmpeg libraries, samples N frames (the reference's uniform rule by
@@ -46,6 +59,30 @@ pub enum IngestCommand {
     /// VATEX: vatex_{training,validation}_v1.0.json, vatex_public_test_english_v1.1.json (8 frames @448).
     #[cfg(feature = "video")]
     Vatex(VideoIngestArgs),
+}
+
+/// Options of the URL datasets.
+#[derive(Debug, Args)]
+pub struct WebIngestArgs {
+    /// URL list files (the column order is detected per line).
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    annotations: Vec<PathBuf>,
+    /// Image folder: mplug's download folder or an img2dataset output folder.
+    #[arg(long, value_name = "DIR")]
+    images: PathBuf,
+    /// Put every image in this split instead of the one named by the file.
+    #[arg(long)]
+    split: Option<String>,
+    /// First download the images not yet in --images (earlier failures are tried again); a dataset
+    /// already in --out is rebuilt when the download state changed.
+    #[arg(long)]
+    download: bool,
+    #[command(flatten)]
+    net: super::download::DownloadFlags,
+    #[command(flatten)]
+    image: ImageFlags,
+    #[command(flatten)]
+    common: CommonIngestArgs,
 }
 
 /// Options of every video ingest.
@@ -142,6 +179,15 @@ pub struct CocoArgs {
     /// Put every image in this split instead of the one named by the file or the Karpathy field.
     #[arg(long)]
     split: Option<String>,
+    #[command(flatten)]
+    image: ImageFlags,
+    #[command(flatten)]
+    common: CommonIngestArgs,
+}
+
+/// Image-stage overrides of every image ingest.
+#[derive(Debug, Args)]
+pub struct ImageFlags {
     /// Longest stored side in pixels; larger images are downscaled, never upscaled (0 = keep size).
     #[arg(long, value_name = "PX")]
     max_side: Option<u32>,
@@ -154,8 +200,6 @@ pub struct CocoArgs {
     /// Reject images whose header declares more pixels than this (decompression-bomb guard).
     #[arg(long, value_name = "N")]
     max_pixels: Option<u64>,
-    #[command(flatten)]
-    common: CommonIngestArgs,
 }
 
 fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<PipelineSpec> {
@@ -175,7 +219,7 @@ fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<Pipel
     Ok(p)
 }
 
-fn apply_image_flags(p: &mut PipelineSpec, a: &CocoArgs) -> anyhow::Result<()> {
+fn apply_image_flags(p: &mut PipelineSpec, a: &ImageFlags) -> anyhow::Result<()> {
     let Some(image) = p.image.as_mut() else {
         anyhow::bail!(crate::Error::input(format!(
             "pipeline `{}` has no [image] table",
@@ -219,6 +263,27 @@ where
         }
     }
     Ok(())
+}
+
+fn run_web(builtin: &str, args: WebIngestArgs) -> anyhow::Result<()> {
+    use crate::sources::web::WebCaptionSource;
+    let a = &args.common;
+    let mut pipeline = resolve_pipeline(builtin, a)?;
+    apply_image_flags(&mut pipeline, &args.image)?;
+    let tokenizer = load_tokenizer(a)?;
+    if args.download {
+        super::download::download_lists(&args.annotations, &args.images, &args.net, a.quiet)?;
+    }
+    let images = ImageRoot::open(&args.images)?;
+    let source = WebCaptionSource {
+        annotation_files: args.annotations.clone(),
+        image_root: images.path().to_path_buf(),
+        split_override: args.split.clone(),
+    };
+    let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
+    let mut job = new_job(a, pipeline, &args.split, &tokenizer);
+    job.force |= args.download;
+    run_job(&job, &source, &processor)
 }
 
 #[cfg(feature = "video")]
@@ -341,7 +406,7 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
         IngestCommand::Coco(args) => {
             let a = &args.common;
             let mut pipeline = resolve_pipeline("coco", a)?;
-            apply_image_flags(&mut pipeline, &args)?;
+            apply_image_flags(&mut pipeline, &args.image)?;
             let tokenizer = load_tokenizer(a)?;
             let images = ImageRoot::open(&args.images)?;
             let source = CocoSource {
@@ -353,6 +418,9 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
             let job = new_job(a, pipeline, &args.split, &tokenizer);
             run_job(&job, &source, &processor)
         }
+        IngestCommand::Cc3m(args) => run_web("cc3m", args),
+        IngestCommand::Cc12m(args) => run_web("cc12m", args),
+        IngestCommand::Sbu(args) => run_web("sbu", args),
         #[cfg(feature = "video")]
         IngestCommand::Msrvtt(args) => {
             run_video(crate::sources::video::VideoDataset::Msrvtt, "msrvtt", args)

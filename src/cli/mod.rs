@@ -1,6 +1,7 @@
 //! The command line. One file per subcommand; this file holds the top-level parser.
 
 mod doctor;
+mod download;
 mod ingest;
 mod model;
 mod sql;
@@ -43,6 +44,7 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Check the installation: libtorch, CUDA, the vocab.
     Doctor(doctor::DoctorArgs),
+    Download(download::DownloadArgs),
     /// Inspect or initialise a model config (parameter counts, keys, fresh weights).
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -62,6 +64,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Download(args) => download::run(args),
         Command::Model(cmd) => model::run_model(cmd),
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),

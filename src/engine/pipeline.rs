@@ -13,6 +13,9 @@ use crate::text::TextNormalization;
 /// Built-in pipeline files, embedded so the binary works from any directory.
 pub const BUILTIN_PIPELINES: &[(&str, &str)] = &[
     ("coco", include_str!("../../pipelines/coco.toml")),
+    ("cc3m", include_str!("../../pipelines/cc3m.toml")),
+    ("cc12m", include_str!("../../pipelines/cc12m.toml")),
+    ("sbu", include_str!("../../pipelines/sbu.toml")),
     ("msrvtt", include_str!("../../pipelines/msrvtt.toml")),
     ("msrvtt-qa", include_str!("../../pipelines/msrvtt-qa.toml")),
     ("msvd-qa", include_str!("../../pipelines/msvd-qa.toml")),

@@ -129,6 +129,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
             source_path: sample.source_path,
             source_blake3: image.source_blake3,
             pixel_blake3: image.pixel_blake3,
+            pixel_dhash: image.pixel_dhash,
             orig_width: image.orig_width,
             orig_height: image.orig_height,
             width: image.width,

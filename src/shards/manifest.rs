@@ -44,6 +44,8 @@ pub enum RejectStage {
     Path,
     /// The image bytes (empty, not an image, corrupt, too large).
     Decode,
+    /// A URL dataset's image could not be downloaded (HTTP status, timeout, not an image).
+    Download,
     /// A panic while processing (a bug, recorded instead of crashing the run).
     Internal,
 }

@@ -33,6 +33,8 @@ pub struct ImageTextRow {
     pub source_blake3: String,
     /// blake3 of the decoded pixels.
     pub pixel_blake3: String,
+    /// dHash of the decoded pixels (16 hex digits).
+    pub pixel_dhash: String,
     /// Displayed source size.
     pub orig_width: u32,
     /// Displayed source size.
@@ -57,7 +59,7 @@ impl ShardRow for ImageTextRow {
             + self.image_id.len()
             + self.split.len()
             + self.source_path.len()
-            + 128 // two hex hashes
+            + 144 // three hex hashes
             + 16
             + self.captions.iter().map(String::len).sum::<usize>()
             + self.caption_tokens.iter().map(|t| 4 * t.len()).sum::<usize>()
@@ -69,6 +71,7 @@ impl ShardRow for ImageTextRow {
         let mut source_path = StringBuilder::new();
         let mut source_blake3 = StringBuilder::new();
         let mut pixel_blake3 = StringBuilder::new();
+        let mut pixel_dhash = StringBuilder::new();
         let mut orig_width = Int32Builder::new();
         let mut orig_height = Int32Builder::new();
         let mut width = Int32Builder::new();
@@ -84,6 +87,7 @@ impl ShardRow for ImageTextRow {
             source_path.append_value(&r.source_path);
             source_blake3.append_value(&r.source_blake3);
             pixel_blake3.append_value(&r.pixel_blake3);
+            pixel_dhash.append_value(&r.pixel_dhash);
             orig_width.append_value(r.orig_width as i32);
             orig_height.append_value(r.orig_height as i32);
             width.append_value(r.width as i32);
@@ -106,6 +110,7 @@ impl ShardRow for ImageTextRow {
             Arc::new(source_path.finish()),
             Arc::new(source_blake3.finish()),
             Arc::new(pixel_blake3.finish()),
+            Arc::new(pixel_dhash.finish()),
             Arc::new(orig_width.finish()),
             Arc::new(orig_height.finish()),
             Arc::new(width.finish()),

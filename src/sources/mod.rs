@@ -12,10 +12,12 @@ pub mod json;
 pub mod msrvtt;
 #[cfg(feature = "video")]
 pub mod msvd_qa;
+pub mod url_images;
 #[cfg(feature = "video")]
 pub mod vatex;
 #[cfg(feature = "video")]
 pub mod video;
+pub mod web;
 
 pub use image_root::ImageRoot;
 

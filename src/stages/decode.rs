@@ -6,7 +6,7 @@
 
 use std::io::Cursor;
 
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
 
 /// An 8-bit RGB image, rows packed (HWC).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +93,47 @@ fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), DecodeError> 
 /// Decodes `bytes` to RGB, refusing images whose header declares more than `max_pixels` pixels before
 /// any pixel memory is allocated. EXIF orientation is *not* applied here (see `orient`).
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+    decode_rgb_draft(bytes, max_pixels, 0).map(|(img, _)| img)
+}
+
+/// Like [`decode_rgb`], but a JPEG whose longer side is at least `2 * draft_long_side` is decoded in
+/// the DCT domain at 1/2, 1/4 or 1/8 scale: the strongest reduction that keeps the longer side at
+/// least `2 * draft_long_side`. This is Pillow's `Image.thumbnail` (`draft` with `reducing_gap=2`);
+/// the gap of 2 leaves the final bicubic resize enough pixels that the result is visually the same,
+/// at a fraction of the decode cost for multi-megapixel web originals. `0` disables it. Also returns
+/// the full (undecoded-scale) width and height from the header.
+pub fn decode_rgb_draft(
+    bytes: &[u8],
+    max_pixels: u64,
+    draft_long_side: u32,
+) -> Result<(RgbImage, (u32, u32)), DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
     match sniff(bytes).ok_or(DecodeError::NotAnImage)? {
-        SourceFormat::Jpeg => decode_jpeg(bytes, max_pixels),
-        SourceFormat::Other(format) => decode_other(bytes, format, max_pixels),
+        SourceFormat::Jpeg => decode_jpeg(bytes, max_pixels, draft_long_side),
+        SourceFormat::Other(format) => {
+            let img = decode_other(bytes, format, max_pixels)?;
+            let full = (img.width, img.height);
+            Ok((img, full))
+        }
     }
+}
+
+/// The DCT scaling factor for a `width` x `height` JPEG (see [`decode_rgb_draft`]).
+pub fn draft_factor(width: usize, height: usize, draft_long_side: u32) -> ScalingFactor {
+    if draft_long_side == 0 {
+        return ScalingFactor::ONE;
+    }
+    let need = 2 * draft_long_side as usize;
+    [
+        ScalingFactor::ONE_EIGHTH,
+        ScalingFactor::ONE_QUARTER,
+        ScalingFactor::ONE_HALF,
+    ]
+    .into_iter()
+    .find(|f| f.scale(width.max(height)) >= need)
+    .unwrap_or(ScalingFactor::ONE)
 }
 
 fn corrupt_jpeg(e: turbojpeg::Error) -> DecodeError {
@@ -109,11 +143,18 @@ fn corrupt_jpeg(e: turbojpeg::Error) -> DecodeError {
     }
 }
 
-fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+fn decode_jpeg(
+    bytes: &[u8],
+    max_pixels: u64,
+    draft_long_side: u32,
+) -> Result<(RgbImage, (u32, u32)), DecodeError> {
     let mut dec = Decompressor::new().map_err(corrupt_jpeg)?;
     let header = dec.read_header(bytes).map_err(corrupt_jpeg)?;
     check_pixels(header.width as u64, header.height as u64, max_pixels)?;
-    let (w, h) = (header.width, header.height);
+    let factor = draft_factor(header.width, header.height, draft_long_side);
+    dec.set_scaling_factor(factor).map_err(corrupt_jpeg)?;
+    let (w, h) = (factor.scale(header.width), factor.scale(header.height));
+    let full = (header.width as u32, header.height as u32);
     if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
         let mut cmyk = vec![0u8; w * h * 4];
         let out = Image {
@@ -125,11 +166,12 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
         };
         dec.decompress(bytes, out).map_err(corrupt_jpeg)?;
         let inverted = has_adobe_marker(bytes);
-        return Ok(RgbImage {
+        let img = RgbImage {
             width: w as u32,
             height: h as u32,
             pixels: cmyk_to_rgb(&cmyk, inverted),
-        });
+        };
+        return Ok((img, full));
     }
     let mut rgb = vec![0u8; w * h * 3];
     let out = Image {
@@ -140,11 +182,12 @@ fn decode_jpeg(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
         format: PixelFormat::RGB,
     };
     dec.decompress(bytes, out).map_err(corrupt_jpeg)?;
-    Ok(RgbImage {
+    let img = RgbImage {
         width: w as u32,
         height: h as u32,
         pixels: rgb,
-    })
+    };
+    Ok((img, full))
 }
 
 /// True when the JPEG carries an Adobe APP14 segment. Photoshop-style CMYK JPEGs (the ones with this
@@ -217,6 +260,34 @@ fn decode_other(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draft_factor_keeps_twice_the_target() {
+        let f = |w, h, t| {
+            let s = draft_factor(w, h, t);
+            (s.num(), s.denom())
+        };
+        assert_eq!(f(2048, 1536, 512), (1, 2)); // 1024 >= 1024; 1/4 would give 512
+        assert_eq!(f(4096, 3072, 512), (1, 4));
+        assert_eq!(f(1536, 4096, 512), (1, 4)); // portrait: the longer side counts
+        assert_eq!(f(8192, 100, 256), (1, 8));
+        assert_eq!(f(1000, 800, 512), (1, 1)); // < 2x the target: full decode
+        assert_eq!(f(4096, 3072, 0), (1, 1)); // disabled
+    }
+
+    #[test]
+    fn draft_decode_returns_scaled_pixels_and_full_size() {
+        let img = RgbImage {
+            width: 2048,
+            height: 1024,
+            pixels: vec![128; 2048 * 1024 * 3],
+        };
+        let jpeg = crate::stages::encode_pixels(&img, crate::stages::PixelCodec::Jpeg, 90).unwrap();
+        let (small, full) = decode_rgb_draft(&jpeg, u64::MAX, 256).unwrap();
+        assert_eq!((small.width, small.height), (512, 256)); // 1/4: 512 >= 2 x 256
+        assert_eq!(full, (2048, 1024));
+        assert_eq!(small.pixels.len(), 512 * 256 * 3);
+    }
 
     #[test]
     fn empty_and_garbage_are_rejected_with_reasons() {

@@ -4,6 +4,7 @@
 //! config, so the engine can run them on any thread and still write byte-identical shards.
 
 pub mod decode;
+pub mod dhash;
 pub mod encode;
 pub mod image;
 pub mod orient;

@@ -128,6 +128,23 @@ def readers(dataset, vocab, annotation_files):
     print(json.dumps({'rows': table.num_rows, 'shards': len(files)}))
 
 
+def dhash(im):
+    """The schema's pixel_dhash, from its definition: Pillow L luma, 9x8 bins by integer pixel
+    assignment (x * 9 // w, y * 8 // h), bit = left bin mean > right bin mean, row-major, MSB first."""
+    import numpy as np
+    luma = np.asarray(im.convert('L'), dtype=np.float64)
+    h, w = luma.shape
+    cols = np.arange(w) * 9 // w
+    rows = np.arange(h) * 8 // h
+    means = np.zeros((8, 9))
+    for r in range(8):
+        band = luma[rows == r]
+        for c in range(9):
+            means[r, c] = band[:, cols == c].mean()
+    bits = ''.join('1' if means[r, c] > means[r, c + 1] else '0' for r in range(8) for c in range(8))
+    return '%016x' % int(bits, 2)
+
+
 def pixels(dataset, images_dir, tolerance, max_fraction_over_1):
     """codec=raw datasets: each row's pixels vs Pillow's exif_transpose + convert('RGB') (+ BICUBIC).
 
@@ -140,12 +157,17 @@ def pixels(dataset, images_dir, tolerance, max_fraction_over_1):
     table = pq.read_table(sorted(glob.glob(os.path.join(dataset, 'shards', '*.parquet'))))
     worst = {}
     values = over_1 = 0
-    for row in table.select(['source_path', 'image_codec', 'image', 'width', 'height']).to_pylist():
+    dhash_checked = 0
+    for row in table.select(['source_path', 'image_codec', 'image', 'width', 'height',
+                             'pixel_dhash']).to_pylist():
         if row['image_codec'] != 'raw':
             fail('pixels mode needs a --codec raw dataset')
         src = Image.open(os.path.join(images_dir, row['source_path']))
         kind = f'{src.format}/{src.mode}' + ('/exif' if src.getexif().get(0x0112, 1) != 1 else '')
         ref = ImageOps.exif_transpose(src).convert('RGB')
+        if row['pixel_dhash'] != dhash(ref):
+            fail(f"pixel_dhash of {row['source_path']}: {row['pixel_dhash']} != {dhash(ref)}")
+        dhash_checked += 1
         if ref.size != (row['width'], row['height']):
             ref = ref.resize((row['width'], row['height']), Image.BICUBIC)
         ours = np.frombuffer(row['image'], dtype=np.uint8).reshape(row['height'], row['width'], 3)
@@ -153,7 +175,8 @@ def pixels(dataset, images_dir, tolerance, max_fraction_over_1):
         values += d.size
         over_1 += int((d > 1).sum())
         worst[kind] = max(worst.get(kind, 0), int(d.max()))
-    print(json.dumps({'max_abs_diff': worst, 'fraction_over_1': over_1 / max(values, 1)}, sort_keys=True))
+    print(json.dumps({'max_abs_diff': worst, 'fraction_over_1': over_1 / max(values, 1),
+                      'dhash_checked': dhash_checked}, sort_keys=True))
     if over_1 / max(values, 1) > max_fraction_over_1:
         fail(f'{over_1} of {values} values differ from Pillow by more than 1')
     bad = {k: v for k, v in worst.items() if v > tolerance}
