@@ -3,40 +3,23 @@
 //! CC3M/CC12M/SBU readers on the real first records in ../shared/samples when present.
 
 mod common;
+#[path = "common/http.rs"]
+mod http;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::http::TestServer;
-use common::{mplug, ok, python, vocab};
-use mplug::stages::{PixelCodec, RgbImage, encode_pixels};
+use common::{mplug, ok, pattern_jpeg, python, vocab};
+use http::TestServer;
 
-/// A JPEG whose content depends on `token` (so URL-hash collisions would show): 64x48, or
-/// 2048x1536 for `big`.
+/// The server's images: 64x48, or 2048x1536 for `big`.
 fn jpeg(token: &str, big: bool) -> Vec<u8> {
-    let (w, h) = if big { (2048, 1536) } else { (64, 48) };
-    let seed = token
-        .bytes()
-        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
-    let mut pixels = Vec::with_capacity(w * h * 3);
-    for y in 0..h {
-        for x in 0..w {
-            // A wave whose frequency and phase depend on the token: distinct tokens, distinct dHash.
-            let f = 1.0 + (seed % 7) as f32;
-            let v = 127.5
-                + 127.5
-                    * ((x as f32 / w as f32 * f + (seed % 13) as f32) * std::f32::consts::TAU)
-                        .sin();
-            pixels.extend_from_slice(&[v as u8, (y * 255 / h) as u8, (seed >> 8) as u8]);
-        }
+    if big {
+        pattern_jpeg(token, 2048, 1536)
+    } else {
+        pattern_jpeg(token, 64, 48)
     }
-    let img = RgbImage {
-        width: w as u32,
-        height: h as u32,
-        pixels,
-    };
-    encode_pixels(&img, PixelCodec::Jpeg, 90).unwrap()
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {

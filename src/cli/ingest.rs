@@ -29,6 +29,23 @@ pub enum IngestCommand {
     /// rerunning on a complete dataset with the same inputs and settings does nothing.
     #[command(verbatim_doc_comment)]
     Coco(CocoArgs),
+    /// Visual Genome: region_descriptions.json (v1.0 or v1.2) as image captions, or
+    /// question_answers.json as QA (image_qa.v1, answer weight 0.5); image_data.json gives the paths.
+    ///
+    /// --images is the folder holding VG_100K/ and VG_100K_2/. A run reads either region or QA
+    /// files (they go to different schemas), chosen by the file names.
+    #[command(verbatim_doc_comment)]
+    Vg(CaptionIngestArgs),
+    /// Flickr30K: results_20130124.token, Karpathy dataset_flickr30k.json or ALBEF flickr30k_*.json.
+    #[command(name = "flickr30k")]
+    Flickr30k(CaptionIngestArgs),
+    /// VQA v2: official questions + annotations json, or ALBEF/mPLUG vqa json lists (image_qa.v1).
+    ///
+    /// One row per image with its questions, the distinct human answers and their weights as the
+    /// reference computes them (count/10 for vqa, 0.5 for vg). Visual Genome QA joins as extra
+    /// training data: pass question_answers.json (+ image_data.json) and --vg-images.
+    #[command(verbatim_doc_comment)]
+    Vqa(VqaIngestArgs),
     /// CC3M: Train_GCC-training.tsv / Validation_GCC-1.1.0-Validation.tsv (`caption<TAB>url`).
     ///
     /// Images come from --images: mplug's download folder (fill it with --download or `mplug
@@ -59,6 +76,45 @@ pub enum IngestCommand {
     /// VATEX: vatex_{training,validation}_v1.0.json, vatex_public_test_english_v1.1.json (8 frames @448).
     #[cfg(feature = "video")]
     Vatex(VideoIngestArgs),
+}
+
+/// Options of image datasets read from local files.
+#[derive(Debug, Args)]
+pub struct CaptionIngestArgs {
+    /// Annotation files (the layout is detected per file).
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    annotations: Vec<PathBuf>,
+    /// Image root: annotation image paths are relative to it.
+    #[arg(long, value_name = "DIR")]
+    images: PathBuf,
+    /// Put every image in this split instead of the one the annotations give.
+    #[arg(long)]
+    split: Option<String>,
+    #[command(flatten)]
+    image: ImageFlags,
+    #[command(flatten)]
+    common: CommonIngestArgs,
+}
+
+/// Options of `ingest vqa`.
+#[derive(Debug, Args)]
+pub struct VqaIngestArgs {
+    /// Annotation files (official questions/annotations, ALBEF/mPLUG lists, VG question_answers).
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    annotations: Vec<PathBuf>,
+    /// COCO image root (the reference's vqa_root): holds train2014/, val2014/, test2015/.
+    #[arg(long, value_name = "DIR")]
+    images: PathBuf,
+    /// Visual Genome image root (vg_root), for `dataset: vg` records and question_answers.json.
+    #[arg(long, value_name = "DIR")]
+    vg_images: Option<PathBuf>,
+    /// Put every image in this split instead of the one the files give.
+    #[arg(long)]
+    split: Option<String>,
+    #[command(flatten)]
+    image: ImageFlags,
+    #[command(flatten)]
+    common: CommonIngestArgs,
 }
 
 /// Options of the URL datasets.
@@ -265,6 +321,79 @@ where
     Ok(())
 }
 
+/// An image_text.v1 ingest of local files with `source`.
+fn run_captions<S>(builtin: &str, args: &CaptionIngestArgs, source: &S) -> anyhow::Result<()>
+where
+    S: crate::sources::Source<Sample = crate::sources::CaptionSample>,
+{
+    let a = &args.common;
+    let mut pipeline = resolve_pipeline(builtin, a)?;
+    apply_image_flags(&mut pipeline, &args.image)?;
+    let tokenizer = load_tokenizer(a)?;
+    let images = ImageRoot::open(&args.images)?;
+    let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
+    let job = new_job(a, pipeline, &args.split, &tokenizer);
+    run_job(&job, source, &processor)
+}
+
+fn run_vg(args: CaptionIngestArgs) -> anyhow::Result<()> {
+    let is_qa = |p: &PathBuf| p.to_string_lossy().contains("question_answers");
+    if args.annotations.iter().any(is_qa) {
+        let vqa = VqaIngestArgs {
+            annotations: args.annotations,
+            images: args.images.clone(),
+            vg_images: Some(args.images),
+            split: args.split,
+            image: args.image,
+            common: args.common,
+        };
+        return run_qa("vg-qa", vqa);
+    }
+    let source = crate::sources::vg::VgCaptionSource {
+        annotation_files: args.annotations.clone(),
+        image_root: ImageRoot::open(&args.images)?.path().to_path_buf(),
+        split_override: args.split.clone(),
+    };
+    run_captions("vg", &args, &source)
+}
+
+fn run_vqa(args: VqaIngestArgs) -> anyhow::Result<()> {
+    run_qa("vqa", args)
+}
+
+fn run_qa(builtin: &str, args: VqaIngestArgs) -> anyhow::Result<()> {
+    use crate::ingest::image_qa::QaTask;
+    use crate::ingest::image_task::ImageTaskProcessor;
+    let a = &args.common;
+    let mut pipeline = resolve_pipeline(builtin, a)?;
+    apply_image_flags(&mut pipeline, &args.image)?;
+    let tokenizer = load_tokenizer(a)?;
+    let coco = ImageRoot::open(&args.images)?;
+    let vg = match &args.vg_images {
+        Some(dir) => ImageRoot::open(dir)?,
+        None => coco.clone(),
+    };
+    let source = crate::sources::vqa::VqaSource {
+        annotation_files: args.annotations.clone(),
+        coco_root: coco.path().to_path_buf(),
+        vg_root: vg.path().to_path_buf(),
+        split_override: args.split.clone(),
+    };
+    let task = QaTask {
+        tokenizer: &tokenizer,
+        normalize: pipeline
+            .text
+            .question_normalize
+            .unwrap_or(pipeline.text.normalize),
+    };
+    let image = pipeline.image.clone().ok_or_else(|| {
+        crate::Error::input(format!("pipeline `{}` has no [image] table", pipeline.name))
+    })?;
+    let processor = ImageTaskProcessor::new(task, vec![coco, vg], image);
+    let job = new_job(a, pipeline, &args.split, &tokenizer);
+    run_job(&job, &source, &processor)
+}
+
 fn run_web(builtin: &str, args: WebIngestArgs) -> anyhow::Result<()> {
     use crate::sources::web::WebCaptionSource;
     let a = &args.common;
@@ -418,6 +547,16 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
             let job = new_job(a, pipeline, &args.split, &tokenizer);
             run_job(&job, &source, &processor)
         }
+        IngestCommand::Vg(args) => run_vg(args),
+        IngestCommand::Flickr30k(args) => {
+            let source = crate::sources::flickr::FlickrSource {
+                annotation_files: args.annotations.clone(),
+                image_root: args.images.clone(),
+                split_override: args.split.clone(),
+            };
+            run_captions("flickr30k", &args, &source)
+        }
+        IngestCommand::Vqa(args) => run_vqa(args),
         IngestCommand::Cc3m(args) => run_web("cc3m", args),
         IngestCommand::Cc12m(args) => run_web("cc12m", args),
         IngestCommand::Sbu(args) => run_web("sbu", args),

@@ -119,7 +119,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
             return Ok(SampleOutcome {
                 row: None,
                 rejects,
-                file,
+                files: file.into_iter().collect(),
             });
         }
         let captions = t.kept.iter().map(|&i| sample.captions[i].clone()).collect();
@@ -142,7 +142,7 @@ impl SampleProcessor for ImageTextProcessor<'_> {
         Ok(SampleOutcome {
             row: Some(row),
             rejects,
-            file,
+            files: file.into_iter().collect(),
         })
     }
 }

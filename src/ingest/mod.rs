@@ -25,6 +25,8 @@ use crate::shards::{SchemaSpec, ShardWriter};
 use crate::sources::Source;
 use crate::text::BertTokenizer;
 
+pub mod image_qa;
+pub mod image_task;
 pub mod image_text;
 pub mod text;
 #[cfg(feature = "video")]
@@ -92,8 +94,8 @@ pub struct SampleOutcome<R> {
     pub row: Option<R>,
     /// Rejects (the whole sample, or some of its texts).
     pub rejects: Vec<RejectRecord>,
-    /// (path, bytes, blake3) of the media file read successfully.
-    pub file: Option<(String, u64, String)>,
+    /// (path, bytes, blake3) of each media file read successfully.
+    pub files: Vec<(String, u64, String)>,
 }
 
 impl<R> SampleOutcome<R> {
@@ -114,7 +116,7 @@ impl<R> SampleOutcome<R> {
                 unit,
                 reason,
             }],
-            file: None,
+            files: Vec::new(),
         }
     }
 }
@@ -214,7 +216,7 @@ impl IngestJob<'_> {
                                 "panic while processing (a bug, please report it): {msg}"
                             ),
                         }],
-                        file: None,
+                        files: Vec::new(),
                     },
                 };
                 if strict && let Some(first) = outcome.rejects.first() {
@@ -223,7 +225,7 @@ impl IngestJob<'_> {
                         first: first.to_string(),
                     });
                 }
-                if let Some((path, bytes, hash)) = &outcome.file {
+                for (path, bytes, hash) in &outcome.files {
                     files.files += 1;
                     files.bytes += bytes;
                     files_hasher.update(path.as_bytes());

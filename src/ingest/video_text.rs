@@ -131,7 +131,7 @@ impl SampleProcessor for VideoTextProcessor<'_> {
             return Ok(SampleOutcome {
                 row: None,
                 rejects,
-                file,
+                files: file.into_iter().collect(),
             });
         }
         let row = VideoTextRow {
@@ -176,7 +176,7 @@ impl SampleProcessor for VideoTextProcessor<'_> {
         Ok(SampleOutcome {
             row: Some(row),
             rejects,
-            file,
+            files: file.into_iter().collect(),
         })
     }
 }

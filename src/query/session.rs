@@ -97,16 +97,14 @@ impl QuerySession {
             let url = format!("{}/", dir.display());
             if d.manifest.shards.is_empty() {
                 // Every input was rejected: an empty table with the dataset's schema, so queries work.
-                let schema = match d.manifest.schema.as_str() {
-                    "image_text.v1" => crate::shards::SchemaSpec::image_text_v1().arrow_schema(),
-                    "video_text.v1" => crate::shards::SchemaSpec::video_text_v1().arrow_schema(),
-                    other => {
-                        return Err(Error::format(format!(
-                            "unknown row schema `{other}` in {}",
-                            d.dir.display()
-                        )));
-                    }
+                let Some(spec) = crate::shards::SchemaSpec::by_id(&d.manifest.schema) else {
+                    return Err(Error::format(format!(
+                        "unknown row schema `{}` in {}",
+                        d.manifest.schema,
+                        d.dir.display()
+                    )));
                 };
+                let schema = spec.arrow_schema();
                 let empty = MemTable::try_new(schema, vec![vec![]]).map_err(map_df_error)?;
                 ctx.register_table(d.table.as_str(), Arc::new(empty))
                     .map_err(map_df_error)?;

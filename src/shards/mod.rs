@@ -5,7 +5,9 @@
 //! one is never complete.
 
 pub mod commit;
+pub mod image_columns;
 pub mod manifest;
+pub mod qa_rows;
 pub mod rows;
 pub mod schema;
 pub mod verify;

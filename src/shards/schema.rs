@@ -10,8 +10,13 @@ use crate::error::{Error, Result};
 
 /// `schemas/image_text.v1.json`: one row per image with its captions.
 pub const IMAGE_TEXT_V1: &str = include_str!("../../schemas/image_text.v1.json");
+/// `schemas/image_qa.v1.json`: one row per image with its questions and weighted answers.
+pub const IMAGE_QA_V1: &str = include_str!("../../schemas/image_qa.v1.json");
 /// `schemas/video_text.v1.json`: one row per clip with sampled frames, captions and QA pairs.
 pub const VIDEO_TEXT_V1: &str = include_str!("../../schemas/video_text.v1.json");
+
+/// Every schema file in `schemas/` that rows are written with.
+pub const BUILTIN_SCHEMAS: &[&str] = &[IMAGE_TEXT_V1, IMAGE_QA_V1, VIDEO_TEXT_V1];
 
 /// One column of a schema file.
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +66,26 @@ impl SchemaSpec {
     /// The built-in `image_text.v1` schema.
     pub fn image_text_v1() -> Self {
         match Self::parse(IMAGE_TEXT_V1) {
+            Ok(s) => s,
+            Err(e) => unreachable!("embedded schema is checked by tests: {e}"),
+        }
+    }
+
+    /// The built-in `image_qa.v1` schema.
+    pub fn image_qa_v1() -> Self {
+        Self::builtin(IMAGE_QA_V1)
+    }
+
+    /// The built-in schema with identifier `id` (`image_qa.v1`, …).
+    pub fn by_id(id: &str) -> Option<Self> {
+        BUILTIN_SCHEMAS
+            .iter()
+            .map(|json| Self::builtin(json))
+            .find(|s| s.id() == id)
+    }
+
+    fn builtin(json: &str) -> Self {
+        match Self::parse(json) {
             Ok(s) => s,
             Err(e) => unreachable!("embedded schema is checked by tests: {e}"),
         }

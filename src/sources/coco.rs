@@ -92,29 +92,8 @@ impl Source for CocoSource {
         let mut collector = CaptionCollector::new();
         let mut files = Vec::new();
         for path in &self.annotation_files {
-            let bytes = fs_err::read(path).map_err(|e| {
-                Error::input_with_hint(
-                    format!("cannot read annotation file: {e}"),
-                    "check the --annotations paths",
-                )
-            })?;
-            files.push(SourceFile {
-                name: file_label(path),
-                bytes: bytes.len() as u64,
-                blake3: blake3::hash(&bytes).to_hex().to_string(),
-            });
-            let value = parse_json(path, &bytes)?;
-            let split = self
-                .split_override
-                .clone()
-                .unwrap_or_else(|| split_from_file_name(path));
-            match detect_layout(path, &value)? {
-                CocoLayout::Official => self.read_official(path, &value, &split, &mut collector)?,
-                CocoLayout::Karpathy => {
-                    read_karpathy(path, &value, self.split_override.as_deref(), &mut collector)?
-                }
-                CocoLayout::AlbefList => read_albef(path, &value, &split, &mut collector)?,
-            }
+            let bytes = read_annotation_file(path, &mut files)?;
+            self.read_file(path, &bytes, &mut collector)?;
         }
         let (samples, rejects) = collector.finish();
         Ok(SourceOutput {
@@ -122,6 +101,45 @@ impl Source for CocoSource {
             rejects,
             files,
         })
+    }
+}
+
+/// Reads an annotation file and records its name, size and hash in `files`.
+pub fn read_annotation_file(path: &Path, files: &mut Vec<SourceFile>) -> Result<Vec<u8>> {
+    let bytes = fs_err::read(path).map_err(|e| {
+        Error::input_with_hint(
+            format!("cannot read annotation file: {e}"),
+            "check the --annotations paths",
+        )
+    })?;
+    files.push(SourceFile {
+        name: file_label(path),
+        bytes: bytes.len() as u64,
+        blake3: blake3::hash(&bytes).to_hex().to_string(),
+    });
+    Ok(bytes)
+}
+
+impl CocoSource {
+    /// Adds one caption json file (any of the three layouts) to `collector`.
+    pub fn read_file(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        collector: &mut CaptionCollector,
+    ) -> Result<()> {
+        let value = parse_json(path, bytes)?;
+        let split = self
+            .split_override
+            .clone()
+            .unwrap_or_else(|| split_from_file_name(path));
+        match detect_layout(path, &value)? {
+            CocoLayout::Official => self.read_official(path, &value, &split, collector),
+            CocoLayout::Karpathy => {
+                read_karpathy(path, &value, self.split_override.as_deref(), collector)
+            }
+            CocoLayout::AlbefList => read_albef(path, &value, &split, collector),
+        }
     }
 }
 

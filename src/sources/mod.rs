@@ -6,6 +6,7 @@
 
 pub mod coco;
 pub mod collect;
+pub mod flickr;
 pub mod image_root;
 pub mod json;
 #[cfg(feature = "video")]
@@ -15,8 +16,10 @@ pub mod msvd_qa;
 pub mod url_images;
 #[cfg(feature = "video")]
 pub mod vatex;
+pub mod vg;
 #[cfg(feature = "video")]
 pub mod video;
+pub mod vqa;
 pub mod web;
 
 pub use image_root::ImageRoot;

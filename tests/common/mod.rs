@@ -55,4 +55,33 @@ pub fn ok(out: Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
-pub mod http;
+
+/// A JPEG of `w` x `h` whose content depends on `token`: a wave whose frequency and phase come
+/// from the token, so distinct tokens give distinct images (and distinct dHashes).
+pub fn pattern_jpeg(token: &str, w: usize, h: usize) -> Vec<u8> {
+    use mplug::stages::{PixelCodec, RgbImage, encode_pixels};
+    let seed = token
+        .bytes()
+        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+    let mut pixels = Vec::with_capacity(w * h * 3);
+    for y in 0..h {
+        for x in 0..w {
+            let f = 1.0 + (seed % 7) as f32;
+            let phase = (x as f32 / w as f32 * f + (seed % 13) as f32) * std::f32::consts::TAU;
+            let v = 127.5 + 127.5 * phase.sin();
+            pixels.extend_from_slice(&[v as u8, (y * 255 / h) as u8, (seed >> 8) as u8]);
+        }
+    }
+    let img = RgbImage {
+        width: w as u32,
+        height: h as u32,
+        pixels,
+    };
+    encode_pixels(&img, PixelCodec::Jpeg, 90).expect("encode test JPEG")
+}
+
+/// Writes `pattern_jpeg(token, w, h)` to `path`, creating directories.
+pub fn write_jpeg(path: &std::path::Path, token: &str, w: usize, h: usize) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, pattern_jpeg(token, w, h)).expect("write JPEG");
+}

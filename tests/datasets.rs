@@ -1,0 +1,315 @@
+//! Image datasets beyond COCO, each on fixtures written in the original formats (and on the real
+//! first records in ../shared/samples when present): Visual Genome regions (v1.0 and v1.2 keys) and
+//! QA, VQA v2 (official files and ALBEF/mPLUG lists) and Flickr30K token files. Rows are checked
+//! by pyarrow against the annotation files (tests/py/check_image_datasets.py), answer weights
+//! against the reference's own loop.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{mplug, ok, python, repo, vocab, write_jpeg};
+use serde_json::json;
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn ingest(dataset: &str, annotations: &[PathBuf], images: &Path, out: &Path) -> Command {
+    let mut c = mplug();
+    c.args(["ingest", dataset, "--quiet", "--annotations"])
+        .args(annotations)
+        .arg("--images")
+        .arg(images)
+        .arg("--out")
+        .arg(out)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--name", dataset]);
+    c
+}
+
+fn check(mode: &str, dataset: &Path, files: &[PathBuf]) -> usize {
+    let out = Command::new(python())
+        .arg(repo().join("tests/py/check_image_datasets.py"))
+        .arg(mode)
+        .arg(dataset)
+        .args(files)
+        .output()
+        .unwrap();
+    ok(out).trim().parse().unwrap()
+}
+
+fn write_json(path: &Path, v: &serde_json::Value) -> PathBuf {
+    std::fs::write(path, serde_json::to_vec(v).unwrap()).unwrap();
+    path.to_path_buf()
+}
+
+/// blake3 of each shard file, in name order.
+fn shard_hashes(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("shards"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            blake3::hash(&std::fs::read(f).unwrap())
+                .to_hex()
+                .to_string()
+        })
+        .collect()
+}
+
+fn rejects_with(m: &serde_json::Value, stage: &str, unit: &str) -> Vec<String> {
+    m["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["stage"] == stage && r["unit"] == unit)
+        .map(|r| r["sample_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn vg_regions_v10_and_v12_give_identical_rows() {
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("vg");
+    write_jpeg(&images.join("VG_100K_2/1.jpg"), "vg1", 80, 60);
+    write_jpeg(&images.join("VG_100K/2.jpg"), "vg2", 60, 80);
+    let url = |p: &str| format!("https://cs.stanford.edu/people/rak248/{p}");
+    let image_data = write_json(
+        &t.path().join("image_data.json"),
+        &json!([
+            {"width": 80, "url": url("VG_100K_2/1.jpg"), "height": 60, "image_id": 1, "coco_id": null, "flickr_id": null},
+            {"width": 60, "url": url("VG_100K/2.jpg"), "height": 80, "image_id": 2, "coco_id": 9, "flickr_id": null},
+            {"width": 60, "url": url("VG_100K/3.jpg"), "height": 80, "image_id": 3, "coco_id": null, "flickr_id": null}
+        ]),
+    );
+    let region = |v12: bool, rid: u64, img: u64, phrase: &str| {
+        if v12 {
+            json!({"region_id": rid, "width": 10, "height": 10, "image_id": img, "phrase": phrase, "y": 1, "x": 2})
+        } else {
+            json!({"image": img, "height": 10, "width": 10, "x": 2, "y": 1, "phrase": phrase, "id": rid})
+        }
+    };
+    let regions = |v12: bool| {
+        json!([
+            {"id": 1, "regions": [region(v12, 11, 1, "the clock is green in colour"), region(v12, 12, 1, "  "), region(v12, 13, 1, "man's \"hat\"")]},
+            {"id": 2, "regions": [region(v12, 21, 2, "a tree")]},
+            {"id": 3, "regions": [region(v12, 31, 3, "a missing image")]}
+        ])
+    };
+    let mut outs = Vec::new();
+    for (v12, name) in [
+        (true, "region_descriptions_v12.json"),
+        (false, "region_descriptions_v10.json"),
+    ] {
+        let file = write_json(&t.path().join(name), &regions(v12));
+        let out = t.path().join(format!("out_{v12}"));
+        ok(
+            ingest("vg", &[file.clone(), image_data.clone()], &images, &out)
+                .output()
+                .unwrap(),
+        );
+        assert_eq!(check("vg", &out, &[file]), 2);
+        let m = manifest(&out);
+        assert_eq!(m["totals"]["images_written"], 2);
+        assert_eq!(m["totals"]["captions_written"], 3);
+        assert_eq!(rejects_with(&m, "annotation", "caption"), ["1#12"]);
+        assert_eq!(rejects_with(&m, "path", "image"), ["3"]);
+        outs.push(out);
+    }
+    assert_eq!(
+        shard_hashes(&outs[0]),
+        shard_hashes(&outs[1]),
+        "v1.0 and v1.2 rows differ"
+    );
+}
+
+#[test]
+fn vg_real_first_records_parse_in_both_versions() {
+    let samples = repo().join("../shared/samples/visual_genome");
+    if !samples.exists() {
+        eprintln!("skipping: ../shared/samples not present");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("vg");
+    let data: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(samples.join("image_data_first5.json")).unwrap())
+            .unwrap();
+    for rec in data.as_array().unwrap() {
+        let url = rec["url"].as_str().unwrap();
+        let rel: Vec<&str> = url.rsplitn(3, '/').take(2).collect();
+        write_jpeg(&images.join(rel[1]).join(rel[0]), url, 40, 30);
+    }
+    for v in ["v1.2", "v1.0"] {
+        let regions = samples.join(format!("region_descriptions_{v}_first5images.json"));
+        let out = t.path().join(v);
+        let files = [regions.clone(), samples.join("image_data_first5.json")];
+        ok(ingest("vg", &files, &images, &out).output().unwrap());
+        // The two releases' phrases differ slightly; each must match its own file.
+        assert_eq!(check("vg", &out, &[regions]), 5, "{v}");
+    }
+    // QA of the same five images, through `ingest vg` (answer weight 0.5).
+    let qa = samples.join("question_answers_v1.2_first5images.json");
+    let out = t.path().join("qa");
+    let files = [qa.clone(), samples.join("image_data_first5.json")];
+    ok(ingest("vg", &files, &images, &out).output().unwrap());
+    let m = manifest(&out);
+    assert_eq!(m["schema"], "image_qa.v1");
+    let n_qas: usize = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&qa).unwrap())
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["qas"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(m["totals"]["questions_written"], n_qas);
+    assert_eq!(check("vqa", &out, &[qa]), n_qas);
+}
+
+#[test]
+fn vqa_official_albef_and_vg_qa_rows_carry_the_reference_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let coco = t.path().join("coco");
+    let vg = t.path().join("vg");
+    write_jpeg(
+        &coco.join("train2014/COCO_train2014_000000458752.jpg"),
+        "a",
+        64,
+        48,
+    );
+    write_jpeg(
+        &coco.join("train2014/COCO_train2014_000000262146.jpg"),
+        "b",
+        48,
+        64,
+    );
+    write_jpeg(
+        &coco.join("test2015/COCO_test2015_000000000001.jpg"),
+        "c",
+        64,
+        64,
+    );
+    write_jpeg(&vg.join("VG_100K/7.jpg"), "d", 50, 40);
+    write_jpeg(&vg.join("VG_100K/8.jpg"), "e", 40, 50);
+    let ten = |v: &[&str]| -> Vec<serde_json::Value> {
+        v.iter()
+            .enumerate()
+            .map(|(i, a)| json!({"answer": a, "answer_confidence": "yes", "answer_id": i + 1}))
+            .collect()
+    };
+    let questions = write_json(
+        &t.path()
+            .join("v2_OpenEnded_mscoco_train2014_questions.json"),
+        &json!({"info": {}, "task_type": "Open-Ended", "data_type": "mscoco", "license": {}, "data_subtype": "train2014",
+        "questions": [
+          {"image_id": 458752, "question": "What is this photo taken looking through?", "question_id": 458752000},
+          {"image_id": 458752, "question": "What position is this man playing?", "question_id": 458752001},
+          {"image_id": 262146, "question": "Is the dog waiting?", "question_id": 262146000},
+          {"image_id": 262146, "question": "Unannotated?", "question_id": 262146001},
+          {"image_id": 999, "question": "Where is the image?", "question_id": 999000}
+        ]}),
+    );
+    let annotations = write_json(
+        &t.path().join("v2_mscoco_train2014_annotations.json"),
+        &json!({"info": {}, "license": {}, "data_subtype": "train2014", "data_type": "mscoco", "annotations": [
+            {"question_type": "what is this", "multiple_choice_answer": "net", "answers": ten(&["net","net","netting","net","net","net","mesh","net","net","netting"]), "image_id": 458752, "answer_type": "other", "question_id": 458752000},
+            {"question_type": "what", "multiple_choice_answer": "pitcher", "answers": ten(&["pitcher","catcher","pitcher","pitcher","pitcher","pitcher","pitcher","pitcher","pitcher","pitcher"]), "image_id": 458752, "answer_type": "other", "question_id": 458752001},
+            {"question_type": "is the", "multiple_choice_answer": "yes", "answers": ten(&["yes","yes","yes","no","yes","yes","yes","yes","no","yes"]), "image_id": 262146, "answer_type": "yes/no", "question_id": 262146000},
+            {"question_type": "where is the", "multiple_choice_answer": "here", "answers": ten(&["here";10]), "image_id": 999, "answer_type": "other", "question_id": 999000}
+        ]}),
+    );
+    let test_dev = write_json(
+        &t.path()
+            .join("v2_OpenEnded_mscoco_test-dev2015_questions.json"),
+        &json!({"data_subtype": "test-dev2015", "questions": [
+            {"image_id": 1, "question": "Is it raining?", "question_id": 1000}
+        ]}),
+    );
+    let albef = write_json(
+        &t.path().join("vqa_train.json"),
+        &json!([
+            {"question_id": 458752002, "question": "How many people?", "answer": ["2","two","2"], "image": "train2014/COCO_train2014_000000458752.jpg", "dataset": "vqa"},
+            {"question_id": 5001, "question": "What color is the sky?", "answer": "blue", "image": "VG_100K/7.jpg", "dataset": "vg"},
+            {"question_id": 5002, "question": "Bad dataset", "answer": "x", "image": "x.jpg", "dataset": "gqa"}
+        ]),
+    );
+    let vg_qa = write_json(
+        &t.path().join("question_answers.json"),
+        &json!([{"id": 8, "qas": [{"a_objects": [], "question": "What is green?", "image_id": 8, "qa_id": 986768, "answer": "The clock.", "q_objects": []}]}]),
+    );
+    let files = [questions, annotations, test_dev, albef, vg_qa];
+    let out = t.path().join("vqa");
+    ok(ingest("vqa", &files, &coco, &out)
+        .arg("--vg-images")
+        .arg(&vg)
+        .output()
+        .unwrap());
+    let m = manifest(&out);
+    // Written: 458752 (3 q), 262146 (1 q), test image (1 q, no answers), VG 7 (1 q), VG 8 (1 q).
+    assert_eq!(m["totals"]["images_written"], 5, "{}", m["rejects"]);
+    assert_eq!(m["totals"]["questions_written"], 7);
+    assert_eq!(
+        rejects_with(&m, "annotation", "question"),
+        ["262146001", "5002"]
+    );
+    assert_eq!(rejects_with(&m, "path", "image"), ["999"]);
+    // 6 answered questions checked against the reference loop (the test-dev one has none).
+    assert_eq!(check("vqa", &out, &files), 6);
+    let splits = Command::new(python())
+        .arg("-c")
+        .arg(
+            "import sys,glob,pyarrow.parquet as pq\n\
+             t=pq.read_table(sorted(glob.glob(sys.argv[1]+'/shards/*.parquet')))\n\
+             print(sorted(set(zip(t['split'].to_pylist(), t['dataset'].to_pylist()))))",
+        )
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok(splits).trim(),
+        "[('test-dev', 'vqa'), ('train', 'vg'), ('train', 'vqa')]"
+    );
+}
+
+#[test]
+fn flickr_token_file_groups_five_lines_per_image() {
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("flickr30k-images");
+    write_jpeg(&images.join("1000092795.jpg"), "f1", 64, 48);
+    write_jpeg(&images.join("10002456.jpg"), "f2", 48, 64);
+    let token = t.path().join("results_20130124.token");
+    let mut lines: Vec<String> = (0..5)
+        .map(|i| {
+            format!("1000092795.jpg#{i}\tTwo young guys with shaggy hair look at their hands {i} .")
+        })
+        .collect();
+    lines.push(
+        "10002456.jpg#0\tSeveral men in hard hats are operating a giant pulley system .".into(),
+    );
+    lines.push("10002456.jpg#1 no tab here".into());
+    lines.push("99999.jpg#0\tAn image that is not on disk .".into());
+    std::fs::write(&token, lines.join("\n") + "\n").unwrap();
+    let out = t.path().join("flickr");
+    ok(
+        ingest("flickr30k", std::slice::from_ref(&token), &images, &out)
+            .output()
+            .unwrap(),
+    );
+    let m = manifest(&out);
+    assert_eq!(m["totals"]["images_written"], 2);
+    assert_eq!(m["totals"]["captions_written"], 6);
+    assert_eq!(rejects_with(&m, "annotation", "image"), ["line 7"]);
+    assert_eq!(rejects_with(&m, "path", "image"), ["99999"]);
+    // The checker groups the same file (its line 7 has no tab: it is skipped there too).
+    let good = t.path().join("good.token");
+    let text = std::fs::read_to_string(&token).unwrap();
+    let kept: Vec<&str> = text.lines().filter(|l| l.contains('\t')).collect();
+    std::fs::write(&good, kept.join("\n")).unwrap();
+    assert_eq!(check("flickr", &out, &[good]), 2);
+}
