@@ -313,3 +313,242 @@ fn flickr_token_file_groups_five_lines_per_image() {
     std::fs::write(&good, kept.join("\n")).unwrap();
     assert_eq!(check("flickr", &out, &[good]), 2);
 }
+
+/// Runs `code` in the test venv's Python with `args`.
+fn py(code: &str, args: &[&Path]) -> String {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    ok(out)
+}
+
+#[test]
+fn refcoco_pickles_protocols_0_and_2_and_transvg_pth_are_read_safely() {
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("train2014");
+    write_jpeg(
+        &images.join("COCO_train2014_000000000009.jpg"),
+        "r9",
+        64,
+        48,
+    );
+    write_jpeg(
+        &images.join("COCO_train2014_000000000025.jpg"),
+        "r25",
+        48,
+        64,
+    );
+    let folder = t.path().join("refcoco+");
+    std::fs::create_dir_all(&folder).unwrap();
+    let instances = write_json(
+        &folder.join("instances.json"),
+        &json!({"images": [], "categories": [], "annotations": [
+            {"id": 101, "image_id": 9, "category_id": 1, "bbox": [10.5, 20.0, 30.25, 15.0], "area": 1.0, "iscrowd": 0, "segmentation": []},
+            {"id": 102, "image_id": 9, "category_id": 3, "bbox": [1, 2, 3, 4], "area": 1.0, "iscrowd": 0, "segmentation": []},
+            {"id": 201, "image_id": 25, "category_id": 1, "bbox": [5, 5, 20, 30], "area": 1.0, "iscrowd": 0, "segmentation": []}
+        ]}),
+    );
+    // refer's format, written by Python's pickle (protocol 0 as Python 2's default, and 2).
+    let make_refs = r#"
+import pickle, sys
+refs = [
+  {"ref_id": 1, "ann_id": 101, "image_id": 9, "category_id": 1, "split": "train", "file_name": "COCO_train2014_000000000009_101.jpg",
+   "sent_ids": [11, 12], "sentences": [{"sent_id": 11, "sent": "man on left", "raw": "Man on left", "tokens": ["man", "on", "left"]},
+                                         {"sent_id": 12, "sent": "guy in red", "raw": "guy in red!", "tokens": ["guy", "in", "red"]}]},
+  {"ref_id": 2, "ann_id": 102, "image_id": 9, "category_id": 3, "split": "train", "file_name": "x", "sent_ids": [13],
+   "sentences": [{"sent_id": 13, "sent": "the car", "raw": "The car", "tokens": ["the", "car"]}]},
+  {"ref_id": 3, "ann_id": 201, "image_id": 25, "category_id": 1, "split": "testA", "file_name": "y", "sent_ids": [14],
+   "sentences": [{"sent_id": 14, "sent": "woman", "raw": "Woman", "tokens": ["woman"]}]},
+  {"ref_id": 4, "ann_id": 999, "image_id": 25, "category_id": 1, "split": "testA", "file_name": "z", "sent_ids": [15],
+   "sentences": [{"sent_id": 15, "sent": "ghost", "raw": "Ghost", "tokens": ["ghost"]}]},
+]
+pickle.dump(refs, open(sys.argv[1], "wb"), protocol=int(sys.argv[2]))
+"#;
+    for protocol in ["0", "2"] {
+        let refs = folder.join("refs(unc).p");
+        let out_py = Command::new(python())
+            .arg("-c")
+            .arg(make_refs)
+            .arg(&refs)
+            .arg(protocol)
+            .output()
+            .unwrap();
+        ok(out_py);
+        let out = t.path().join(format!("refcoco_p{protocol}"));
+        let files = [refs.clone(), instances.clone()];
+        ok(ingest("refcoco", &files, &images, &out).output().unwrap());
+        let m = manifest(&out);
+        assert_eq!(m["totals"]["images_written"], 2, "{}", m["rejects"]);
+        assert_eq!(m["totals"]["captions_written"], 4);
+        assert_eq!(rejects_with(&m, "annotation", "ref"), ["4"]);
+        assert_eq!(check("refcoco", &out, &[refs, instances.clone()]), 2);
+        let meta = py(
+            "import sys,glob,pyarrow.parquet as pq\n\
+             t=pq.read_table(sorted(glob.glob(sys.argv[1]+'/shards/*.parquet')))\n\
+             print(sorted(set(zip(t['dataset'].to_pylist(), t['split_by'].to_pylist(), t['split'].to_pylist()))))",
+            &[&out],
+        );
+        assert_eq!(
+            meta.trim(),
+            "[('refcoco+', 'unc', 'testA'), ('refcoco+', 'unc', 'train')]"
+        );
+    }
+
+    // TransVG/mPLUG split file, written by torch.save.
+    let pth = t.path().join("refcoco_train.pth");
+    ok(Command::new(python())
+        .arg("-c")
+        .arg(
+            "import torch, sys\n\
+             torch.save([('COCO_train2014_000000000009.jpg', 'COCO_train2014_000000000009_101.pth', [10.5, 20.0, 30.25, 15.0], 'man on left', []),\n\
+                         ('COCO_train2014_000000000025.jpg', 'x.pth', [5, 5, 20, 30], 'woman', [])], sys.argv[1])",
+        )
+        .arg(&pth)
+        .output()
+        .unwrap());
+    let out = t.path().join("refcoco_pth");
+    ok(ingest("refcoco", std::slice::from_ref(&pth), &images, &out)
+        .output()
+        .unwrap());
+    let rows = py(
+        "import sys,glob,pyarrow.parquet as pq\n\
+         t=pq.read_table(sorted(glob.glob(sys.argv[1]+'/shards/*.parquet')))\n\
+         [print(r['image_id'], r['boxes'], r['sentences']) for r in t.to_pylist()]",
+        &[&out],
+    );
+    assert_eq!(
+        rows.trim(),
+        "9 [[10.5, 20.0, 30.25, 15.0]] ['man on left']\n25 [[5.0, 5.0, 20.0, 30.0]] ['woman']"
+    );
+
+    // A pickle whose loading would run a shell command is read as data: nothing runs, the
+    // file is reported as not being refs.
+    let evil = folder.join("refs(google).p");
+    let marker = t.path().join("pwned");
+    ok(Command::new(python())
+        .arg("-c")
+        .arg(
+            "import pickle, os, sys\n\
+             class E:\n    def __reduce__(self): return (os.system, ('touch ' + sys.argv[2],))\n\
+             pickle.dump(E(), open(sys.argv[1], 'wb'), protocol=2)",
+        )
+        .arg(&evil)
+        .arg(&marker)
+        .output()
+        .unwrap());
+    let bad = ingest(
+        "refcoco",
+        &[evil, instances],
+        &images,
+        &t.path().join("evil"),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected a list of refs"));
+    assert!(!marker.exists(), "the pickle's command ran");
+}
+
+fn nlvr2_pair_images(images: &Path, jsonl: &Path) {
+    for line in std::fs::read_to_string(jsonl).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = r["identifier"].as_str().unwrap();
+        let pair = id.rsplit_once('-').unwrap().0;
+        let split = id.split('-').next().unwrap();
+        for k in 0..2 {
+            let p = images.join(split).join(format!("{pair}-img{k}.png"));
+            if !p.exists() {
+                write_jpeg(&p, &format!("{pair}{k}"), 40, 30);
+            }
+        }
+    }
+}
+
+#[test]
+fn nlvr2_pairs_and_snli_ve_hypotheses_become_statement_rows() {
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("nlvr2");
+    // Own fixture in the release format (plus the real first records when present).
+    let dev = t.path().join("dev.json");
+    let rec = |id: &str, sentence: &str, label: &str| {
+        json!({"validation": {"1": label}, "sentence": sentence, "left_url": "x", "writer": "1", "label": label,
+               "right_url": "y", "synset": "dog", "query": "dogs1", "identifier": id, "extra_validations": {}})
+        .to_string()
+    };
+    let lines = [
+        rec("dev-1-0-0", "The left image shows two dogs.", "True"),
+        rec("dev-1-0-1", "There are exactly three dogs.", "False"),
+        rec("dev-2-3-0", "A bird is in the right image.", "True"),
+        rec("dev-9-9-0", "A broken label.", "maybe"),
+    ];
+    std::fs::write(&dev, lines.join("\n")).unwrap();
+    nlvr2_pair_images(&images, &dev);
+    let out = t.path().join("nlvr2");
+    ok(ingest("nlvr2", std::slice::from_ref(&dev), &images, &out)
+        .output()
+        .unwrap());
+    let m = manifest(&out);
+    assert_eq!(m["totals"]["images_written"], 2);
+    assert_eq!(rejects_with(&m, "annotation", "statement"), ["dev-9-9-0"]);
+    let good = t.path().join("dev_good.json");
+    std::fs::write(&good, lines[..3].join("\n")).unwrap();
+    assert_eq!(check("nlvr2", &out, &[good]), 2);
+
+    let real = repo().join("../shared/samples/nlvr2/dev_first40.jsonl");
+    if real.exists() {
+        let images = t.path().join("nlvr2_real");
+        nlvr2_pair_images(&images, &real);
+        let out = t.path().join("nlvr2_real_out");
+        ok(ingest("nlvr2", std::slice::from_ref(&real), &images, &out)
+            .output()
+            .unwrap());
+        let pairs = check("nlvr2", &out, &[real]);
+        assert!(pairs >= 10, "{pairs} pairs from 40 real lines");
+    }
+
+    // SNLI-VE jsonl: hypotheses grouped per Flickr30K image; gold_label "-" is rejected.
+    let images = t.path().join("flickr");
+    write_jpeg(&images.join("3416050480.jpg"), "s1", 64, 48);
+    let snli = t.path().join("snli_ve_dev.jsonl");
+    let hyp = |pair: &str, label: &str, h: &str| {
+        json!({"Flickr30K_ID": "3416050480", "gold_label": label, "sentence1": "A man in a red shirt.", "sentence2": h,
+               "pairID": pair, "captionID": "3416050480.jpg#4", "annotator_labels": [label]})
+        .to_string()
+    };
+    let text = [
+        hyp("3416050480.jpg#4r1n", "neutral", "The man is tall."),
+        hyp("3416050480.jpg#4r1e", "entailment", "A man wears red."),
+        hyp("3416050480.jpg#4r1c", "contradiction", "A woman sleeps."),
+        hyp("3416050480.jpg#4r2x", "-", "No consensus."),
+    ]
+    .join("\n");
+    std::fs::write(&snli, text).unwrap();
+    let out = t.path().join("snli");
+    ok(
+        ingest("snli-ve", std::slice::from_ref(&snli), &images, &out)
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        rejects_with(&manifest(&out), "annotation", "statement"),
+        ["3416050480.jpg#4r2x"]
+    );
+    let rows = py(
+        "import sys,glob,pyarrow.parquet as pq\n\
+         t=pq.read_table(sorted(glob.glob(sys.argv[1]+'/shards/*.parquet')))\n\
+         [print(r['sample_id'], r['split'], r['num_images'], r['right_image'], r['labels'], r['premises'][0]) for r in t.to_pylist()]",
+        &[&out],
+    );
+    assert_eq!(
+        rows.trim(),
+        "3416050480 dev 1 None [1, 2, 0] A man in a red shirt."
+    );
+}

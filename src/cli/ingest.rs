@@ -46,6 +46,19 @@ pub enum IngestCommand {
     /// training data: pass question_answers.json (+ image_data.json) and --vg-images.
     #[command(verbatim_doc_comment)]
     Vqa(VqaIngestArgs),
+    /// RefCOCO / RefCOCO+ / RefCOCOg: refs(unc|umd|google).p + instances.json, or TransVG split .pth.
+    ///
+    /// Pickles are read by mplug's own pickle reader, which never runs code from the file. The
+    /// dataset is named by the folder of the pickle (refcoco/, refcoco+/, refcocog/). --images is
+    /// the COCO train2014 folder (or its parent). One row per image and split: every referred
+    /// object's box ([x, y, w, h] in source pixels) and its expressions (image_grounding.v1).
+    #[command(verbatim_doc_comment)]
+    Refcoco(CaptionIngestArgs),
+    /// SNLI-VE: snli_ve_{train,dev,test}.jsonl or ALBEF ve json (image_statement.v1, 1 image).
+    #[command(name = "snli-ve")]
+    SnliVe(CaptionIngestArgs),
+    /// NLVR2: train.json/dev.json/test1.json (JSON lines) or ALBEF nlvr json (image_statement.v1, 2 images).
+    Nlvr2(CaptionIngestArgs),
     /// CC3M: Train_GCC-training.tsv / Validation_GCC-1.1.0-Validation.tsv (`caption<TAB>url`).
     ///
     /// Images come from --images: mplug's download folder (fill it with --download or `mplug
@@ -394,6 +407,73 @@ fn run_qa(builtin: &str, args: VqaIngestArgs) -> anyhow::Result<()> {
     run_job(&job, &source, &processor)
 }
 
+/// The resolved pipeline (with the image flags) and the tokenizer of a task ingest.
+fn task_setup(
+    builtin: &str,
+    args: &CaptionIngestArgs,
+) -> anyhow::Result<(PipelineSpec, BertTokenizer)> {
+    let mut pipeline = resolve_pipeline(builtin, &args.common)?;
+    apply_image_flags(&mut pipeline, &args.image)?;
+    Ok((pipeline, load_tokenizer(&args.common)?))
+}
+
+/// Runs an [`crate::ingest::image_task::ImageTask`] over one image root.
+fn run_task<S, T>(
+    args: &CaptionIngestArgs,
+    pipeline: PipelineSpec,
+    tokenizer: &BertTokenizer,
+    source: &S,
+    task: T,
+) -> anyhow::Result<()>
+where
+    T: crate::ingest::image_task::ImageTask,
+    S: crate::sources::Source<Sample = T::Sample>,
+{
+    use crate::ingest::image_task::ImageTaskProcessor;
+    let images = ImageRoot::open(&args.images)?;
+    let image = pipeline.image.clone().ok_or_else(|| {
+        crate::Error::input(format!("pipeline `{}` has no [image] table", pipeline.name))
+    })?;
+    let processor = ImageTaskProcessor::new(task, vec![images], image);
+    let job = new_job(&args.common, pipeline, &args.split, tokenizer);
+    run_job(&job, source, &processor)
+}
+
+fn run_refcoco(args: CaptionIngestArgs) -> anyhow::Result<()> {
+    use crate::ingest::grounding::GroundingTask;
+    let (pipeline, tokenizer) = task_setup("refcoco", &args)?;
+    let source = crate::sources::refcoco::RefcocoSource {
+        annotation_files: args.annotations.clone(),
+        image_root: ImageRoot::open(&args.images)?.path().to_path_buf(),
+        split_override: args.split.clone(),
+    };
+    let task = GroundingTask {
+        tokenizer: &tokenizer,
+        normalize: pipeline.text.normalize,
+        max_words: pipeline.text.max_words,
+    };
+    run_task(&args, pipeline.clone(), &tokenizer, &source, task)
+}
+
+fn run_statements(
+    dataset: crate::sources::statements::StatementDataset,
+    args: CaptionIngestArgs,
+) -> anyhow::Result<()> {
+    use crate::ingest::statement::StatementTask;
+    let (pipeline, tokenizer) = task_setup(dataset.name(), &args)?;
+    let source = crate::sources::statements::StatementSource {
+        dataset,
+        annotation_files: args.annotations.clone(),
+        split_override: args.split.clone(),
+    };
+    let task = StatementTask {
+        tokenizer: &tokenizer,
+        normalize: pipeline.text.normalize,
+        max_words: pipeline.text.max_words,
+    };
+    run_task(&args, pipeline.clone(), &tokenizer, &source, task)
+}
+
 fn run_web(builtin: &str, args: WebIngestArgs) -> anyhow::Result<()> {
     use crate::sources::web::WebCaptionSource;
     let a = &args.common;
@@ -557,6 +637,13 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
             run_captions("flickr30k", &args, &source)
         }
         IngestCommand::Vqa(args) => run_vqa(args),
+        IngestCommand::Refcoco(args) => run_refcoco(args),
+        IngestCommand::SnliVe(args) => {
+            run_statements(crate::sources::statements::StatementDataset::SnliVe, args)
+        }
+        IngestCommand::Nlvr2(args) => {
+            run_statements(crate::sources::statements::StatementDataset::Nlvr2, args)
+        }
         IngestCommand::Cc3m(args) => run_web("cc3m", args),
         IngestCommand::Cc12m(args) => run_web("cc12m", args),
         IngestCommand::Sbu(args) => run_web("sbu", args),

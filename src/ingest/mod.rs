@@ -25,9 +25,11 @@ use crate::shards::{SchemaSpec, ShardWriter};
 use crate::sources::Source;
 use crate::text::BertTokenizer;
 
+pub mod grounding;
 pub mod image_qa;
 pub mod image_task;
 pub mod image_text;
+pub mod statement;
 pub mod text;
 #[cfg(feature = "video")]
 pub mod video_text;
@@ -246,7 +248,9 @@ impl IngestJob<'_> {
         files.blake3 = files_hasher.finalize().to_hex().to_string();
         let count = |unit: RejectUnit| rejects.iter().filter(|r| r.unit == unit).count() as u64;
         totals.images_rejected = count(RejectUnit::Image) + count(RejectUnit::Clip);
-        totals.captions_rejected = count(RejectUnit::Caption);
+        // Grounding objects and statements are the texts of their schemas.
+        totals.captions_rejected =
+            count(RejectUnit::Caption) + count(RejectUnit::Ref) + count(RejectUnit::Statement);
         totals.questions_rejected = count(RejectUnit::Question);
         totals.images_seen = totals.images_written + totals.images_rejected;
         totals.shards = shards.len() as u64;

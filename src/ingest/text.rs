@@ -28,6 +28,7 @@ pub fn tokenize_texts(
     let mut out = TokenizedTexts::default();
     let what = match unit {
         RejectUnit::Question => "question",
+        RejectUnit::Statement => "statement",
         _ => "caption",
     };
     for (i, text) in texts.iter().enumerate() {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Float64Builder, Int32Builder, ListBuilder, StringBuilder,
+    ArrayRef, BinaryBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
 };
 
 /// One stored image and where it came from (the shared columns, in schema order).
@@ -84,6 +84,20 @@ impl ImageColumns {
         self.image.append_value(&img.image);
     }
 
+    /// Appends nulls (a row without this image; the columns must be nullable).
+    pub fn append_null(&mut self) {
+        self.source_path.append_null();
+        self.source_blake3.append_null();
+        self.pixel_blake3.append_null();
+        self.pixel_dhash.append_null();
+        self.orig_width.append_null();
+        self.orig_height.append_null();
+        self.width.append_null();
+        self.height.append_null();
+        self.image_codec.append_null();
+        self.image.append_null();
+    }
+
     /// The ten arrays in schema order.
     pub fn finish(mut self) -> Vec<ArrayRef> {
         vec![
@@ -106,6 +120,12 @@ pub fn append_strings(b: &mut ListBuilder<StringBuilder>, values: &[String]) {
     for v in values {
         b.values().append_value(v);
     }
+    b.append(true);
+}
+
+/// Appends one `list<int64>` value.
+pub fn append_i64s(b: &mut ListBuilder<Int64Builder>, values: &[i64]) {
+    b.values().append_slice(values);
     b.append(true);
 }
 

@@ -62,6 +62,10 @@ pub enum RejectUnit {
     Clip,
     /// One question (with its answer) of a clip or image.
     Question,
+    /// One referred object (box) with its expressions (grounding).
+    Ref,
+    /// One statement with its label (NLVR2, SNLI-VE).
+    Statement,
 }
 
 /// An input that did not make it into the shards, and why.
@@ -146,9 +150,10 @@ pub struct Totals {
     pub images_written: u64,
     /// Images rejected.
     pub images_rejected: u64,
-    /// Captions written.
+    /// Captions written (referring expressions for grounding, statements for NLVR2/SNLI-VE).
     pub captions_written: u64,
-    /// Captions rejected (the image may still be written with its other captions).
+    /// Captions (or grounding objects and expressions, or statements) rejected; the image may still
+    /// be written with its other texts.
     pub captions_rejected: u64,
     /// Questions written (QA datasets; absent when 0).
     #[serde(default, skip_serializing_if = "is_zero")]

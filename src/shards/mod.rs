@@ -5,11 +5,13 @@
 //! one is never complete.
 
 pub mod commit;
+pub mod grounding_rows;
 pub mod image_columns;
 pub mod manifest;
 pub mod qa_rows;
 pub mod rows;
 pub mod schema;
+pub mod statement_rows;
 pub mod verify;
 pub mod writer;
 

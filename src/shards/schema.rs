@@ -12,11 +12,21 @@ use crate::error::{Error, Result};
 pub const IMAGE_TEXT_V1: &str = include_str!("../../schemas/image_text.v1.json");
 /// `schemas/image_qa.v1.json`: one row per image with its questions and weighted answers.
 pub const IMAGE_QA_V1: &str = include_str!("../../schemas/image_qa.v1.json");
+/// `schemas/image_grounding.v1.json`: one row per image with its boxes and referring expressions.
+pub const IMAGE_GROUNDING_V1: &str = include_str!("../../schemas/image_grounding.v1.json");
+/// `schemas/image_statement.v1.json`: one or two images with labelled statements (NLVR2, SNLI-VE).
+pub const IMAGE_STATEMENT_V1: &str = include_str!("../../schemas/image_statement.v1.json");
 /// `schemas/video_text.v1.json`: one row per clip with sampled frames, captions and QA pairs.
 pub const VIDEO_TEXT_V1: &str = include_str!("../../schemas/video_text.v1.json");
 
 /// Every schema file in `schemas/` that rows are written with.
-pub const BUILTIN_SCHEMAS: &[&str] = &[IMAGE_TEXT_V1, IMAGE_QA_V1, VIDEO_TEXT_V1];
+pub const BUILTIN_SCHEMAS: &[&str] = &[
+    IMAGE_TEXT_V1,
+    IMAGE_QA_V1,
+    IMAGE_GROUNDING_V1,
+    IMAGE_STATEMENT_V1,
+    VIDEO_TEXT_V1,
+];
 
 /// One column of a schema file.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +79,16 @@ impl SchemaSpec {
             Ok(s) => s,
             Err(e) => unreachable!("embedded schema is checked by tests: {e}"),
         }
+    }
+
+    /// The built-in `image_grounding.v1` schema.
+    pub fn image_grounding_v1() -> Self {
+        Self::builtin(IMAGE_GROUNDING_V1)
+    }
+
+    /// The built-in `image_statement.v1` schema.
+    pub fn image_statement_v1() -> Self {
+        Self::builtin(IMAGE_STATEMENT_V1)
     }
 
     /// The built-in `image_qa.v1` schema.

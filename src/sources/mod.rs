@@ -13,6 +13,8 @@ pub mod json;
 pub mod msrvtt;
 #[cfg(feature = "video")]
 pub mod msvd_qa;
+pub mod refcoco;
+pub mod statements;
 pub mod url_images;
 #[cfg(feature = "video")]
 pub mod vatex;

@@ -5,6 +5,9 @@ vg DATASET REGIONS_JSON: every row's captions are exactly the region phrases of 
 vqa DATASET FILE...: every question's answers/weights equal the reference's vqa_dataset.py loop
     run on the ALBEF/mPLUG json records or the official annotations; prints questions checked.
 flickr DATASET TOKEN_FILE: captions per image equal the token file's lines.
+refcoco DATASET REFS_PICKLE INSTANCES_JSON: boxes and sentences per image equal refer's files
+    (loaded with Python's pickle, as refer.py does).
+nlvr2 DATASET JSONL: statements and labels per image pair equal the file (True=1, False=0).
 """
 import glob
 import json
@@ -101,12 +104,60 @@ def flickr(dataset, token_file):
     print(n)
 
 
+def refcoco(dataset, refs_file, instances_file):
+    import pickle
+    refs = pickle.load(open(refs_file, 'rb'), encoding='latin1')
+    anns = {a['id']: a for a in json.load(open(instances_file))['annotations']}
+    want = {}
+    for r in refs:
+        key = (str(r['image_id']), r['split'])
+        sents = [s['sent'] for s in r['sentences'] if s['sent'].strip()]
+        if r['ann_id'] not in anns or not sents:
+            continue
+        w = want.setdefault(key, {'boxes': [], 'sentences': [], 'refs': []})
+        w['refs'].append(len(w['boxes']))
+        w['boxes'].append([float(x) for x in anns[r['ann_id']]['bbox']])
+        w['sentences'].extend(sents)
+    n = 0
+    for r in rows(dataset):
+        w = want.get((r['image_id'], r['split']))
+        if w is None or r['boxes'] != w['boxes'] or r['sentences'] != w['sentences']:
+            fail(f"image {r['image_id']} {r['split']}: {r['boxes']} {r['sentences']} != {w}")
+        n += 1
+    if n != len(want):
+        fail(f'{n} rows, {len(want)} images in the files')
+    print(n)
+
+
+def nlvr2(dataset, jsonl):
+    want = {}
+    for line in open(jsonl):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        pair = r['identifier'].rsplit('-', 1)[0]
+        want.setdefault(pair, []).append((r['sentence'], 1 if r['label'] == 'True' else 0))
+    n = 0
+    for r in rows(dataset):
+        if r['num_images'] != 2 or r['right_image'] is None:
+            fail(f"{r['sample_id']}: not two images")
+        got = list(zip(r['statements'], r['labels']))
+        if got != want.get(r['sample_id']):
+            fail(f"{r['sample_id']}: {got} != {want.get(r['sample_id'])}")
+        n += 1
+    print(n)
+
+
 if __name__ == '__main__':
     mode = sys.argv[1]
     if mode == 'vg':
         vg(sys.argv[2], sys.argv[3])
     elif mode == 'vqa':
         vqa(sys.argv[2], sys.argv[3:])
+    elif mode == 'refcoco':
+        refcoco(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif mode == 'nlvr2':
+        nlvr2(sys.argv[2], sys.argv[3])
     elif mode == 'flickr':
         flickr(sys.argv[2], sys.argv[3])
     else:
