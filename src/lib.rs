@@ -28,6 +28,7 @@ pub mod download;
 pub mod engine;
 pub mod error;
 pub mod ingest;
+pub mod leakage;
 pub mod model;
 pub mod pickle;
 pub mod query;

@@ -552,3 +552,95 @@ fn nlvr2_pairs_and_snli_ve_hypotheses_become_statement_rows() {
         "3416050480 dev 1 None [1, 2, 0] A man in a red shirt."
     );
 }
+
+#[test]
+fn leakage_finds_planted_reencoded_copies_and_writes_the_exclusion_list() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    // COCO-style test split: five distinct images.
+    let coco_imgs = raw.join("coco");
+    let mut test_records = Vec::new();
+    for i in 0..5 {
+        let rel = format!("val2014/COCO_val2014_{i:012}.jpg");
+        write_jpeg(&coco_imgs.join(&rel), &format!("coco{i}"), 160, 120);
+        test_records.push(json!({"image": rel, "caption": [format!("a test picture number {i}")]}));
+    }
+    let coco_test = write_json(&raw.join("coco_karpathy_test.json"), &json!(test_records));
+    // VG training images: two copies of COCO test images 1 and 3, re-encoded by Pillow at another
+    // quality and size, and three unrelated images.
+    let vg_imgs = raw.join("vg");
+    for (id, token) in [(11, "vg11"), (12, "vg12"), (13, "vg13")] {
+        write_jpeg(&vg_imgs.join(format!("VG_100K/{id}.jpg")), token, 150, 110);
+    }
+    for (id, coco) in [(21, 1), (22, 3)] {
+        let src = coco_imgs.join(format!("val2014/COCO_val2014_{coco:012}.jpg"));
+        let dst = vg_imgs.join(format!("VG_100K/{id}.jpg"));
+        py(
+            "import sys\nfrom PIL import Image\n\
+             Image.open(sys.argv[1]).resize((128, 96), Image.BICUBIC).save(sys.argv[2], quality=70)",
+            &[&src, &dst],
+        );
+    }
+    let regions: Vec<serde_json::Value> = [11, 12, 13, 21, 22]
+        .iter()
+        .map(|id| json!({"id": id, "regions": [{"region_id": id * 10, "image_id": id, "phrase": "something", "x": 0, "y": 0, "width": 5, "height": 5}]}))
+        .collect();
+    let vg_regions = write_json(&raw.join("region_descriptions.json"), &json!(regions));
+    let data = t.path().join("data");
+    ok(ingest("coco", &[coco_test], &coco_imgs, &data.join("coco"))
+        .output()
+        .unwrap());
+    ok(ingest("vg", &[vg_regions], &vg_imgs, &data.join("vg"))
+        .output()
+        .unwrap());
+
+    let exclusions = t.path().join("exclusions.json");
+    let report = mplug()
+        .args(["leakage", "--data"])
+        .arg(&data)
+        .arg("--exclusions")
+        .arg(&exclusions)
+        .output()
+        .unwrap();
+    let text = ok(report);
+    assert!(text.contains("coco/test"), "{text}");
+    assert!(text.contains("vg/train"), "{text}");
+    let list: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exclusions).unwrap()).unwrap();
+    assert_eq!(list["format"], "mplug.exclusions");
+    let got: Vec<(String, String)> = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap().to_string(),
+                e["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "21".to_string(),
+                "coco/test:val2014/COCO_val2014_000000000001.jpg".to_string()
+            ),
+            (
+                "22".to_string(),
+                "coco/test:val2014/COCO_val2014_000000000003.jpg".to_string()
+            ),
+        ]
+    );
+    // With distance 0 nothing but exact dHash equality counts; the JSON lines name both sides.
+    let strict = mplug()
+        .args(["leakage", "--json", "--max-distance", "0", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    for line in ok(strict).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["distance"], 0);
+        assert_eq!(v["eval"]["dataset"], "coco");
+    }
+}

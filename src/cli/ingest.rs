@@ -29,9 +29,10 @@ pub enum IngestCommand {
     /// rerunning on a complete dataset with the same inputs and settings does nothing.
     #[command(verbatim_doc_comment)]
     Coco(CocoArgs),
-    /// Visual Genome: region_descriptions.json (v1.0 or v1.2) as image captions, or
-    /// question_answers.json as QA (image_qa.v1, answer weight 0.5); image_data.json gives the paths.
+    /// Visual Genome: region_descriptions.json (v1.0/v1.2) as captions, or question_answers.json as QA.
     ///
+    /// Regions become image_text.v1 captions; QA becomes image_qa.v1 (answer weight 0.5, as the
+    /// reference); image_data.json gives the image paths.
     /// --images is the folder holding VG_100K/ and VG_100K_2/. A run reads either region or QA
     /// files (they go to different schemas), chosen by the file names.
     #[command(verbatim_doc_comment)]

@@ -3,6 +3,7 @@
 mod doctor;
 mod download;
 mod ingest;
+mod leakage;
 mod model;
 mod sql;
 mod synth;
@@ -19,7 +20,10 @@ use clap::{Parser, Subcommand};
 ///   mplug synth --video --out raw_video          # MSRVTT / MSVD-QA / VATEX formats
 ///   mplug ingest msrvtt --annotations raw_video/msrvtt/annotations/train_val_videodatainfo.json \
 ///                       --videos raw_video/msrvtt/videos --out data/msrvtt
+///   mplug ingest cc3m --annotations Train_GCC-training.tsv --images web/cc3m --download --out data/cc3m
+///   mplug ingest vqa --annotations v2_*.json --images coco2014 --out data/vqa   # also vg, refcoco, nlvr2, …
 ///   mplug sql --data data "SELECT split, count(*) FROM coco GROUP BY split"
+///   mplug leakage --data data --exclusions data/exclusions.json
 ///   mplug model info --config configs/mplug_base.yaml
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
@@ -45,6 +49,7 @@ enum Command {
     /// Check the installation: libtorch, CUDA, the vocab.
     Doctor(doctor::DoctorArgs),
     Download(download::DownloadArgs),
+    Leakage(leakage::LeakageArgs),
     /// Inspect or initialise a model config (parameter counts, keys, fresh weights).
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -65,6 +70,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Synth(args) => synth::run(args),
         Command::Doctor(args) => doctor::run(args),
         Command::Download(args) => download::run(args),
+        Command::Leakage(args) => leakage::run(args),
         Command::Model(cmd) => model::run_model(cmd),
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),

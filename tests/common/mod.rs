@@ -56,20 +56,24 @@ pub fn ok(out: Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A JPEG of `w` x `h` whose content depends on `token`: a wave whose frequency and phase come
-/// from the token, so distinct tokens give distinct images (and distinct dHashes).
+/// A JPEG of `w` x `h` whose content depends on `token`: a 12x9 grid of cells whose brightness
+/// and colour come from a hash of (token, cell), so distinct tokens give distinct images (and
+/// distinct dHashes), and re-encoded copies keep their structure.
 pub fn pattern_jpeg(token: &str, w: usize, h: usize) -> Vec<u8> {
     use mplug::stages::{PixelCodec, RgbImage, encode_pixels};
-    let seed = token
-        .bytes()
-        .fold(7u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32));
+    let cell = |cx: usize, cy: usize| -> [u8; 3] {
+        let mut x = token.bytes().fold(0xcbf2_9ce4_8422_2325u64, |a, b| {
+            (a ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        x ^= (cx as u64) << 32 | cy as u64;
+        x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 29;
+        [(x >> 8) as u8, (x >> 16) as u8, (x >> 24) as u8]
+    };
     let mut pixels = Vec::with_capacity(w * h * 3);
     for y in 0..h {
         for x in 0..w {
-            let f = 1.0 + (seed % 7) as f32;
-            let phase = (x as f32 / w as f32 * f + (seed % 13) as f32) * std::f32::consts::TAU;
-            let v = 127.5 + 127.5 * phase.sin();
-            pixels.extend_from_slice(&[v as u8, (y * 255 / h) as u8, (seed >> 8) as u8]);
+            pixels.extend_from_slice(&cell(x * 12 / w, y * 9 / h));
         }
     }
     let img = RgbImage {
