@@ -261,6 +261,7 @@ fn vqa_official_albef_and_vg_qa_rows_carry_the_reference_weights() {
     assert_eq!(rejects_with(&m, "path", "image"), ["999"]);
     // 6 answered questions checked against the reference loop (the test-dev one has none).
     assert_eq!(check("vqa", &out, &files), 6);
+    manifest_is_valid_and_verifies(&out);
     let splits = Command::new(python())
         .arg("-c")
         .arg(
@@ -312,6 +313,29 @@ fn flickr_token_file_groups_five_lines_per_image() {
     let kept: Vec<&str> = text.lines().filter(|l| l.contains('\t')).collect();
     std::fs::write(&good, kept.join("\n")).unwrap();
     assert_eq!(check("flickr", &out, &[good]), 2);
+}
+
+/// The manifest passes `schemas/manifest.v1.schema.json` (jsonschema), `mplug verify` passes, and
+/// `mplug sql` counts as many rows as the manifest says were written.
+fn manifest_is_valid_and_verifies(dir: &Path) {
+    py(
+        "import json, sys, jsonschema\n\
+         jsonschema.validate(json.load(open(sys.argv[1] + '/manifest.json')), json.load(open(sys.argv[2])))",
+        &[dir, &repo().join("schemas/manifest.v1.schema.json")],
+    );
+    ok(mplug().arg("verify").arg(dir).output().unwrap());
+    let m = manifest(dir);
+    let name = m["name"].as_str().unwrap().replace('-', "_");
+    let sql = format!("SELECT count(*) AS n FROM {name}");
+    let out = mplug()
+        .args(["sql", "--format", "csv", "--data"])
+        .arg(dir)
+        .arg(&sql)
+        .output()
+        .unwrap();
+    let text = ok(out);
+    let expected = m["totals"]["images_written"].to_string();
+    assert_eq!(text.lines().nth(1), Some(expected.as_str()), "{text}");
 }
 
 /// Runs `code` in the test venv's Python with `args`.
@@ -385,6 +409,7 @@ pickle.dump(refs, open(sys.argv[1], "wb"), protocol=int(sys.argv[2]))
         assert_eq!(m["totals"]["captions_written"], 4);
         assert_eq!(rejects_with(&m, "annotation", "ref"), ["4"]);
         assert_eq!(check("refcoco", &out, &[refs, instances.clone()]), 2);
+        manifest_is_valid_and_verifies(&out);
         let meta = py(
             "import sys,glob,pyarrow.parquet as pq\n\
              t=pq.read_table(sorted(glob.glob(sys.argv[1]+'/shards/*.parquet')))\n\
@@ -551,6 +576,7 @@ fn nlvr2_pairs_and_snli_ve_hypotheses_become_statement_rows() {
         rows.trim(),
         "3416050480 dev 1 None [1, 2, 0] A man in a red shirt."
     );
+    manifest_is_valid_and_verifies(&out);
 }
 
 #[test]
@@ -643,4 +669,105 @@ fn leakage_finds_planted_reencoded_copies_and_writes_the_exclusion_list() {
         assert_eq!(v["distance"], 0);
         assert_eq!(v["eval"]["dataset"], "coco");
     }
+}
+
+#[test]
+fn every_reader_names_the_file_and_position_of_malformed_input_and_rejects_bad_images() {
+    let t = tempfile::tempdir().unwrap();
+    let images = t.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let cases = [
+        (
+            "vg",
+            "region_descriptions.json",
+            "[{\"id\": 1, \"regions\": [\n{\"x\": }",
+        ),
+        (
+            "vqa",
+            "vqa_train.json",
+            "[{\"question\": \"q\",\n \"answer\": [1,]}]",
+        ),
+        ("flickr30k", "dataset_flickr30k.json", "{\"images\": [\n}"),
+        ("refcoco", "instances.json", "{\"annotations\": \n[}"),
+        (
+            "nlvr2",
+            "dev.json",
+            "{\"identifier\": \"dev-1-0-0\"}\n{\"sentence\": \n",
+        ),
+        (
+            "snli-ve",
+            "snli_ve_dev.jsonl",
+            "{\"gold_label\": \"neutral\"}\n{oops}\n",
+        ),
+        (
+            "sbu",
+            "sbu-captions-all.json",
+            "{\"image_urls\": [\"http://a\"],\n \"captions\": [}",
+        ),
+    ];
+    for (dataset, name, text) in cases {
+        let file = t.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let out = ingest(
+            dataset,
+            std::slice::from_ref(&file),
+            &images,
+            &t.path().join(dataset),
+        )
+        .output()
+        .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{dataset}: {err}");
+        assert!(
+            err.contains(name) && err.contains("line 2"),
+            "{dataset}: {err}"
+        );
+        assert!(!t.path().join(dataset).join("manifest.json").exists());
+    }
+
+    // A truncated JPEG and a non-image under a task schema are rejects with reasons, not crashes.
+    let coco = t.path().join("coco");
+    write_jpeg(
+        &coco.join("train2014/COCO_train2014_000000000001.jpg"),
+        "ok",
+        64,
+        48,
+    );
+    let full = common::pattern_jpeg("cut", 64, 48);
+    std::fs::write(
+        coco.join("train2014/COCO_train2014_000000000002.jpg"),
+        &full[..full.len() / 3],
+    )
+    .unwrap();
+    std::fs::write(
+        coco.join("train2014/COCO_train2014_000000000003.jpg"),
+        b"<html>",
+    )
+    .unwrap();
+    let recs: Vec<serde_json::Value> = (1..=3)
+        .map(|i| {
+            json!({"question_id": i, "question": "what?", "answer": ["x"], "dataset": "vqa",
+                        "image": format!("train2014/COCO_train2014_{i:012}.jpg")})
+        })
+        .collect();
+    let list = write_json(&t.path().join("vqa_train.json"), &json!(recs));
+    let out = t.path().join("vqa_bad_images");
+    ok(ingest("vqa", &[list], &coco, &out).output().unwrap());
+    let m = manifest(&out);
+    assert_eq!(m["totals"]["images_written"], 1);
+    let reasons: Vec<String> = m["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["stage"], r["reason"]))
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(
+        reasons[0].contains("decode") && reasons[0].contains("corrupt or truncated JPEG"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[1].contains("decode") && reasons[1].contains("not an image"),
+        "{reasons:?}"
+    );
 }
