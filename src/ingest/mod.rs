@@ -2,7 +2,9 @@
 //!
 //! This is where the pieces meet; each piece knows nothing of the others. The job is generic: a
 //! dataset family brings a [`SampleProcessor`] (image–caption rows in [`image_text`], video rows in
-//! [`video_text`]); discovery, up-to-date checks, ordering, rejects and the manifest are shared. Output goes to temporary
+//! [`video_text`], and the task schemas through [`image_task::ImageTask`]: QA in [`image_qa`],
+//! grounding in [`grounding`], pair classification in [`statement`]); discovery, up-to-date checks,
+//! ordering, rejects and the manifest are shared. Output goes to temporary
 //! names and `manifest.json` is committed last, so `kill -9` at any moment leaves a directory that is
 //! either complete or recognisably incomplete, and a rerun produces the same bytes.
 
