@@ -29,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod ingest;
 pub mod leakage;
+pub mod loader;
 pub mod model;
 pub mod pickle;
 pub mod query;

@@ -4,6 +4,7 @@ mod doctor;
 mod download;
 mod ingest;
 mod leakage;
+mod loader;
 mod model;
 mod sql;
 mod synth;
@@ -50,6 +51,9 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     Download(download::DownloadArgs),
     Leakage(leakage::LeakageArgs),
+    /// The streaming loader (benchmark).
+    #[command(subcommand)]
+    Loader(loader::LoaderCommand),
     /// Inspect or initialise a model config (parameter counts, keys, fresh weights).
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -71,6 +75,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(args),
         Command::Download(args) => download::run(args),
         Command::Leakage(args) => leakage::run(args),
+        Command::Loader(cmd) => loader::run(cmd),
         Command::Model(cmd) => model::run_model(cmd),
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),

@@ -8,6 +8,7 @@ pub mod dhash;
 pub mod encode;
 pub mod image;
 pub mod orient;
+pub mod pillow_resize;
 pub mod resize;
 
 pub use decode::{DecodeError, RgbImage, decode_rgb};

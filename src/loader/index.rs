@@ -1,0 +1,257 @@
+//! What the loader can read: the row groups of one or more shard sets, numbered into one global
+//! sample index, with per-dataset mixing weights and an exclusion list applied, and each shard's
+//! hash checked against its manifest the first time it is read.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+
+use super::order::Block;
+use super::rng::{LoaderRng, Purpose};
+use crate::error::{Error, Result};
+use crate::query::catalog::discover_datasets;
+use crate::shards::Manifest;
+
+/// One input dataset with its mixing weight.
+#[derive(Debug, Clone)]
+pub struct DatasetInput {
+    /// Dataset directory (with manifest.json) or a folder searched for datasets.
+    pub path: PathBuf,
+    /// Samples per epoch as a multiple of the dataset's size: 1 = each once, 0.5 = a seeded half,
+    /// 2 = each twice.
+    pub weight: f64,
+}
+
+/// A row group of a shard.
+#[derive(Debug, Clone)]
+pub struct RowGroupRef {
+    /// Index into [`DatasetIndex::datasets`].
+    pub dataset: usize,
+    /// Shard path.
+    pub shard: usize,
+    /// Row group within the shard.
+    pub row_group: usize,
+    /// Rows in the row group.
+    pub rows: u32,
+}
+
+/// A dataset the index reads.
+#[derive(Debug)]
+pub struct IndexedDataset {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Mixing weight.
+    pub weight: f64,
+}
+
+/// Every row group of every input, and the (dataset, shard) files.
+#[derive(Debug)]
+pub struct DatasetIndex {
+    /// Inputs.
+    pub datasets: Vec<IndexedDataset>,
+    /// (dataset, shard path) of each shard.
+    pub shards: Vec<(usize, PathBuf, String)>,
+    /// Row groups in (dataset, shard, row group) order; sample indices number their rows in this order.
+    pub row_groups: Vec<RowGroupRef>,
+    /// First global sample index of each row group.
+    pub first_sample: Vec<u64>,
+    verified: Mutex<HashMap<usize, std::result::Result<(), String>>>,
+}
+
+/// Where a global sample index lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleLocation {
+    /// Row group (index into `row_groups`).
+    pub row_group: usize,
+    /// Row within it.
+    pub row: u32,
+}
+
+impl DatasetIndex {
+    /// Opens every input (only `image_text.v1` datasets for now) and reads each shard's row-group
+    /// sizes from its footer.
+    pub fn open(inputs: &[DatasetInput]) -> Result<Self> {
+        let mut datasets = Vec::new();
+        let mut shards = Vec::new();
+        let mut row_groups = Vec::new();
+        for input in inputs {
+            if !(input.weight >= 0.0 && input.weight.is_finite()) {
+                return Err(Error::input(format!(
+                    "mixing weight {} of `{}` must be a finite number >= 0",
+                    input.weight,
+                    input.path.display()
+                )));
+            }
+            for entry in discover_datasets(std::slice::from_ref(&input.path))? {
+                if entry.manifest.schema != "image_text.v1" {
+                    return Err(Error::input(format!(
+                        "`{}` holds {} rows; the loader reads image_text.v1 datasets so far",
+                        entry.dir.display(),
+                        entry.manifest.schema
+                    )));
+                }
+                let d = datasets.len();
+                for shard in &entry.manifest.shards {
+                    let path = entry.dir.join(&shard.path);
+                    let s = shards.len();
+                    let reader =
+                        SerializedFileReader::new(fs_err::File::open(&path)?.into_parts().0)?;
+                    for (g, rg) in reader.metadata().row_groups().iter().enumerate() {
+                        row_groups.push(RowGroupRef {
+                            dataset: d,
+                            shard: s,
+                            row_group: g,
+                            rows: rg.num_rows() as u32,
+                        });
+                    }
+                    shards.push((d, path, shard.blake3.clone()));
+                }
+                datasets.push(IndexedDataset {
+                    manifest: entry.manifest,
+                    dir: entry.dir,
+                    weight: input.weight,
+                });
+            }
+        }
+        if row_groups.is_empty() {
+            return Err(Error::input("the loader's inputs hold no rows"));
+        }
+        let mut first_sample = Vec::with_capacity(row_groups.len());
+        let mut n = 0u64;
+        for rg in &row_groups {
+            first_sample.push(n);
+            n += rg.rows as u64;
+        }
+        Ok(DatasetIndex {
+            datasets,
+            shards,
+            row_groups,
+            first_sample,
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Total samples (all inputs, before weights and exclusions).
+    pub fn len(&self) -> u64 {
+        self.first_sample.last().copied().unwrap_or(0)
+            + self.row_groups.last().map_or(0, |r| r.rows as u64)
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The row group and row of global sample `s`.
+    pub fn locate(&self, s: u64) -> SampleLocation {
+        let g = self.first_sample.partition_point(|&f| f <= s) - 1;
+        SampleLocation {
+            row_group: g,
+            row: (s - self.first_sample[g]) as u32,
+        }
+    }
+
+    /// The blocks (row groups as sample ranges) of one epoch after mixing weights and exclusions:
+    /// weight `w` repeats every block `floor(w)` times and adds a seeded subset of
+    /// `round(frac(w) × rows)` samples of the dataset; excluded samples are left out.
+    pub fn epoch_blocks(&self, seed: u64, epoch: u64, excluded: &HashSet<u64>) -> Vec<Block> {
+        let mut out = Vec::new();
+        for (d, ds) in self.datasets.iter().enumerate() {
+            let groups: Vec<usize> = (0..self.row_groups.len())
+                .filter(|&g| self.row_groups[g].dataset == d)
+                .collect();
+            let whole = ds.weight.floor() as usize;
+            for _ in 0..whole {
+                for &g in &groups {
+                    push_runs(
+                        &mut out,
+                        self.first_sample[g],
+                        self.row_groups[g].rows,
+                        |_| true,
+                        excluded,
+                    );
+                }
+            }
+            let frac = ds.weight - ds.weight.floor();
+            if frac > 0.0 {
+                let rows: u64 = groups.iter().map(|&g| self.row_groups[g].rows as u64).sum();
+                let take = (frac * rows as f64).round() as usize;
+                let mut all: Vec<u64> = groups
+                    .iter()
+                    .flat_map(|&g| {
+                        self.first_sample[g]..self.first_sample[g] + self.row_groups[g].rows as u64
+                    })
+                    .collect();
+                LoaderRng::new(seed, Purpose::Mixing, epoch, d as u64).shuffle(&mut all);
+                let chosen: HashSet<u64> = all.into_iter().take(take).collect();
+                for &g in &groups {
+                    push_runs(
+                        &mut out,
+                        self.first_sample[g],
+                        self.row_groups[g].rows,
+                        |s| chosen.contains(&s),
+                        excluded,
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Checks shard `s` against its manifest hash the first time it is touched; an error after that
+    /// is remembered, so every reader of the shard sees it.
+    pub fn verify_shard(&self, s: usize) -> Result<()> {
+        let mut verified = match self.verified.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let result = verified.entry(s).or_insert_with(|| {
+            let (_, path, want) = &self.shards[s];
+            match hash_file(path) {
+                Ok(got) if &got == want => Ok(()),
+                Ok(got) => Err(format!(
+                    "shard `{}` does not match its manifest (blake3 {got}, manifest {want}); refusing to read it",
+                    path.display()
+                )),
+                Err(e) => Err(format!("cannot read shard `{}`: {e}", path.display())),
+            }
+        });
+        result.clone().map_err(Error::format)
+    }
+}
+
+/// Appends the runs of consecutive kept samples of one row group as blocks.
+fn push_runs(
+    out: &mut Vec<Block>,
+    first: u64,
+    rows: u32,
+    keep: impl Fn(u64) -> bool,
+    excluded: &HashSet<u64>,
+) {
+    let mut run: Option<Block> = None;
+    for s in first..first + rows as u64 {
+        if keep(s) && !excluded.contains(&s) {
+            match &mut run {
+                Some(b) if b.first + b.len as u64 == s => b.len += 1,
+                _ => {
+                    if let Some(b) = run.take() {
+                        out.push(b);
+                    }
+                    run = Some(Block { first: s, len: 1 });
+                }
+            }
+        }
+    }
+    out.extend(run);
+}
+
+fn hash_file(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut f = std::fs::File::open(path)?;
+    std::io::copy(&mut f, &mut hasher)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}

@@ -1,0 +1,118 @@
+//! Reading whole row groups (the sequential read unit) and pulling one sample's fields out of them.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int32Type;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::index::DatasetIndex;
+use crate::error::{Error, Result};
+
+/// The columns the loader reads from an `image_text.v1` row group.
+pub const COLUMNS: [&str; 6] = [
+    "image_id",
+    "width",
+    "height",
+    "image_codec",
+    "image",
+    "caption_tokens",
+];
+
+/// A decoded row group (Arrow arrays; samples borrow from it).
+#[derive(Debug, Clone)]
+pub struct RowGroupData {
+    /// Index of the row group in the [`DatasetIndex`].
+    pub row_group: usize,
+    batch: RecordBatch,
+}
+
+/// One sample's stored fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSample<'a> {
+    /// Row id.
+    pub image_id: &'a str,
+    /// Stored width.
+    pub width: u32,
+    /// Stored height.
+    pub height: u32,
+    /// `jpeg` or `raw`.
+    pub codec: &'a str,
+    /// Pixels.
+    pub image: &'a [u8],
+    /// Token ids of each caption.
+    pub captions: Vec<Vec<i32>>,
+}
+
+/// Reads row group `g` of the index (verifying its shard on first touch).
+pub fn read_row_group(index: &DatasetIndex, g: usize) -> Result<Arc<RowGroupData>> {
+    let rg = &index.row_groups[g];
+    index.verify_shard(rg.shard)?;
+    let path = &index.shards[rg.shard].1;
+    let file = fs_err::File::open(path)?.into_parts().0;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let mask = ProjectionMask::columns(builder.parquet_schema(), COLUMNS);
+    let reader = builder
+        .with_projection(mask)
+        .with_row_groups(vec![rg.row_group])
+        .with_batch_size(rg.rows.max(1) as usize)
+        .build()?;
+    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+    let batch = match batches.len() {
+        1 => batches
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Internal("no batch".into()))?,
+        _ => {
+            let schema = batches
+                .first()
+                .map(|b| b.schema())
+                .ok_or_else(|| Error::format(format!("{}: empty row group", path.display())))?;
+            arrow::compute::concat_batches(&schema, &batches)?
+        }
+    };
+    if batch.num_rows() != rg.rows as usize {
+        return Err(Error::format(format!(
+            "{}: row group {} has {} rows, its footer says {}",
+            path.display(),
+            rg.row_group,
+            batch.num_rows(),
+            rg.rows
+        )));
+    }
+    Ok(Arc::new(RowGroupData {
+        row_group: g,
+        batch,
+    }))
+}
+
+impl RowGroupData {
+    /// The fields of row `row`.
+    pub fn sample(&self, row: usize) -> Result<StoredSample<'_>> {
+        let col = |name: &str| {
+            self.batch
+                .column_by_name(name)
+                .ok_or_else(|| Error::format(format!("row group lacks column `{name}`")))
+        };
+        let tokens = col("caption_tokens")?.as_list::<i32>().value(row);
+        let tokens = tokens.as_list::<i32>();
+        let captions = (0..tokens.len())
+            .map(|i| {
+                tokens
+                    .value(i)
+                    .as_primitive::<Int32Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        Ok(StoredSample {
+            image_id: col("image_id")?.as_string::<i32>().value(row),
+            width: col("width")?.as_primitive::<Int32Type>().value(row) as u32,
+            height: col("height")?.as_primitive::<Int32Type>().value(row) as u32,
+            codec: col("image_codec")?.as_string::<i32>().value(row),
+            image: col("image")?.as_binary::<i32>().value(row),
+            captions,
+        })
+    }
+}

@@ -1,0 +1,378 @@
+//! The streaming loader on a synthetic dataset ingested by mplug: the same global order for world
+//! sizes 1/2/4, every sample exactly once per epoch, exact resume (also with another world size),
+//! identical batches for any thread count, clean shutdown (1000 create/drop cycles), a tampered
+//! shard refused, and the transforms against Pillow.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use common::{mplug, ok, python, vocab};
+use mplug::loader::index::{DatasetIndex, DatasetInput};
+use mplug::loader::{HostBatch, Loader, LoaderConfig, LoaderState, recv_timeout};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+}
+
+/// 61 synthetic images (the Karpathy train split of them) ingested with small row groups (many
+/// row groups, a short last one).
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("raw");
+        ok(mplug()
+            .args(["synth", "--images", "61", "--seed", "3", "--out"])
+            .arg(&raw)
+            .output()
+            .unwrap());
+        let data = dir.path().join("coco");
+        ok(mplug()
+            .args(["ingest", "coco", "--quiet", "--annotations"])
+            .arg(raw.join("annotations/coco_karpathy_train.json"))
+            .arg("--images")
+            .arg(raw.join("images"))
+            .arg("--out")
+            .arg(&data)
+            .arg("--vocab")
+            .arg(vocab())
+            .args(["--row-group-size", "40KiB", "--max-side", "96"])
+            .output()
+            .unwrap());
+        Fixture { _dir: dir, data }
+    })
+}
+
+fn index(data: &Path) -> Arc<DatasetIndex> {
+    Arc::new(
+        DatasetIndex::open(&[DatasetInput {
+            path: data.to_path_buf(),
+            weight: 1.0,
+        }])
+        .unwrap(),
+    )
+}
+
+fn config(rank: u64, world_size: u64, batch: usize, threads: usize) -> LoaderConfig {
+    LoaderConfig {
+        seed: 11,
+        batch_size: batch,
+        image_size: 32,
+        train: true,
+        crop_scale: (0.5, 1.0),
+        max_tokens: 12,
+        mlm_probability: 0.15,
+        shuffle_window: 2,
+        threads,
+        prefetch: 2,
+        rank,
+        world_size,
+        drop_last: false,
+        epochs: 2,
+    }
+}
+
+fn start(cfg: LoaderConfig, state: LoaderState) -> Loader {
+    let idx = index(&fixture().data);
+    Loader::start(idx, Arc::new(HashSet::new()), cfg, state).unwrap()
+}
+
+fn fresh() -> LoaderState {
+    LoaderState {
+        seed: 11,
+        epoch: 0,
+        position: 0,
+    }
+}
+
+/// Every batch until the end (panics on an error or a 60 s stall).
+fn drain(mut l: Loader) -> Vec<HostBatch> {
+    let mut out = Vec::new();
+    loop {
+        match recv_timeout(&mut l, Duration::from_secs(60)) {
+            Some(Ok(b)) => out.push(b),
+            Some(Err(e)) => panic!("loader error: {e}"),
+            None => return out,
+        }
+    }
+}
+
+/// (epoch, position) → (sample, pixels hash, ids, mlm labels) of every row.
+type Rows = BTreeMap<(u64, u64), (u64, String, Vec<i64>, Vec<i64>)>;
+
+fn rows(batches: &[HostBatch]) -> Rows {
+    let mut out = BTreeMap::new();
+    for b in batches {
+        let px = b.images.len() / b.batch;
+        for (r, k) in b.keys.iter().enumerate() {
+            let ids = b.input_ids[r * b.seq_len..(r + 1) * b.seq_len].to_vec();
+            let labels =
+                b.mlm_labels.as_ref().unwrap()[r * b.seq_len..(r + 1) * b.seq_len].to_vec();
+            let len = b.attention_mask[r * b.seq_len..(r + 1) * b.seq_len]
+                .iter()
+                .sum::<i64>() as usize;
+            let hash = blake3::hash(&b.images[r * px..(r + 1) * px])
+                .to_hex()
+                .to_string();
+            out.insert(
+                (k.epoch, k.position),
+                (k.sample, hash, ids[..len].to_vec(), labels[..len].to_vec()),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn world_sizes_1_2_4_give_the_same_global_sequence_and_each_sample_once_per_epoch() {
+    let global_batch = 8;
+    let mut per_world = Vec::new();
+    for w in [1u64, 2, 4] {
+        let mut all = Rows::new();
+        for r in 0..w {
+            all.extend(rows(&drain(start(
+                config(r, w, global_batch / w as usize, 2),
+                fresh(),
+            ))));
+        }
+        per_world.push((w, all));
+    }
+    // The Karpathy train file holds the synthetic set's train split only.
+    let n = index(&fixture().data).len();
+    assert!(n > 30, "{n}");
+    let one = &per_world[0].1;
+    for e in 0..2 {
+        let samples: Vec<u64> = one
+            .iter()
+            .filter(|((ep, _), _)| *ep == e)
+            .map(|(_, v)| v.0)
+            .collect();
+        let distinct: HashSet<u64> = samples.iter().copied().collect();
+        assert_eq!(samples.len() as u64, n, "world size 1 pads nothing");
+        assert_eq!(distinct.iter().max().copied(), Some(n - 1));
+        assert_eq!(
+            distinct.len() as u64,
+            n,
+            "epoch {e}: every sample exactly once"
+        );
+    }
+    for (w, all) in &per_world[1..] {
+        // Same (epoch, position) → same sample, same pixels, same tokens and masks; world size 4
+        // pads 61 to 64 by repeating the first positions' samples.
+        for (key, v) in one {
+            assert_eq!(all.get(key), Some(v), "world size {w}, {key:?}");
+        }
+        let padding = all.len() - one.len();
+        assert_eq!(
+            padding as u64,
+            2 * ((n.div_ceil(*w) * w) - n),
+            "world size {w}"
+        );
+    }
+    // The two epochs are ordered differently.
+    let e0: Vec<u64> = one
+        .iter()
+        .filter(|((e, _), _)| *e == 0)
+        .map(|(_, v)| v.0)
+        .collect();
+    let e1: Vec<u64> = one
+        .iter()
+        .filter(|((e, _), _)| *e == 1)
+        .map(|(_, v)| v.0)
+        .collect();
+    assert_ne!(e0, e1);
+}
+
+#[test]
+fn resume_mid_epoch_equals_uninterrupted_also_with_another_world_size() {
+    let full = rows(&drain(start(config(0, 1, 4, 2), fresh())));
+    // Stop after 5 batches of 4 (global position 20), save the state, resume with 2 ranks of 2.
+    let mut l = start(config(0, 1, 4, 2), fresh());
+    let mut first = Vec::new();
+    for _ in 0..5 {
+        first.push(
+            recv_timeout(&mut l, Duration::from_secs(60))
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let state = l.state();
+    assert_eq!(
+        state,
+        LoaderState {
+            seed: 11,
+            epoch: 0,
+            position: 20
+        }
+    );
+    drop(l);
+    let saved = serde_json::to_string(&state).unwrap();
+    let state: LoaderState = serde_json::from_str(&saved).unwrap();
+    let mut resumed = rows(&first);
+    for r in 0..2 {
+        resumed.extend(rows(&drain(start(config(r, 2, 2, 1), state))));
+    }
+    // Ranks of 2 pad epoch ends to 62 positions; compare the positions a single rank produces.
+    let resumed: Rows = resumed
+        .into_iter()
+        .filter(|(k, _)| full.contains_key(k))
+        .collect();
+    assert_eq!(resumed, full);
+    // A world size that does not divide the position is refused.
+    let idx = index(&fixture().data);
+    let bad = Loader::start(idx, Arc::new(HashSet::new()), config(0, 3, 2, 1), state);
+    assert!(bad.is_err());
+}
+
+#[test]
+fn batches_are_identical_for_any_thread_count() {
+    let a = rows(&drain(start(config(0, 1, 5, 1), fresh())));
+    let b = rows(&drain(start(config(0, 1, 5, 3), fresh())));
+    assert_eq!(a, b);
+}
+
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Threads:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap()
+}
+
+#[test]
+fn create_and_drop_1000_times_leaves_no_threads() {
+    let idx = index(&fixture().data);
+    let excluded = Arc::new(HashSet::new());
+    // Warm up (the first run may start global pools), then count.
+    drop(Loader::start(idx.clone(), excluded.clone(), config(0, 1, 4, 2), fresh()).unwrap());
+    let before = thread_count();
+    for i in 0..1000 {
+        let mut l =
+            Loader::start(idx.clone(), excluded.clone(), config(0, 1, 4, 2), fresh()).unwrap();
+        if i % 3 == 0 {
+            let _ = recv_timeout(&mut l, Duration::from_secs(60))
+                .unwrap()
+                .unwrap();
+        }
+        drop(l);
+    }
+    assert!(
+        thread_count() <= before,
+        "threads grew from {before} to {}",
+        thread_count()
+    );
+}
+
+#[test]
+fn a_tampered_shard_is_refused_with_an_error_not_a_hang() {
+    let t = tempfile::tempdir().unwrap();
+    let copy = t.path().join("coco");
+    std::fs::create_dir_all(copy.join("shards")).unwrap();
+    std::fs::copy(
+        fixture().data.join("manifest.json"),
+        copy.join("manifest.json"),
+    )
+    .unwrap();
+    for e in std::fs::read_dir(fixture().data.join("shards")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, copy.join("shards").join(p.file_name().unwrap())).unwrap();
+    }
+    let shard = std::fs::read_dir(copy.join("shards"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&shard).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x55;
+    std::fs::write(&shard, bytes).unwrap();
+    let idx = index(&copy);
+    let mut cfg = config(0, 1, 4, 2);
+    cfg.epochs = 1;
+    let mut l = Loader::start(idx, Arc::new(HashSet::new()), cfg, fresh()).unwrap();
+    let mut err = None;
+    while let Some(b) = recv_timeout(&mut l, Duration::from_secs(60)) {
+        if let Err(e) = b {
+            err = Some(e.to_string());
+            break;
+        }
+    }
+    let err = err.expect("the tampered shard was read without error");
+    assert!(err.contains("does not match its manifest"), "{err}");
+}
+
+#[test]
+fn transforms_match_pillow_within_one_grey_level() {
+    let mut cfg = config(0, 1, 8, 2);
+    cfg.epochs = 1;
+    cfg.image_size = 48;
+    let batches = drain(start(cfg.clone(), fresh()));
+    cfg.train = false;
+    let eval = drain(start(cfg, fresh()));
+    let t = tempfile::tempdir().unwrap();
+    // Dump rows: image id, crop, flip, our pixels; Python redoes them from the stored JPEG with
+    // Pillow (decode, crop, resize BICUBIC, FLIP_LEFT_RIGHT) and compares.
+    let mut lines = Vec::new();
+    for (mode, bs) in [("train", &batches), ("eval", &eval)] {
+        for b in bs.iter().take(2) {
+            let px = b.images.len() / b.batch;
+            for (r, k) in b.keys.iter().enumerate() {
+                let file = t.path().join(format!("{mode}_{}.bin", k.position));
+                std::fs::write(&file, &b.images[r * px..(r + 1) * px]).unwrap();
+                lines.push(
+                    serde_json::json!({"mode": mode, "image_id": k.image_id, "crop": k.crop,
+                    "flip": k.flipped, "size": b.size, "file": file})
+                    .to_string(),
+                );
+            }
+        }
+    }
+    let list = t.path().join("rows.jsonl");
+    std::fs::write(&list, lines.join("\n")).unwrap();
+    let script = r#"
+import sys, io, glob, json
+import numpy as np, pyarrow.parquet as pq
+from PIL import Image
+t = pq.read_table(sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")), columns=["image_id", "image"])
+stored = dict(zip(t["image_id"].to_pylist(), t["image"].to_pylist()))
+worst, n = 0, 0
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    im = Image.open(io.BytesIO(stored[r["image_id"]])).convert("RGB")
+    s = r["size"]
+    if r["crop"]:
+        i, j, h, w = r["crop"]
+        im = im.crop((j, i, j + w, i + h))
+    im = im.resize((s, s), Image.BICUBIC)
+    if r["flip"]:
+        im = im.transpose(Image.FLIP_LEFT_RIGHT)
+    ours = np.fromfile(r["file"], dtype=np.uint8).reshape(s, s, 3)
+    d = int(np.abs(ours.astype(int) - np.asarray(im).astype(int)).max())
+    worst = max(worst, d)
+    n += 1
+print(n, worst)
+"#;
+    let out = std::process::Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&fixture().data)
+        .arg(&list)
+        .output()
+        .unwrap();
+    let text = ok(out);
+    let parts: Vec<u64> = text
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(parts[0], 32, "rows compared");
+    assert!(parts[1] <= 1, "max difference vs Pillow: {}", parts[1]);
+}
