@@ -376,3 +376,34 @@ print(n, worst)
     assert_eq!(parts[0], 32, "rows compared");
     assert!(parts[1] <= 1, "max difference vs Pillow: {}", parts[1]);
 }
+
+#[test]
+fn an_exclusion_list_removes_exactly_its_rows() {
+    let idx = index(&fixture().data);
+    // Three ids of the fixture, taken from a first pass over the data.
+    let all = drain(start(config(0, 1, 8, 2), fresh()));
+    let mut ids: Vec<String> = all[0].keys.iter().map(|k| k.image_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let dropped: Vec<String> = ids.into_iter().take(3).collect();
+    let name = idx.datasets[0].manifest.name.clone();
+    let entries: Vec<serde_json::Value> = dropped
+        .iter()
+        .map(|id| serde_json::json!({"dataset": name, "split": "train", "id": id, "source_path": "x", "reason": "test"}))
+        .collect();
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("exclusions.json");
+    let list = serde_json::json!({"format": "mplug.exclusions", "version": 1, "max_distance": 3, "entries": entries});
+    std::fs::write(&file, list.to_string()).unwrap();
+    let excluded = idx.excluded_samples(&file).unwrap();
+    assert_eq!(excluded.len(), 3);
+    let mut cfg = config(0, 1, 8, 2);
+    cfg.epochs = 1;
+    let l = Loader::start(idx.clone(), Arc::new(excluded), cfg, fresh()).unwrap();
+    let seen: Vec<String> = drain(l)
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|k| k.image_id.clone()))
+        .collect();
+    assert_eq!(seen.len() as u64, idx.len() - 3);
+    assert!(seen.iter().all(|id| !dropped.contains(id)));
+}

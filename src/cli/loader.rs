@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// Also build the tensors (uint8 NCHW + ids) on the CPU for each batch.
     #[arg(long)]
     tensors: bool,
+    /// Skip the training rows of an exclusion list (`mplug leakage --exclusions`).
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> anyhow::Result<DatasetInput> {
@@ -97,7 +100,11 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
         epoch: 0,
         position: 0,
     };
-    let mut loader = Loader::start(index.clone(), Arc::new(HashSet::new()), config, state)?;
+    let excluded = match &a.exclude {
+        Some(f) => index.excluded_samples(f)?,
+        None => HashSet::new(),
+    };
+    let mut loader = Loader::start(index.clone(), Arc::new(excluded), config, state)?;
     for _ in 0..2 {
         loader
             .next_host()

@@ -224,6 +224,76 @@ impl DatasetIndex {
     }
 }
 
+/// An exclusion list file as `mplug leakage --exclusions` writes it.
+#[derive(Debug, serde::Deserialize)]
+struct ExclusionFile {
+    format: String,
+    version: u32,
+    entries: Vec<ExclusionEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ExclusionEntry {
+    dataset: String,
+    id: String,
+}
+
+impl DatasetIndex {
+    /// The global sample indices an exclusion list (`mplug leakage --exclusions`) names: rows of
+    /// the named datasets whose `image_id` is listed. Reads only the id column.
+    pub fn excluded_samples(&self, path: &Path) -> Result<HashSet<u64>> {
+        let bytes = fs_err::read(path)?;
+        let file: ExclusionFile = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::input(format!(
+                "`{}` is not an exclusion list: {e}",
+                path.display()
+            ))
+        })?;
+        if file.format != "mplug.exclusions" || file.version != 1 {
+            return Err(Error::input(format!(
+                "`{}`: unsupported exclusion list {} v{}",
+                path.display(),
+                file.format,
+                file.version
+            )));
+        }
+        let mut wanted: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for e in &file.entries {
+            wanted
+                .entry(e.dataset.as_str())
+                .or_default()
+                .insert(e.id.as_str());
+        }
+        let mut out = HashSet::new();
+        for (s, (d, shard_path, _)) in self.shards.iter().enumerate() {
+            let Some(ids) = wanted.get(self.datasets[*d].manifest.name.as_str()) else {
+                continue;
+            };
+            let Some(first_group) = self.row_groups.iter().position(|g| g.shard == s) else {
+                continue;
+            };
+            let first = self.first_sample[first_group];
+            let file = fs_err::File::open(shard_path)?.into_parts().0;
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+            let mask =
+                parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), ["image_id"]);
+            let mut row = 0u64;
+            for batch in builder.with_projection(mask).build()? {
+                let batch = batch?;
+                let col = arrow::array::AsArray::as_string::<i32>(batch.column(0));
+                for i in 0..batch.num_rows() {
+                    if ids.contains(col.value(i)) {
+                        out.insert(first + row);
+                    }
+                    row += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Appends the runs of consecutive kept samples of one row group as blocks.
 fn push_runs(
     out: &mut Vec<Block>,
