@@ -104,12 +104,12 @@ pub fn resize_rgb_pillow(img: &RgbImage, width: u32, height: u32) -> RgbImage {
             for xx in 0..out_w {
                 let (xmin, xmax) = hc.bounds[xx];
                 let k = &hc.weights[xx * hc.ksize..xx * hc.ksize + xmax];
+                let px = &inrow[xmin * 3..(xmin + xmax) * 3];
                 let (mut r, mut g, mut b) = (half, half, half);
-                for (x, &w) in k.iter().enumerate() {
-                    let p = (xmin + x) * 3;
-                    r += inrow[p] as i32 * w;
-                    g += inrow[p + 1] as i32 * w;
-                    b += inrow[p + 2] as i32 * w;
+                for (p, &w) in px.chunks_exact(3).zip(k) {
+                    r += p[0] as i32 * w;
+                    g += p[1] as i32 * w;
+                    b += p[2] as i32 * w;
                 }
                 outrow[xx * 3] = clip8(r);
                 outrow[xx * 3 + 1] = clip8(g);
@@ -129,16 +129,23 @@ pub fn resize_rgb_pillow(img: &RgbImage, width: u32, height: u32) -> RgbImage {
         };
     }
     let mut out = vec![0u8; out_w * out_h * 3];
+    let row_len = src_w * 3;
+    // Row-wise accumulation (vectorises); integer sums are exact, so the order of the taps does
+    // not change the result relative to Pillow's per-pixel loop.
+    let mut acc = vec![0i32; row_len];
     for yy in 0..out_h {
         let (ymin, ymax) = vert.bounds[yy];
         let k = &vert.weights[yy * vert.ksize..yy * vert.ksize + ymax];
-        let outrow = &mut out[yy * out_w * 3..(yy + 1) * out_w * 3];
-        for (c, o) in outrow.iter_mut().enumerate() {
-            let mut acc = half;
-            for (y, &w) in k.iter().enumerate() {
-                acc += src[(ymin + y - row_offset) * src_w * 3 + c] as i32 * w;
+        acc.fill(half);
+        for (y, &w) in k.iter().enumerate() {
+            let start = (ymin + y - row_offset) * row_len;
+            for (a, &p) in acc.iter_mut().zip(&src[start..start + row_len]) {
+                *a += p as i32 * w;
             }
-            *o = clip8(acc);
+        }
+        let outrow = &mut out[yy * out_w * 3..(yy + 1) * out_w * 3];
+        for (o, &a) in outrow.iter_mut().zip(&acc) {
+            *o = clip8(a);
         }
     }
     RgbImage {
