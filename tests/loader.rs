@@ -407,3 +407,52 @@ fn an_exclusion_list_removes_exactly_its_rows() {
     assert_eq!(seen.len() as u64, idx.len() - 3);
     assert!(seen.iter().all(|id| !dropped.contains(id)));
 }
+
+#[test]
+fn a_frozen_sample_list_restricts_the_loader_to_its_rows() {
+    let t = tempfile::tempdir().unwrap();
+    let list = t.path().join("list.json");
+    let select = mplug()
+        .args(["select", "--data"])
+        .arg(&fixture().data)
+        .args([
+            "--sql",
+            "SELECT image_id FROM coco WHERE width > 0 ORDER BY image_id LIMIT 9",
+        ])
+        .arg("--out")
+        .arg(&list)
+        .output()
+        .unwrap();
+    ok(select);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&list).unwrap()).unwrap();
+    let mut want: Vec<String> = v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["image_id"].as_str().unwrap().to_string())
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 9);
+    let idx = index(&fixture().data);
+    let listed = idx.listed_samples(&list).unwrap();
+    let excluded: HashSet<u64> = (0..idx.len()).filter(|s| !listed.contains(s)).collect();
+    let mut cfg = config(0, 1, 4, 1);
+    cfg.epochs = 1;
+    let l = Loader::start(idx.clone(), Arc::new(excluded), cfg, fresh()).unwrap();
+    let mut seen: Vec<String> = drain(l)
+        .iter()
+        .flat_map(|b| b.keys.iter().map(|k| k.image_id.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, want);
+    // A list made from other data (another dataset hash) is refused.
+    let mut tampered = v.clone();
+    tampered["datasets"][0]["dataset_blake3"] = serde_json::json!("0".repeat(64));
+    let bad = t.path().join("bad.json");
+    std::fs::write(&bad, tampered.to_string()).unwrap();
+    let err = idx.listed_samples(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("changed since the sample list was made"),
+        "{err}"
+    );
+}

@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// Skip the training rows of an exclusion list (`mplug leakage --exclusions`).
     #[arg(long, value_name = "FILE")]
     exclude: Option<PathBuf>,
+    /// Read only the rows of a frozen sample list (`mplug select`).
+    #[arg(long, value_name = "LIST")]
+    samples: Option<PathBuf>,
 }
 
 fn parse_input(s: &str) -> anyhow::Result<DatasetInput> {
@@ -100,10 +103,14 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
         epoch: 0,
         position: 0,
     };
-    let excluded = match &a.exclude {
+    let mut excluded = match &a.exclude {
         Some(f) => index.excluded_samples(f)?,
         None => HashSet::new(),
     };
+    if let Some(list) = &a.samples {
+        let listed = index.listed_samples(list)?;
+        excluded.extend((0..index.len()).filter(|s| !listed.contains(s)));
+    }
     let mut loader = Loader::start(index.clone(), Arc::new(excluded), config, state)?;
     for _ in 0..2 {
         loader

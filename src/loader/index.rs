@@ -294,6 +294,69 @@ impl DatasetIndex {
     }
 }
 
+impl DatasetIndex {
+    /// The global sample indices of a frozen sample list (`mplug select`): its rows must point into
+    /// datasets of this index whose `dataset_blake3` is unchanged since the list was made.
+    pub fn listed_samples(&self, path: &Path) -> Result<HashSet<u64>> {
+        let bytes = fs_err::read(path)?;
+        let list: crate::query::freeze::SampleList = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::input(format!("`{}` is not a sample list: {e}", path.display())))?;
+        if list.format != crate::query::freeze::SAMPLE_LIST_FORMAT {
+            return Err(Error::input(format!(
+                "`{}` is not a sample list",
+                path.display()
+            )));
+        }
+        let by_table: HashMap<String, usize> = self
+            .datasets
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (crate::query::catalog::table_name(&d.manifest.name), i))
+            .collect();
+        for ld in &list.datasets {
+            let Some(&d) = by_table.get(&ld.name) else {
+                return Err(Error::input(format!(
+                    "sample list `{}` points into dataset `{}`, which is not among the loader's inputs",
+                    path.display(),
+                    ld.name
+                )));
+            };
+            let have = &self.datasets[d].manifest.dataset_blake3;
+            if have != &ld.dataset_blake3 {
+                return Err(Error::input(format!(
+                    "dataset `{}` changed since the sample list was made (blake3 {have}, list {});                      refusing to resolve its rows",
+                    ld.name, ld.dataset_blake3
+                )));
+            }
+        }
+        // (dataset, shard path) → first global sample of the shard.
+        let mut shard_first: HashMap<(usize, String), u64> = HashMap::new();
+        for (g, rg) in self.row_groups.iter().enumerate() {
+            if rg.row_group == 0 {
+                let d = self.shards[rg.shard].0;
+                let rel = self.shards[rg.shard]
+                    .1
+                    .strip_prefix(&self.datasets[d].dir)
+                    .map(|p| p.to_string_lossy().replace('\\', "/"))
+                    .unwrap_or_default();
+                shard_first.insert((d, rel), self.first_sample[g]);
+            }
+        }
+        let mut out = HashSet::new();
+        for r in &list.samples {
+            let d = by_table[&r.dataset];
+            let Some(first) = shard_first.get(&(d, r.shard.clone())) else {
+                return Err(Error::input(format!(
+                    "sample list row points into unknown shard `{}` of `{}`",
+                    r.shard, r.dataset
+                )));
+            };
+            out.insert(first + r.row);
+        }
+        Ok(out)
+    }
+}
+
 /// Appends the runs of consecutive kept samples of one row group as blocks.
 fn push_runs(
     out: &mut Vec<Block>,
