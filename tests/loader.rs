@@ -456,3 +456,38 @@ fn a_frozen_sample_list_restricts_the_loader_to_its_rows() {
         "{err}"
     );
 }
+
+#[test]
+fn batches_become_nchw_tensors_normalised_with_the_clip_constants() {
+    let mut l = start(config(0, 1, 4, 1), fresh());
+    let b = recv_timeout(&mut l, Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    let t = b.to_tensors(tch::Device::Cpu, true);
+    let s = b.size as i64;
+    assert_eq!(t.images.size(), vec![4, 3, s, s]);
+    assert_eq!(t.images.kind(), tch::Kind::Float);
+    assert_eq!(t.input_ids.size(), vec![4, b.seq_len as i64]);
+    assert_eq!(t.input_ids.kind(), tch::Kind::Int64);
+    assert_eq!(
+        t.mlm_labels.as_ref().map(|m| m.size()),
+        Some(vec![4, b.seq_len as i64])
+    );
+    // Hand check: row 2, channel c, pixel (y, x) of the HWC bytes.
+    let mean = [0.48145466, 0.4578275, 0.40821073];
+    let std = [0.26862954, 0.26130258, 0.27577711];
+    let px = b.images.len() / b.batch;
+    for (y, x, c) in [(0usize, 0usize, 0usize), (5, 17, 1), (31, 31, 2)] {
+        let v = b.images[2 * px + (y * b.size as usize + x) * 3 + c] as f64;
+        let want = (v / 255.0 - mean[c]) / std[c];
+        let got = t.images.double_value(&[2, c as i64, y as i64, x as i64]);
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+    let raw = b.to_tensors(tch::Device::Cpu, false);
+    assert_eq!(raw.images.kind(), tch::Kind::Uint8);
+    assert_eq!(
+        raw.images.int64_value(&[1, 0, 3, 4]),
+        b.images[px + (3 * b.size as usize + 4) * 3] as i64
+    );
+    assert_eq!(t.input_ids.int64_value(&[0, 0]), 101, "[CLS] first");
+}
