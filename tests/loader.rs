@@ -491,3 +491,40 @@ fn batches_become_nchw_tensors_normalised_with_the_clip_constants() {
     );
     assert_eq!(t.input_ids.int64_value(&[0, 0]), 101, "[CLS] first");
 }
+
+#[test]
+fn mixing_weights_take_a_seeded_subset_or_repeat_samples() {
+    let n = index(&fixture().data).len();
+    for (weight, expect) in [(0.5, (n as f64 * 0.5).round() as u64), (2.0, 2 * n)] {
+        let idx = Arc::new(
+            DatasetIndex::open(&[DatasetInput {
+                path: fixture().data.clone(),
+                weight,
+            }])
+            .unwrap(),
+        );
+        let mut cfg = config(0, 1, 8, 2);
+        cfg.epochs = 2;
+        let l = Loader::start(idx, Arc::new(HashSet::new()), cfg, fresh()).unwrap();
+        let all = drain(l);
+        for epoch in 0..2 {
+            let samples: Vec<u64> = all
+                .iter()
+                .flat_map(|b| b.keys.iter())
+                .filter(|k| k.epoch == epoch)
+                .map(|k| k.sample)
+                .collect();
+            assert_eq!(
+                samples.len() as u64,
+                expect,
+                "weight {weight}, epoch {epoch}"
+            );
+            let mut counts = std::collections::HashMap::new();
+            for s in &samples {
+                *counts.entry(*s).or_insert(0) += 1;
+            }
+            let max_repeat = if weight >= 1.0 { weight as usize } else { 1 };
+            assert!(counts.values().all(|&c| c == max_repeat), "weight {weight}");
+        }
+    }
+}
