@@ -65,6 +65,7 @@ fn config(rank: u64, world_size: u64, batch: usize, threads: usize) -> LoaderCon
         image_size: 32,
         train: true,
         crop_scale: (0.5, 1.0),
+        randaugment: false,
         max_tokens: 12,
         mlm_probability: 0.15,
         shuffle_window: 2,
@@ -527,4 +528,104 @@ fn mixing_weights_take_a_seeded_subset_or_repeat_samples() {
             assert!(counts.values().all(|&c| c == max_repeat), "weight {weight}");
         }
     }
+}
+
+#[test]
+fn randaugment_ops_match_the_reference_numpy_opencv_code() {
+    use mplug::loader::randaugment::{AugOp, apply};
+    use mplug::stages::RgbImage;
+    let t = tempfile::tempdir().unwrap();
+    // A photo-like test image: smooth gradients plus noise, min above 0 on some channels.
+    let (w, h) = (37u32, 29u32);
+    let mut pixels = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let n = ((x * 7919 + y * 104729) % 23) as u8;
+            pixels.extend_from_slice(&[
+                (20 + x * 5) as u8 + n,
+                (y * 8) as u8,
+                200 - (x + y) as u8 + n,
+            ]);
+        }
+    }
+    let img = RgbImage {
+        width: w,
+        height: h,
+        pixels,
+    };
+    let input = t.path().join("in.bin");
+    std::fs::write(&input, &img.pixels).unwrap();
+    let level = 0.7;
+    let ops = [
+        ("Identity", AugOp::Identity, 0.0),
+        ("AutoContrast", AugOp::AutoContrast, 0.0),
+        ("Equalize", AugOp::Equalize, 0.0),
+        (
+            "Brightness",
+            AugOp::Brightness(level * 1.8 + 0.1),
+            level * 1.8 + 0.1,
+        ),
+        (
+            "Sharpness",
+            AugOp::Sharpness(level * 1.8 + 0.1),
+            level * 1.8 + 0.1,
+        ),
+        ("ShearX", AugOp::ShearX(-level * 0.3), -level * 0.3),
+        ("ShearY", AugOp::ShearY(level * 0.3), level * 0.3),
+        ("TranslateX", AugOp::TranslateX(level * 10.0), level * 10.0),
+        (
+            "TranslateY",
+            AugOp::TranslateY(-level * 10.0),
+            -level * 10.0,
+        ),
+        ("Rotate", AugOp::Rotate(level * 30.0), level * 30.0),
+        ("Rotate", AugOp::Rotate(-level * 30.0), -level * 30.0),
+    ];
+    for (name, op, arg) in ops {
+        let ours = apply(&img, op);
+        let out = t.path().join(format!("{name}.bin"));
+        let run = std::process::Command::new(python())
+            .arg(common::repo().join("tests/py/randaugment_reference.py"))
+            .args([name, &format!("{arg:.17}"), &w.to_string(), &h.to_string()])
+            .arg(&input)
+            .arg(&out)
+            .output()
+            .unwrap();
+        ok(run);
+        let reference = std::fs::read(&out).unwrap();
+        let worst = ours
+            .pixels
+            .iter()
+            .zip(&reference)
+            .map(|(a, b)| (*a as i32 - *b as i32).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{name}({arg}): max difference {worst}");
+        if !matches!(op, AugOp::Identity) {
+            assert_ne!(ours.pixels, img.pixels, "{name} changed nothing");
+        }
+    }
+}
+
+#[test]
+fn randaugment_in_the_loader_is_recorded_and_thread_independent() {
+    let mut cfg = config(0, 1, 8, 1);
+    cfg.randaugment = true;
+    cfg.epochs = 1;
+    let a = drain(start(cfg.clone(), fresh()));
+    cfg.threads = 3;
+    let b = drain(start(cfg, fresh()));
+    assert_eq!(rows(&a), rows(&b));
+    let keys: Vec<_> = a.iter().flat_map(|b| b.keys.iter()).collect();
+    let with_ops = keys.iter().filter(|k| !k.augment.is_empty()).count();
+    // Two draws at p = 0.5 each: about three samples in four get at least one op.
+    assert!(
+        with_ops * 2 > keys.len() && with_ops < keys.len(),
+        "{with_ops} of {}",
+        keys.len()
+    );
+    let mut plain_cfg = config(0, 1, 8, 1);
+    plain_cfg.epochs = 1;
+    let plain = rows(&drain(start(plain_cfg, fresh())));
+    assert_ne!(rows(&a), plain);
 }

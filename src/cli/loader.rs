@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Evaluation transform (resize only) instead of RandomResizedCrop + flip.
     #[arg(long)]
     eval: bool,
+    /// Add the reference's RandomAugment(2, 7) to the training transform.
+    #[arg(long)]
+    randaugment: bool,
     /// MLM masking probability (0 = off).
     #[arg(long, default_value_t = 0.0)]
     mlm: f64,
@@ -93,6 +96,7 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
         batch_size: a.batch_size,
         image_size: a.size,
         train: !a.eval,
+        randaugment: a.randaugment,
         mlm_probability: a.mlm,
         threads,
         epochs: u64::MAX,

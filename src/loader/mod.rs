@@ -13,6 +13,7 @@
 
 pub mod index;
 pub mod order;
+pub mod randaugment;
 pub mod reader;
 pub mod rng;
 pub mod text;
@@ -46,6 +47,9 @@ pub struct LoaderConfig {
     pub train: bool,
     /// RandomResizedCrop scale range (the reference: (0.5, 1) fine-tuning, (0.2, 1) pre-training).
     pub crop_scale: (f64, f64),
+    /// The reference's `RandomAugment(2, 7)` after crop and flip (training only).
+    #[serde(default)]
+    pub randaugment: bool,
     /// Token limit including `[CLS]`.
     pub max_tokens: usize,
     /// MLM selection probability (0 = no MLM labels).
@@ -74,6 +78,7 @@ impl Default for LoaderConfig {
             image_size: 384,
             train: true,
             crop_scale: (0.5, 1.0),
+            randaugment: false,
             max_tokens: 30,
             mlm_probability: 0.0,
             shuffle_window: 8,
@@ -116,6 +121,8 @@ pub struct SampleKey {
     pub crop: Option<[u32; 4]>,
     /// Whether the training transform flipped the image.
     pub flipped: bool,
+    /// RandAugment ops applied, in order (e.g. `ShearX(-0.21)`).
+    pub augment: Vec<String>,
 }
 
 /// One batch on the host, before it becomes tensors.
@@ -482,7 +489,7 @@ fn process_sample(
         _ => decode_rgb(stored.image, u64::MAX)
             .map_err(|e| Error::format(format!("stored image {}: {e}", stored.image_id)))?,
     };
-    let (out, crop, flipped) = if config.train {
+    let (mut out, crop, flipped) = if config.train {
         let (o, b, f) =
             transform::train_transform(&img, config.image_size, config.crop_scale, &mut rng);
         (o, Some([b.i, b.j, b.h, b.w]), f)
@@ -492,6 +499,14 @@ fn process_sample(
             None,
             false,
         )
+    };
+    let augment = if config.train && config.randaugment {
+        randaugment::random_augment(&mut out, 2, &mut rng)
+            .iter()
+            .map(|op| format!("{op:?}"))
+            .collect()
+    } else {
+        Vec::new()
     };
     let caption = if stored.captions.is_empty() {
         &[][..]
@@ -511,6 +526,7 @@ fn process_sample(
             position,
             crop,
             flipped,
+            augment,
         },
     })
 }
