@@ -25,7 +25,35 @@ ap.add_argument('--size', type=int, default=384)
 ap.add_argument('--workers', type=int, default=2)
 ap.add_argument('--batches', type=int, default=50)
 ap.add_argument('--eval', action='store_true')
+ap.add_argument('--randaugment', action='store_true')
 a = ap.parse_args()
+
+import numpy as np  # noqa: E402
+import sys  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'tests', 'py'))
+from randaugment_reference import OPS  # noqa: E402  (the reference's op functions)
+
+
+class RandomAugment:
+    """The reference's RandomAugment(2, 7, isPIL=True, augs=[the 10 ops])."""
+    names = ['Identity', 'AutoContrast', 'Equalize', 'Brightness', 'Sharpness', 'ShearX', 'ShearY',
+             'TranslateX', 'TranslateY', 'Rotate']
+
+    def __call__(self, img):
+        img = np.array(img)
+        for name in np.random.choice(self.names, 2):
+            if np.random.random() > 0.5:
+                continue
+            level = 7 / 10
+            arg = {'Brightness': level * 1.8 + 0.1, 'Sharpness': level * 1.8 + 0.1,
+                   'ShearX': level * 0.3, 'ShearY': level * 0.3, 'TranslateX': level * 10.0,
+                   'TranslateY': level * 10.0}.get(name, 0.0)
+            if name in ('ShearX', 'ShearY', 'TranslateX', 'TranslateY') and np.random.random() > 0.5:
+                arg = -arg
+            if name == 'Rotate':
+                arg = level * 30 * (-1 if np.random.random() < 0.5 else 1)
+            img = OPS[name](img, arg)
+        return img
 
 
 def pre_caption(caption, max_words):
@@ -41,7 +69,8 @@ if a.eval:
 else:
     tf = transforms.Compose([
         transforms.RandomResizedCrop(a.size, scale=(0.5, 1.0), interpolation=InterpolationMode.BICUBIC),
-        transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm])
+        transforms.RandomHorizontalFlip()] + ([RandomAugment()] if a.randaugment else []) +
+        [transforms.ToTensor(), norm])
 
 
 class PretrainDataset(Dataset):
@@ -80,4 +109,4 @@ for _ in range(a.batches):
     n += x.shape[0]
 secs = time.perf_counter() - t
 print(json.dumps({'samples_per_s': n / secs, 'workers': a.workers, 'batch_size': a.batch_size,
-                  'size': a.size, 'train_augment': not a.eval}))
+                  'size': a.size, 'train_augment': not a.eval, 'randaugment': a.randaugment}))

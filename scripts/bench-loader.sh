@@ -48,6 +48,10 @@ for run in 1 2; do
   "$PY" benches/torch_loader.py "$SET/albef_pretrain.json" "$SET/images" --workers "$W" --batches 30
   echo -n "  mplug loader (RandomResizedCrop+flip):     "
   "$M" loader bench --data "$WORK/loader_shards" --threads "$W" --batches 30 | tail -n1
+  echo -n "  torch DataLoader (+ RandomAugment(2,7)):   "
+  "$PY" benches/torch_loader.py "$SET/albef_pretrain.json" "$SET/images" --workers "$W" --batches 30 --randaugment
+  echo -n "  mplug loader (+ RandomAugment(2,7)):       "
+  "$M" loader bench --data "$WORK/loader_shards" --threads "$W" --batches 30 --randaugment | tail -n1
   echo -n "  mplug loader (no augmentation):            "
   "$M" loader bench --data "$WORK/loader_shards" --threads "$W" --batches 30 --eval | tail -n1
   echo -n "  torch DataLoader (no augmentation):        "

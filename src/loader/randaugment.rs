@@ -262,6 +262,21 @@ pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage {
                 (32 - ax) * ay * 32,
                 ax * ay * 32,
             ];
+            let o = ((y * w + x) * 3) as usize;
+            if sx >= 0 && sy >= 0 && sx + 1 < w && sy + 1 < h {
+                // All four neighbours inside (OpenCV's fast path, same arithmetic).
+                let p0 = ((sy * w + sx) * 3) as usize;
+                let p1 = p0 + (w * 3) as usize;
+                let (r0, r1) = (&img.pixels[p0..p0 + 6], &img.pixels[p1..p1 + 6]);
+                for c in 0..3 {
+                    let acc = r0[c] as i64 * weights[0]
+                        + r0[c + 3] as i64 * weights[1]
+                        + r1[c] as i64 * weights[2]
+                        + r1[c + 3] as i64 * weights[3];
+                    out[o + c] = ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
+                }
+                continue;
+            }
             let at = |xx: i64, yy: i64, c: usize| -> i64 {
                 if (0..w).contains(&xx) && (0..h).contains(&yy) {
                     img.pixels[((yy * w + xx) * 3) as usize + c] as i64
