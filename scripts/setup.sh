@@ -50,11 +50,12 @@ fi
 # Reference tools first: pip would otherwise list the deps a --no-deps torch lacks on every install.
 # Pillow < 13: Pillow 13 changed the order of the two bicubic resize passes for some sizes; the
 # loader's parity oracle is the reference-era resample (horizontal pass first), ported bit for bit.
-# opencv-python-headless: the reference's RandAugment is numpy + OpenCV; the loader's test runs it.
-if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, jsonschema, cv2, sys; sys.exit(int(PIL.__version__.split('.')[0]) >= 13)" 2>/dev/null; then
+# opencv-python-headless < 5: the reference's RandAugment is numpy + OpenCV 4 (the loader's test runs it);
+# OpenCV 5 rewrote warpAffine's interpolation, so its results differ by up to 2 levels.
+if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, jsonschema, cv2, sys; sys.exit(int(PIL.__version__.split('.')[0]) >= 13 or int(cv2.__version__.split('.')[0]) >= 5)" 2>/dev/null; then
   say "installing the test reference tools (pyarrow, duckdb, Pillow, numpy, tokenizers, jsonschema, opencv)"
   "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11,<13" numpy "tokenizers>=0.20" jsonschema \
-    "opencv-python-headless>=4.5"
+    "opencv-python-headless>=4.5,<5"
 fi
 TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n1 || true)
 if [ "${MPLUG_TORCH:-full}" = full ] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
