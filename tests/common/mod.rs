@@ -89,3 +89,35 @@ pub fn write_jpeg(path: &std::path::Path, token: &str, w: usize, h: usize) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, pattern_jpeg(token, w, h)).expect("write JPEG");
 }
+
+/// `mplug synth` of `images` images (seed `seed`) under `dir/raw`, then `mplug ingest coco` of its
+/// Karpathy train list into `dir/coco` with small row groups and 96 px images; returns `dir/coco`.
+pub fn synth_coco_dataset(dir: &std::path::Path, images: usize, seed: u64) -> PathBuf {
+    let raw = dir.join("raw");
+    ok(mplug()
+        .args([
+            "synth",
+            "--images",
+            &images.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(&raw)
+        .output()
+        .expect("run mplug synth"));
+    let data = dir.join("coco");
+    ok(mplug()
+        .args(["ingest", "coco", "--quiet", "--annotations"])
+        .arg(raw.join("annotations/coco_karpathy_train.json"))
+        .arg("--images")
+        .arg(raw.join("images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--row-group-size", "40KiB", "--max-side", "96"])
+        .output()
+        .expect("run mplug ingest"));
+    data
+}

@@ -1,0 +1,68 @@
+//! Loader shutdown, alone in its test process (other tests' loader threads would blur the count):
+//! 1000 create/drop cycles, some mid-epoch with batches waiting, leave no thread behind.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mplug::loader::index::{DatasetIndex, DatasetInput};
+use mplug::loader::{Loader, LoaderConfig, LoaderState, recv_timeout};
+
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .expect("read /proc/self/status")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Threads:")
+                .map(|v| v.trim().parse().expect("a number"))
+        })
+        .expect("a Threads: line")
+}
+
+#[test]
+fn create_and_drop_1000_times_leaves_no_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::synth_coco_dataset(dir.path(), 30, 5);
+    let idx = Arc::new(
+        DatasetIndex::open(&[DatasetInput {
+            path: data,
+            weight: 1.0,
+        }])
+        .unwrap(),
+    );
+    let excluded = Arc::new(HashSet::new());
+    let config = LoaderConfig {
+        seed: 1,
+        batch_size: 4,
+        image_size: 32,
+        threads: 2,
+        prefetch: 2,
+        shuffle_window: 2,
+        epochs: 2,
+        ..LoaderConfig::default()
+    };
+    let state = LoaderState {
+        seed: 1,
+        epoch: 0,
+        position: 0,
+    };
+    // Warm up (the first run may start process-wide pools), then count.
+    drop(Loader::start(idx.clone(), excluded.clone(), config.clone(), state).unwrap());
+    let before = thread_count();
+    for i in 0..1000 {
+        let mut l = Loader::start(idx.clone(), excluded.clone(), config.clone(), state).unwrap();
+        if i % 3 == 0 {
+            let _ = recv_timeout(&mut l, Duration::from_secs(60))
+                .unwrap()
+                .unwrap();
+        }
+        drop(l);
+    }
+    assert!(
+        thread_count() <= before,
+        "threads grew from {before} to {}",
+        thread_count()
+    );
+}
