@@ -85,7 +85,9 @@ pub fn random_augment(img: &mut RgbImage, n: usize, rng: &mut LoaderRng) -> Vec<
                 AugOp::Rotate(if rng.unit() < 0.5 { -d } else { d })
             }
         };
-        *img = apply(img, op);
+        if op != AugOp::Identity {
+            *img = apply(img, op);
+        }
         applied.push(op);
     }
     applied
@@ -96,7 +98,7 @@ pub fn apply(img: &RgbImage, op: AugOp) -> RgbImage {
     let (w, h) = (img.width as f64, img.height as f64);
     let f32m = |m: [f64; 6]| m.map(|v| v as f32 as f64); // np.float32 matrices
     match op {
-        AugOp::Identity => img.clone(),
+        AugOp::Identity => img.clone(), // random_augment skips it: no copy
         AugOp::AutoContrast => per_channel_lut(img, autocontrast_table),
         AugOp::Equalize => per_channel_lut(img, equalize_table),
         AugOp::Brightness(f) => {
@@ -191,37 +193,78 @@ fn equalize_table(hist: &[u64; 256], _low: u8, _high: u8) -> [u8; 256] {
 }
 
 fn sharpness(img: &RgbImage, factor: f64) -> RgbImage {
-    let (w, h) = (img.width as usize, img.height as usize);
     let mut out = img.clone();
-    if w < 3 || h < 3 {
+    if img.width < 3 || img.height < 3 {
         return out;
     }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { sharpness_avx2(img, factor as f32, &mut out) };
+        return out;
+    }
+    sharpness_rows(img, factor as f32, &mut out);
+    out
+}
+
+/// The same loop compiled for AVX2 (8-wide float, `roundps`); one binary for any x86-64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn sharpness_avx2(img: &RgbImage, f: f32, out: &mut RgbImage) {
+    sharpness_rows(img, f, out);
+}
+
+/// Interior pixels, one row of interleaved channels at a time so the loop vectorises; each value
+/// is computed exactly as per pixel (same float operations in the same order).
+#[inline(always)]
+fn sharpness_rows(img: &RgbImage, f: f32, out: &mut RgbImage) {
+    let (w, h) = (img.width as usize, img.height as usize);
     let k_side = 1.0f32 / 13.0;
     let k_mid = 5.0f32 / 13.0;
-    let f = factor as f32;
-    let px = |x: usize, y: usize, c: usize| img.pixels[(y * w + x) * 3 + c] as f32;
+    let row_len = w * 3;
+    let n = row_len - 6; // channel values of the interior columns
     for y in 1..h - 1 {
-        for x in 1..w - 1 {
-            for c in 0..3 {
-                // cv2.filter2D: float sum over the kernel in row-major order, then cvRound.
-                let mut s = 0.0f32;
-                for dy in 0..3 {
-                    for dx in 0..3 {
-                        let k = if dy == 1 && dx == 1 { k_mid } else { k_side };
-                        s += k * px(x + dx - 1, y + dy - 1, c);
-                    }
-                }
-                let d = s.round_ties_even().clamp(0.0, 255.0);
-                let v = d + f * (px(x, y, c) - d);
-                out.pixels[(y * w + x) * 3 + c] = (v as i32) as u8; // numpy astype(uint8) wraps
-            }
+        let r0 = &img.pixels[(y - 1) * row_len..y * row_len];
+        let r1 = &img.pixels[y * row_len..(y + 1) * row_len];
+        let r2 = &img.pixels[(y + 1) * row_len..(y + 2) * row_len];
+        let o = &mut out.pixels[y * row_len + 3..y * row_len + 3 + n];
+        for i in 0..n {
+            // cv2.filter2D: float sum over the kernel in row-major order, then cvRound.
+            let mut s = 0.0f32;
+            s += k_side * r0[i] as f32;
+            s += k_side * r0[i + 3] as f32;
+            s += k_side * r0[i + 6] as f32;
+            s += k_side * r1[i] as f32;
+            s += k_mid * r1[i + 3] as f32;
+            s += k_side * r1[i + 6] as f32;
+            s += k_side * r2[i] as f32;
+            s += k_side * r2[i + 3] as f32;
+            s += k_side * r2[i + 6] as f32;
+            let d = s.round_ties_even().clamp(0.0, 255.0);
+            let v = d + f * (r1[i + 3] as f32 - d);
+            o[i] = (v as i32) as u8; // numpy astype(uint8) wraps
         }
     }
-    out
 }
 
 /// `cv2.warpAffine(img, M, (W, H), flags=INTER_LINEAR, borderValue=(128,128,128))`, bit for bit.
 pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        return unsafe { warp_affine_avx2(img, m) };
+    }
+    warp_affine_generic(img, m)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn warp_affine_avx2(img: &RgbImage, m: [f64; 6]) -> RgbImage {
+    warp_affine_generic(img, m)
+}
+
+#[inline(always)]
+fn warp_affine_generic(img: &RgbImage, m: [f64; 6]) -> RgbImage {
     let (w, h) = (img.width as i64, img.height as i64);
     // invertAffineTransform (no WARP_INVERSE_MAP).
     let mut m = m;
@@ -247,49 +290,68 @@ pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage {
     let bdelta: Vec<i64> = (0..w)
         .map(|x| cv_round(m[3] * x as f64 * ab_scale))
         .collect();
+    // OpenCV's bilinear table: 15-bit weights per (ax, ay) in 1/32 pixel.
+    let mut table = [[0i32; 4]; 32 * 32];
+    for (k, t) in table.iter_mut().enumerate() {
+        let (ax, ay) = ((k & 31) as i32, (k >> 5) as i32);
+        *t = [
+            (32 - ax) * (32 - ay) * 32,
+            ax * (32 - ay) * 32,
+            (32 - ax) * ay * 32,
+            ax * ay * 32,
+        ];
+    }
+    let px = |acc: i32| ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
+    let row = (w * 3) as usize;
     let mut out = vec![0u8; img.pixels.len()];
-    for y in 0..h {
+    for (y, orow) in out.chunks_exact_mut(row).enumerate() {
         let x0 = cv_round((m[1] * y as f64 + m[2]) * ab_scale) + round_delta;
         let y0 = cv_round((m[4] * y as f64 + m[5]) * ab_scale) + round_delta;
-        for x in 0..w {
-            let xs = (x0 + adelta[x as usize]) >> (AB_BITS - INTER_BITS);
-            let ys = (y0 + bdelta[x as usize]) >> (AB_BITS - INTER_BITS);
+        for (x, o) in orow.chunks_exact_mut(3).enumerate() {
+            let xs = (x0 + adelta[x]) >> (AB_BITS - INTER_BITS);
+            let ys = (y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
             let (sx, sy) = (xs >> INTER_BITS, ys >> INTER_BITS);
-            let (ax, ay) = (xs & 31, ys & 31);
-            let weights = [
-                (32 - ax) * (32 - ay) * 32,
-                ax * (32 - ay) * 32,
-                (32 - ax) * ay * 32,
-                ax * ay * 32,
-            ];
-            let o = ((y * w + x) * 3) as usize;
-            if sx >= 0 && sy >= 0 && sx + 1 < w && sy + 1 < h {
-                // All four neighbours inside (OpenCV's fast path, same arithmetic).
-                let p0 = ((sy * w + sx) * 3) as usize;
-                let p1 = p0 + (w * 3) as usize;
-                let (r0, r1) = (&img.pixels[p0..p0 + 6], &img.pixels[p1..p1 + 6]);
-                for c in 0..3 {
-                    let acc = r0[c] as i64 * weights[0]
-                        + r0[c + 3] as i64 * weights[1]
-                        + r1[c] as i64 * weights[2]
-                        + r1[c + 3] as i64 * weights[3];
-                    out[o + c] = ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
+            let k = ((ys & 31) << 5 | (xs & 31)) as usize;
+            if k == 0 {
+                // Weight 2^15 on (sx, sy) alone: that pixel exactly, or the fill (translations).
+                if (0..w).contains(&sx) && (0..h).contains(&sy) {
+                    let p = ((sy * w + sx) * 3) as usize;
+                    o.copy_from_slice(&img.pixels[p..p + 3]);
+                } else {
+                    o.copy_from_slice(&FILL);
                 }
                 continue;
             }
-            let at = |xx: i64, yy: i64, c: usize| -> i64 {
+            let wt = &table[k];
+            if sx >= 0 && sy >= 0 && sx + 1 < w && sy + 1 < h {
+                // All four neighbours inside (OpenCV's fast path, same arithmetic).
+                let p0 = ((sy * w + sx) * 3) as usize;
+                let (r0, r1) = (&img.pixels[p0..p0 + 6], &img.pixels[p0 + row..p0 + row + 6]);
+                for c in 0..3 {
+                    o[c] = px(r0[c] as i32 * wt[0]
+                        + r0[c + 3] as i32 * wt[1]
+                        + r1[c] as i32 * wt[2]
+                        + r1[c + 3] as i32 * wt[3]);
+                }
+                continue;
+            }
+            if sx < -1 || sy < -1 || sx >= w || sy >= h {
+                // No neighbour inside: the weights sum to 2^15, so the result is the fill.
+                o.copy_from_slice(&FILL);
+                continue;
+            }
+            let at = |xx: i64, yy: i64, c: usize| -> i32 {
                 if (0..w).contains(&xx) && (0..h).contains(&yy) {
-                    img.pixels[((yy * w + xx) * 3) as usize + c] as i64
+                    img.pixels[((yy * w + xx) * 3) as usize + c] as i32
                 } else {
-                    FILL[c] as i64
+                    FILL[c] as i32
                 }
             };
-            for c in 0..3 {
-                let acc = at(sx, sy, c) * weights[0]
-                    + at(sx + 1, sy, c) * weights[1]
-                    + at(sx, sy + 1, c) * weights[2]
-                    + at(sx + 1, sy + 1, c) * weights[3];
-                out[((y * w + x) * 3) as usize + c] = ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
+            for (c, v) in o.iter_mut().enumerate() {
+                *v = px(at(sx, sy, c) * wt[0]
+                    + at(sx + 1, sy, c) * wt[1]
+                    + at(sx, sy + 1, c) * wt[2]
+                    + at(sx + 1, sy + 1, c) * wt[3]);
             }
         }
     }

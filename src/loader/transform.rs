@@ -6,7 +6,7 @@
 
 use super::rng::LoaderRng;
 use crate::stages::RgbImage;
-use crate::stages::pillow_resize::resize_rgb_pillow as resize_rgb;
+use crate::stages::pillow_resize::{Region, resize_region_pillow, resize_rgb_pillow as resize_rgb};
 
 /// A crop box: top row `i`, left column `j`, height `h`, width `w` (torchvision's order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +82,7 @@ pub fn crop(img: &RgbImage, b: CropBox) -> RgbImage {
 pub fn hflip(img: &mut RgbImage) {
     let w = img.width as usize;
     for row in img.pixels.chunks_exact_mut(w * 3) {
-        for x in 0..w / 2 {
-            for c in 0..3 {
-                row.swap(x * 3 + c, (w - 1 - x) * 3 + c);
-            }
-        }
+        row.as_chunks_mut::<3>().0.reverse();
     }
 }
 
@@ -99,7 +95,13 @@ pub fn train_transform(
     rng: &mut LoaderRng,
 ) -> (RgbImage, CropBox, bool) {
     let b = random_resized_crop_params(img.width, img.height, scale, (3.0 / 4.0, 4.0 / 3.0), rng);
-    let mut out = resize_rgb(&crop(img, b), size, size);
+    let region = Region {
+        left: b.j,
+        top: b.i,
+        width: b.w,
+        height: b.h,
+    };
+    let mut out = resize_region_pillow(img, region, size, size);
     // torchvision draws the flip after the crop (`torch.rand(1) < p`).
     let flip = rng.unit() < 0.5;
     if flip {
