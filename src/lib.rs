@@ -38,6 +38,7 @@ pub mod sources;
 pub mod stages;
 pub mod synth;
 pub mod text;
+pub mod train;
 #[cfg(feature = "video")]
 pub mod video;
 

@@ -65,7 +65,7 @@ pub struct BenchArgs {
     samples: Option<PathBuf>,
 }
 
-fn parse_input(s: &str) -> anyhow::Result<DatasetInput> {
+pub(crate) fn parse_input(s: &str) -> anyhow::Result<DatasetInput> {
     let (path, weight) = match s.rsplit_once('=') {
         Some((p, w)) => (
             p,

@@ -8,6 +8,7 @@ mod loader;
 mod model;
 mod sql;
 mod synth;
+mod train;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -61,6 +62,7 @@ enum Command {
     Convert(model::ConvertArgs),
     /// Run the model (or one module) on tensors from a file and write every named output.
     Forward(model::ForwardArgs),
+    Train(train::TrainArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -79,6 +81,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Model(cmd) => model::run_model(cmd),
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),
+        Command::Train(args) => train::run_train(args),
     }
 }
 

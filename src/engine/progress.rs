@@ -20,3 +20,14 @@ pub fn items_bar(total: u64, what: &str, quiet: bool) -> ProgressBar {
     bar.set_prefix(what.to_string());
     bar
 }
+
+/// A bar for `total` steps with a free-text message (loss, lr, throughput).
+pub fn steps_bar(total: u64, what: &str, quiet: bool) -> ProgressBar {
+    let bar = items_bar(total, what, quiet);
+    let style = ProgressStyle::with_template(
+        "{prefix:>10} [{elapsed_precise}] {bar:30} {pos}/{len} ETA {eta} {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}

@@ -15,6 +15,8 @@ pub enum Purpose {
     Mixing = 2,
     /// Per-sample augmentation and text choices.
     Sample = 3,
+    /// The trainer's per-sample draws (PrefixLM split).
+    Train = 4,
 }
 
 /// A seeded random source.

@@ -173,13 +173,20 @@ const YAML_KEYS_OF_OTHER_PARTS: &[&str] = &[
     "prompt",
     "eos",
     "image_res_train",
+    "train",
 ];
 
 impl MplugConfig {
     /// Reads a YAML config and the BERT JSON it names. Unknown keys are returned as warnings.
     pub fn from_yaml(path: &Path) -> Result<(Self, Vec<String>)> {
         let text = fs_err::read_to_string(path)?;
-        let raw: RawYaml = serde_yaml_ng::from_str(&text).map_err(|e| Error::Annotation {
+        Self::from_yaml_str(&text, path)
+    }
+
+    /// As [`MplugConfig::from_yaml`] on YAML text; `path` names it in messages and is where
+    /// `bert_config` is resolved from.
+    pub fn from_yaml_str(text: &str, path: &Path) -> Result<(Self, Vec<String>)> {
+        let raw: RawYaml = serde_yaml_ng::from_str(text).map_err(|e| Error::Annotation {
             path: path.to_path_buf(),
             position: e
                 .location()
@@ -379,7 +386,7 @@ impl BertConfig {
 
 /// Resolves a path written in a config: as given (relative to the working directory, like the
 /// original scripts), else beside the config file, else by file name beside the config file.
-fn resolve_beside(config: &Path, written: &str) -> Result<PathBuf> {
+pub(crate) fn resolve_beside(config: &Path, written: &str) -> Result<PathBuf> {
     let as_given = PathBuf::from(written);
     let dir = config.parent().unwrap_or(Path::new("."));
     let mut candidates = vec![as_given.clone(), dir.join(&as_given)];

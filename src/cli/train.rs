@@ -1,0 +1,169 @@
+//! `mplug train` and `mplug plot`.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use crate::loader::index::DatasetInput;
+use crate::train::{TrainConfig, TrainOptions};
+
+/// Pre-train mPLUG (ITC + ITM + MLM + PrefixLM) on ingested datasets.
+///
+///   mplug train --config configs/pretrain_tiny.yaml --data data/coco --out runs/tiny
+///   mplug train --config configs/pretrain_mplug_base.yaml --data data/coco=1 data/vg=0.5 \
+///               --out runs/base --set batch_size=64 --set train.checkpoint_every=500
+///   mplug train --resume runs/tiny           # continues exactly after the last checkpoint
+///
+/// The run directory holds config.yaml (effective config, --set applied) and config_bert.json,
+/// data.json, metrics.jsonl (one line per step: losses, lr, samples/s, loader starvation) and
+/// checkpoints/step-N/ (model, momentum model, optimiser, queues, loader state), `latest` naming
+/// the newest complete one.
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct TrainArgs {
+    /// Training YAML (keys of the original pretrain configs; see configs/pretrain_tiny.yaml).
+    #[arg(long, required_unless_present = "resume")]
+    config: Option<PathBuf>,
+    /// Dataset directories (ingested image_text datasets); `DIR=WEIGHT` sets a mixing weight.
+    #[arg(long, value_name = "DIR[=W]", num_args = 1.., required_unless_present = "resume")]
+    data: Vec<String>,
+    /// Run directory (created).
+    #[arg(long, required_unless_present = "resume")]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "data", "out", "set"])]
+    resume: Option<PathBuf>,
+    /// Override a config key, e.g. `--set schedular.epochs=2` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Skip the rows listed by `mplug leakage --exclusions`.
+    #[arg(long, value_name = "FILE")]
+    exclude: Option<PathBuf>,
+    /// Stop after this optimiser step (with a checkpoint); `--resume` continues the schedule.
+    #[arg(long, value_name = "STEP")]
+    stop_at_step: Option<u64>,
+    /// `cpu`, `cuda` or `auto` (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Start over in a run directory that already has checkpoints.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// `data.json` of a run.
+#[derive(Debug, Serialize, Deserialize)]
+struct RunData {
+    data: Vec<(PathBuf, f64)>,
+    exclude: Option<PathBuf>,
+}
+
+fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
+    Ok(match s {
+        "cpu" => tch::Device::Cpu,
+        "cuda" => {
+            anyhow::ensure!(
+                tch::Cuda::is_available(),
+                "--device cuda: libtorch sees no CUDA device"
+            );
+            tch::Device::Cuda(0)
+        }
+        "auto" => crate::device::best_device(),
+        other => anyhow::bail!("unknown --device `{other}` (cpu, cuda or auto)"),
+    })
+}
+
+pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let device = parse_device(&a.device)?;
+    let (cfg, out, data, exclude, resume) = match &a.resume {
+        Some(run) => {
+            let cfg = TrainConfig::of_run(run)?;
+            let text = fs_err::read_to_string(run.join("data.json"))?;
+            let d: RunData = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", run.join("data.json").display()))?;
+            let data = d
+                .data
+                .into_iter()
+                .map(|(path, weight)| DatasetInput { path, weight })
+                .collect();
+            (cfg, run.clone(), data, d.exclude, true)
+        }
+        None => {
+            let (Some(config), Some(out)) = (&a.config, &a.out) else {
+                anyhow::bail!("--config, --data and --out are needed (or --resume RUN_DIR)");
+            };
+            if out.join("latest").exists() && !a.force {
+                anyhow::bail!(
+                    "`{}` already holds a run; continue it with --resume {0} or start over with --force",
+                    out.display()
+                );
+            }
+            let data: Vec<DatasetInput> = a
+                .data
+                .iter()
+                .map(|s| super::loader::parse_input(s))
+                .collect::<anyhow::Result<_>>()?;
+            for d in &data {
+                anyhow::ensure!(
+                    d.path.exists(),
+                    "--data `{}` does not exist",
+                    d.path.display()
+                );
+            }
+            // Every key and type is checked before the run directory is touched.
+            TrainConfig::load(config, &a.set)?;
+            if a.force && out.exists() {
+                for sub in ["checkpoints", "latest", "metrics.jsonl"] {
+                    let p = out.join(sub);
+                    if p.is_dir() {
+                        fs_err::remove_dir_all(&p)?;
+                    } else if p.exists() {
+                        fs_err::remove_file(&p)?;
+                    }
+                }
+            }
+            let cfg = TrainConfig::prepare_run(config, &a.set, out)?;
+            let rd = RunData {
+                data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
+                exclude: a.exclude.clone(),
+            };
+            fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&rd)?)?;
+            (cfg, out.clone(), data, a.exclude.clone(), false)
+        }
+    };
+    for w in &cfg.warnings {
+        eprintln!("warning: {w}");
+    }
+    let opts = TrainOptions {
+        data,
+        out: out.clone(),
+        resume,
+        device,
+        quiet: a.quiet,
+        exclude,
+        stop_at: a.stop_at_step,
+    };
+    let summary = crate::train::train(cfg, &opts)?;
+    match &summary.last {
+        Some(l) => println!(
+            "step {}: loss {:.4} (itc {:.4} itm {:.4} mlm {:.4} prefix {:.4}), {:.1} samples/s; checkpoint {}",
+            summary.steps,
+            l.loss,
+            l.loss_itc,
+            l.loss_itm,
+            l.loss_mlm,
+            l.loss_prefix,
+            l.samples_per_s,
+            summary
+                .checkpoint
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string())
+        ),
+        None => println!("nothing to do: the run is at step {}", summary.steps),
+    }
+    Ok(())
+}

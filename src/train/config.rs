@@ -1,0 +1,428 @@
+//! Training configuration: the original pretrain YAML keys (`batch_size`, `queue_size`, `momentum`,
+//! `alpha`, `mlm_probability`, `optimizer: {lr1, lr2, weight_decay}`, `schedular: {epochs,
+//! warmup_epochs, …}`, the `*_task` switches) plus a `train:` section for what the original scripts
+//! took from the command line or hard-coded (seed, accumulation, clipping, checkpoints).
+//!
+//! Strict: an unknown key or a value of the wrong type is an error before any work starts (the model
+//! part is parsed by [`MplugConfig`]). `--set key.sub=value` overrides are applied to the YAML tree
+//! first, so they are checked the same way.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::error::{Error, Result};
+use crate::model::config::MplugConfig;
+
+/// `optimizer:` (`create_two_optimizer`: lr1 for the BERT side, lr2 for the visual encoder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Only `adamW`.
+    pub opt: String,
+    /// Ignored by the original two-optimizer code (kept for compatibility).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Non-visual parameters.
+    pub lr1: f64,
+    /// Visual-encoder parameters.
+    pub lr2: f64,
+    /// Decoupled weight decay of the decay groups.
+    pub weight_decay: f64,
+}
+
+/// `schedular:` (timm `CosineLRScheduler`, driven as the reference loops drive it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Only `cosine`.
+    pub sched: String,
+    /// Ignored by the original code (the groups' lr1/lr2 are the base rates).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Epochs of the cosine (`t_initial`).
+    pub epochs: u64,
+    /// Floor of the cosine.
+    pub min_lr: f64,
+    /// Accepted, unused by the cosine schedule (as in the original).
+    #[serde(default)]
+    pub decay_rate: Option<f64>,
+    /// Warm-up start.
+    pub warmup_lr: f64,
+    /// Warm-up length in scheduler steps of `train.warmup_step_iters` iterations each.
+    pub warmup_epochs: u64,
+    /// Accepted, unused (as in the original).
+    #[serde(default)]
+    pub cooldown_epochs: Option<u64>,
+}
+
+/// `train:`, mplug's own keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Seed of the loader, the initialisation, the queues and every per-step draw.
+    pub seed: u64,
+    /// Micro-batches per optimiser step.
+    pub grad_accum_steps: u64,
+    /// Global L2 gradient-norm clip (none when absent; the reference's DeepSpeed runs use 1.0).
+    pub clip_grad_norm: Option<f64>,
+    /// Checkpoint every N optimiser steps (and at the end).
+    pub checkpoint_every: u64,
+    /// Stop after this many optimiser steps (else after `schedular.epochs`).
+    pub max_steps: Option<u64>,
+    /// Iterations per warm-up scheduler step in epoch 0 (the reference loops: 100).
+    pub warmup_step_iters: u64,
+    /// Tokens per caption including `[CLS]`.
+    pub max_tokens: usize,
+    /// RandomResizedCrop scale range (pre-training: (0.2, 1)).
+    pub crop_scale: (f64, f64),
+    /// The reference's RandomAugment(2, 7) after crop and flip.
+    pub randaugment: bool,
+    /// Loader worker threads (0 = all cores).
+    pub threads: usize,
+    /// bf16 autocast on CUDA (fp32 on CPU always).
+    pub bf16: bool,
+    /// Metrics line every N optimiser steps.
+    pub log_every: u64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection {
+            seed: 42,
+            grad_accum_steps: 1,
+            clip_grad_norm: None,
+            checkpoint_every: 1000,
+            max_steps: None,
+            warmup_step_iters: 100,
+            max_tokens: 30,
+            crop_scale: (0.2, 1.0),
+            randaugment: true,
+            threads: 0,
+            bf16: true,
+            log_every: 1,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Every key a training YAML may hold. Model keys are typed loosely here; [`MplugConfig`] checks
+/// them. Keys of the original files that the trainer does not use are accepted and ignored.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrainYaml {
+    // model (MplugConfig)
+    #[allow(dead_code)]
+    bert_config: Value,
+    #[allow(dead_code)]
+    #[serde(default)]
+    clip_name: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vision_width: Option<Value>,
+    image_res: u32,
+    #[allow(dead_code)]
+    #[serde(default)]
+    embed_dim: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    temp: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vision_layers: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vision_heads: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vision_patch_size: Option<Value>,
+    // training
+    batch_size: usize,
+    queue_size: i64,
+    momentum: f64,
+    alpha: f64,
+    #[serde(default = "default_true")]
+    distill: bool,
+    #[serde(default = "default_true")]
+    warm_up: bool,
+    mlm_probability: f64,
+    #[serde(default = "default_true")]
+    ita_task: bool,
+    #[serde(default = "default_true")]
+    itm_task: bool,
+    #[serde(default = "default_true")]
+    mlm_task: bool,
+    #[serde(default = "default_true")]
+    prefix_task: bool,
+    optimizer: OptimizerConfig,
+    schedular: ScheduleConfig,
+    #[serde(default)]
+    train: TrainSection,
+    // original keys the trainer does not read (data comes from --data): accepted, ignored
+    #[allow(dead_code)]
+    #[serde(default)]
+    train_file: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    image_root: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    read_local_data: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    mid_cross: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    concat_last_layer: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    merge_attention: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    text_encoder: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    text_decoder: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    use_checkpoint: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    clip_path: Option<Value>,
+}
+
+/// The whole, validated training configuration.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The model.
+    pub model: MplugConfig,
+    /// Warnings of the model parser.
+    pub warnings: Vec<String>,
+    /// Training image side (`image_res`).
+    pub image_res: u32,
+    /// Samples per micro-batch on this process.
+    pub batch_size: usize,
+    /// ITC feature queue length.
+    pub queue_size: i64,
+    /// EMA factor of the momentum model.
+    pub momentum: f64,
+    /// Distillation weight.
+    pub alpha: f64,
+    /// Momentum distillation on/off.
+    pub distill: bool,
+    /// Ramp alpha over epoch 0.
+    pub warm_up: bool,
+    /// MLM selection probability.
+    pub mlm_probability: f64,
+    /// ITC on/off.
+    pub ita_task: bool,
+    /// ITM on/off.
+    pub itm_task: bool,
+    /// MLM on/off.
+    pub mlm_task: bool,
+    /// PrefixLM on/off.
+    pub prefix_task: bool,
+    /// Optimiser.
+    pub optimizer: OptimizerConfig,
+    /// Schedule.
+    pub schedule: ScheduleConfig,
+    /// mplug's keys.
+    pub train: TrainSection,
+    /// The effective YAML (after overrides), saved with every checkpoint.
+    pub yaml: String,
+}
+
+/// Applies `key.sub=value` (value parsed as YAML) to a YAML mapping.
+pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
+    let (key, value) = spec.split_once('=').ok_or_else(|| {
+        Error::input_with_hint(
+            format!("override `{spec}` has no `=`"),
+            "write e.g. --set schedular.epochs=2",
+        )
+    })?;
+    let value: Value = serde_yaml_ng::from_str(value)
+        .map_err(|e| Error::input(format!("override `{spec}`: bad value: {e}")))?;
+    let mut node = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (k, part) in parts.iter().enumerate() {
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| Error::input(format!("override `{spec}`: `{part}` is not a section")))?;
+        let name = Value::String(part.to_string());
+        if k + 1 == parts.len() {
+            map.insert(name, value);
+            return Ok(());
+        }
+        node = map
+            .entry(name)
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+    }
+    Ok(())
+}
+
+fn read_tree(path: &Path, overrides: &[String]) -> Result<Value> {
+    let text = fs_err::read_to_string(path)?;
+    let mut tree: Value = serde_yaml_ng::from_str(&text).map_err(|e| Error::Annotation {
+        path: path.to_path_buf(),
+        position: e
+            .location()
+            .map(|l| format!("line {}, column {}", l.line(), l.column()))
+            .unwrap_or_else(|| "?".into()),
+        message: e.to_string(),
+    })?;
+    for o in overrides {
+        apply_override(&mut tree, o)?;
+    }
+    Ok(tree)
+}
+
+fn to_yaml(tree: &Value) -> Result<String> {
+    serde_yaml_ng::to_string(tree)
+        .map_err(|e| Error::Internal(format!("re-serialising the config: {e}")))
+}
+
+impl TrainConfig {
+    /// Reads `path`, applies `overrides`, checks every key and type.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let tree = read_tree(path, overrides)?;
+        Self::from_yaml_str(&to_yaml(&tree)?, path)
+    }
+
+    /// Checks `path` + `overrides`, then makes the run directory self-contained: the BERT JSON is
+    /// copied to `run_dir/config_bert.json` and the effective YAML (naming it) is written to
+    /// `run_dir/config.yaml`, which `--resume` reads.
+    pub fn prepare_run(path: &Path, overrides: &[String], run_dir: &Path) -> Result<Self> {
+        let mut tree = read_tree(path, overrides)?;
+        let checked = Self::from_yaml_str(&to_yaml(&tree)?, path)?;
+        let written = tree
+            .get("bert_config")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::input(format!("`{}` has no bert_config", path.display())))?
+            .to_string();
+        let bert = crate::model::config::resolve_beside(path, &written)?;
+        fs_err::create_dir_all(run_dir)?;
+        fs_err::copy(&bert, run_dir.join("config_bert.json"))?;
+        apply_override(&mut tree, "bert_config=config_bert.json")?;
+        let yaml = to_yaml(&tree)?;
+        let saved = Self::saved_path(run_dir);
+        fs_err::write(&saved, &yaml)?;
+        let cfg = Self::from_yaml_str(&yaml, &saved)?;
+        debug_assert_eq!(cfg.model, checked.model);
+        Ok(cfg)
+    }
+
+    /// The configuration a run directory was started with.
+    pub fn of_run(run_dir: &Path) -> Result<Self> {
+        let saved = Self::saved_path(run_dir);
+        if !saved.is_file() {
+            return Err(Error::input(format!(
+                "`{}` is not a run directory (no config.yaml)",
+                run_dir.display()
+            )));
+        }
+        let yaml = fs_err::read_to_string(&saved)?;
+        Self::from_yaml_str(&yaml, &saved)
+    }
+
+    /// Parses effective YAML text; `path` names it and anchors `bert_config`.
+    pub fn from_yaml_str(yaml: &str, path: &Path) -> Result<Self> {
+        let raw: RawTrainYaml = serde_yaml_ng::from_str(yaml).map_err(|e| {
+            Error::input_with_hint(
+                format!("`{}`: {e}", path.display()),
+                "training configs take the keys of configs/pretrain_tiny.yaml",
+            )
+        })?;
+        let (model, warnings) = MplugConfig::from_yaml_str(yaml, path)?;
+        let cfg = TrainConfig {
+            model,
+            warnings,
+            image_res: raw.image_res,
+            batch_size: raw.batch_size,
+            queue_size: raw.queue_size,
+            momentum: raw.momentum,
+            alpha: raw.alpha,
+            distill: raw.distill,
+            warm_up: raw.warm_up,
+            mlm_probability: raw.mlm_probability,
+            ita_task: raw.ita_task,
+            itm_task: raw.itm_task,
+            mlm_task: raw.mlm_task,
+            prefix_task: raw.prefix_task,
+            optimizer: raw.optimizer,
+            schedule: raw.schedular,
+            train: raw.train,
+            yaml: yaml.to_string(),
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<()> {
+        let bad = |m: String| Err(Error::input(format!("`{}`: {m}", path.display())));
+        if self.optimizer.opt.to_lowercase() != "adamw" {
+            return bad(format!(
+                "optimizer.opt `{}`: only adamW",
+                self.optimizer.opt
+            ));
+        }
+        if self.schedule.sched != "cosine" {
+            return bad(format!(
+                "schedular.sched `{}`: only cosine",
+                self.schedule.sched
+            ));
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        if self.ita_task && (self.queue_size <= 0 || self.queue_size % self.batch_size as i64 != 0)
+        {
+            // The reference asserts queue_size % global batch == 0.
+            return bad(format!(
+                "queue_size {} must be a positive multiple of batch_size {}",
+                self.queue_size, self.batch_size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.momentum) || !(0.0..=1.0).contains(&self.alpha) {
+            return bad("momentum and alpha must lie in [0, 1]".into());
+        }
+        if !(0.0..1.0).contains(&self.mlm_probability) {
+            return bad("mlm_probability must lie in [0, 1)".into());
+        }
+        if self.train.grad_accum_steps == 0 || self.train.checkpoint_every == 0 {
+            return bad("train.grad_accum_steps and train.checkpoint_every must be ≥ 1".into());
+        }
+        if self.image_res as i64 != self.model.vision.image_res {
+            return bad("image_res disagrees with the model".into());
+        }
+        if !(self.ita_task || self.itm_task || self.mlm_task || self.prefix_task) {
+            return bad("every task is off (ita_task, itm_task, mlm_task, prefix_task)".into());
+        }
+        Ok(())
+    }
+
+    /// The effective config of a run directory.
+    pub fn saved_path(run_dir: &Path) -> PathBuf {
+        run_dir.join("config.yaml")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_create_and_replace_nested_keys() {
+        let mut v: Value = serde_yaml_ng::from_str("a: 1\nb: {c: 2}\n").unwrap();
+        apply_override(&mut v, "b.c=3").unwrap();
+        apply_override(&mut v, "d.e=[1, 2]").unwrap();
+        apply_override(&mut v, "a=x").unwrap();
+        let want: Value = serde_yaml_ng::from_str("a: x\nb: {c: 3}\nd: {e: [1, 2]}\n").unwrap();
+        assert_eq!(v, want);
+        assert!(apply_override(&mut v, "novalue").is_err());
+        assert!(apply_override(&mut v, "a.b=1").is_err(), "a is a scalar");
+    }
+}

@@ -1,0 +1,157 @@
+//! The momentum (EMA) model and the ITC feature queues (reference §2.1, ALBEF's
+//! `_momentum_update`, `_dequeue_and_enqueue`).
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::{MplugConfig, MplugModel};
+
+/// A frozen copy of the model updated as `p_m ← m·p_m + (1 − m)·p` before each forward.
+#[derive(Debug)]
+pub struct MomentumModel {
+    /// Its variables (saved in checkpoints).
+    pub vs: VarStore,
+    /// The module tree.
+    pub model: MplugModel,
+    pairs: Vec<(Tensor, Tensor)>,
+}
+
+impl MomentumModel {
+    /// A copy of `student` (same names and values), frozen.
+    pub fn new(student: &VarStore, config: &MplugConfig, device: Device) -> Result<Self> {
+        let mut vs = VarStore::new(device);
+        let model = MplugModel::new(&vs.root(), config);
+        vs.copy(student)?;
+        vs.freeze();
+        let mine = vs.variables();
+        let theirs = student.variables();
+        let mut pairs = Vec::with_capacity(mine.len());
+        for (name, m) in mine {
+            let p = theirs.get(&name).ok_or_else(|| {
+                Error::Internal(format!("momentum model has `{name}`, the model not"))
+            })?;
+            pairs.push((m, p.shallow_clone()));
+        }
+        Ok(MomentumModel { vs, model, pairs })
+    }
+
+    /// One EMA step with factor `m`.
+    pub fn update(&mut self, m: f64) {
+        let _guard = tch::no_grad_guard();
+        for (pm, p) in &mut self.pairs {
+            // p_m = p_m * m + p * (1 - m), as ALBEF writes it.
+            let _ = pm.g_mul_scalar_(m);
+            let _ = pm.g_add_(&(p.detach() * (1.0 - m)));
+        }
+    }
+}
+
+/// The image/text feature queues with the image index of every entry.
+#[derive(Debug)]
+pub struct FeatureQueues {
+    /// `[D, Q]` image features (columns L2-normalised at init).
+    pub image: Tensor,
+    /// `[D, Q]` text features.
+    pub text: Tensor,
+    /// `[1, Q]` image index of each entry (−100 at init).
+    pub idx: Tensor,
+    /// Next column to write.
+    pub ptr: i64,
+}
+
+impl FeatureQueues {
+    /// Random normalised columns (torch's `randn` under the current seed), idx −100.
+    pub fn new(dim: i64, size: i64, device: Device) -> Self {
+        let image = Tensor::randn([dim, size], (Kind::Float, device));
+        let text = Tensor::randn([dim, size], (Kind::Float, device));
+        FeatureQueues {
+            image: normalize_columns(&image),
+            text: normalize_columns(&text),
+            idx: Tensor::full([1, size], -100, (Kind::Int64, device)),
+            ptr: 0,
+        }
+    }
+
+    /// Writes the batch's momentum features and indices at `ptr` (queue size is a multiple of the
+    /// batch, checked by the config).
+    pub fn enqueue(&mut self, image_feat: &Tensor, text_feat: &Tensor, idx: &Tensor) {
+        let _guard = tch::no_grad_guard();
+        let b = image_feat.size()[0];
+        let q = self.image.size()[1];
+        self.image
+            .narrow(1, self.ptr, b)
+            .copy_(&image_feat.detach().to_kind(Kind::Float).transpose(0, 1));
+        self.text
+            .narrow(1, self.ptr, b)
+            .copy_(&text_feat.detach().to_kind(Kind::Float).transpose(0, 1));
+        self.idx.narrow(1, self.ptr, b).copy_(&idx.view([1, -1]));
+        self.ptr = (self.ptr + b) % q;
+    }
+
+    /// Named tensors for a checkpoint.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("image_queue".into(), self.image.shallow_clone()),
+            ("text_queue".into(), self.text.shallow_clone()),
+            ("idx_queue".into(), self.idx.shallow_clone()),
+            ("queue_ptr".into(), Tensor::from_slice(&[self.ptr])),
+        ]
+    }
+
+    /// Restores [`FeatureQueues::state_tensors`].
+    pub fn load_state(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        let get = |n: &str| {
+            tensors
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, t)| t)
+                .ok_or_else(|| Error::format(format!("checkpoint lacks `{n}`")))
+        };
+        let _guard = tch::no_grad_guard();
+        for (name, dst) in [
+            ("image_queue", &mut self.image),
+            ("text_queue", &mut self.text),
+            ("idx_queue", &mut self.idx),
+        ] {
+            let src = get(name)?;
+            if src.size() != dst.size() {
+                return Err(Error::format(format!(
+                    "`{name}` has another shape (queue_size changed?)"
+                )));
+            }
+            dst.copy_(src);
+        }
+        self.ptr = get("queue_ptr")?.int64_value(&[0]);
+        Ok(())
+    }
+}
+
+/// `F.normalize(x, dim=0)`.
+fn normalize_columns(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [0], true).clamp_min(1e-12)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enqueue_writes_columns_at_the_pointer_and_wraps() {
+        let mut q = FeatureQueues::new(2, 4, Device::Cpu);
+        let f = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
+        let idx = Tensor::from_slice(&[7i64, 8]);
+        q.enqueue(&f, &(&f * 10.0), &idx);
+        assert_eq!(q.ptr, 2);
+        let img: Vec<f32> = Vec::try_from(q.image.narrow(1, 0, 2).contiguous().view([-1])).unwrap();
+        // Column j holds row j of the batch: [[1, 3], [2, 4]] row-major.
+        assert_eq!(img, vec![1.0, 3.0, 2.0, 4.0]);
+        let ids: Vec<i64> = Vec::try_from(q.idx.view([-1])).unwrap();
+        assert_eq!(ids, vec![7, 8, -100, -100]);
+        q.enqueue(&f, &f, &idx);
+        q.enqueue(&f, &f, &Tensor::from_slice(&[1i64, 2]));
+        assert_eq!(q.ptr, 2);
+        let ids: Vec<i64> = Vec::try_from(q.idx.view([-1])).unwrap();
+        assert_eq!(ids, vec![1, 2, 7, 8]);
+    }
+}

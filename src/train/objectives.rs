@@ -1,0 +1,464 @@
+//! The four pre-training objectives (reference §2): ITC with momentum distillation and queues,
+//! ITM with in-batch hard negatives, MLM on the fused text, PrefixLM on the decoder; summed with
+//! equal weights (§2.6). The loss formulas are small functions of tensors so tests can check each
+//! against an independent computation.
+
+use tch::{Kind, Reduction, Tensor};
+
+use super::momentum::{FeatureQueues, MomentumModel};
+use crate::loader::rng::LoaderRng;
+use crate::model::MplugModel;
+
+const IGNORE: i64 = -100;
+const CLS: i64 = 101;
+const SEP: i64 = 102;
+
+/// ITC targets: every bank entry with the batch row's image index is a positive, weighted 1/count.
+pub fn itc_targets(idx: &Tensor, idx_all: &Tensor) -> Tensor {
+    let pos = idx.view([-1, 1]).eq_tensor(idx_all).to_kind(Kind::Float);
+    &pos / pos.sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+}
+
+/// `−Σ log_softmax(sim)·target`, averaged over rows.
+pub fn soft_cross_entropy(sim: &Tensor, targets: &Tensor) -> Tensor {
+    -(sim.log_softmax(1, Kind::Float) * targets)
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+        .mean(Kind::Float)
+}
+
+/// ITM hard-negative sampling weights from in-batch similarities `[B, B]`: softmax per row, same
+/// image index zeroed. A row left with no candidate (every row shares its image) falls back to
+/// uniform over the others so `multinomial` never fails.
+pub fn hard_negative_weights(sim_in_batch: &Tensor, idx: &Tensor) -> Tensor {
+    let same = idx.view([-1, 1]).eq_tensor(&idx.view([1, -1]));
+    let w = sim_in_batch.softmax(1, Kind::Float).masked_fill(&same, 0.0);
+    let empty = w
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
+        .le(0.0);
+    let b = idx.size()[0];
+    let others =
+        Tensor::ones([b, b], (Kind::Float, w.device())) - Tensor::eye(b, (Kind::Float, w.device()));
+    let others = if b == 1 {
+        Tensor::ones([1, 1], (Kind::Float, w.device()))
+    } else {
+        others
+    };
+    w.where_self(&empty.logical_not(), &others)
+}
+
+/// Masked-LM loss: cross-entropy over selected tokens, with ALBEF's distillation
+/// `(1−α)·CE + α·mean(−Σ log_softmax·soft)` over the same tokens when `soft` is given. Zero when
+/// no token is selected.
+pub fn mlm_loss(logits: &Tensor, labels: &Tensor, soft: Option<(&Tensor, f64)>) -> Tensor {
+    let v = logits.size()[2];
+    let flat = logits.view([-1, v]);
+    let lab = labels.view([-1]);
+    let sel = lab.ne(IGNORE);
+    if sel.sum(Kind::Int64).int64_value(&[]) == 0 {
+        return (logits.sum(Kind::Float) * 0.0).to_kind(Kind::Float);
+    }
+    let ce = flat.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+        &lab,
+        None,
+        Reduction::Mean,
+        IGNORE,
+        0.0,
+    );
+    match soft {
+        Some((soft, alpha)) if alpha > 0.0 => {
+            let per_token = -(flat.log_softmax(-1, Kind::Float) * soft.view([-1, v]))
+                .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
+            let distill = per_token.masked_select(&sel).mean(Kind::Float);
+            ce * (1.0 - alpha) + distill * alpha
+        }
+        _ => ce,
+    }
+}
+
+/// Causal LM loss as `BertPrefixModel`: logits[:, :-1] predict labels[:, 1:], mean over tokens
+/// that are not −100.
+pub fn lm_loss(logits: &Tensor, labels: &Tensor) -> Tensor {
+    let (_, l, v) = logits.size3().unwrap_or((0, 0, 0));
+    let shifted = logits
+        .narrow(1, 0, l - 1)
+        .reshape([-1, v])
+        .to_kind(Kind::Float);
+    let targets = labels.narrow(1, 1, l - 1).reshape([-1]);
+    shifted.cross_entropy_loss::<Tensor>(&targets, None, Reduction::Mean, IGNORE, 0.0)
+}
+
+/// PrefixLM inputs on the host: each caption (`[CLS]` + tokens, padded with 0) is split at a
+/// uniformly drawn position s ∈ [1, n−1] (n real tokens; the paper gives no exact rule): the
+/// prefix `ids[..s]` goes through the encoders and fusion, the decoder reads `[CLS]` + `ids[s..n]`
+/// + `[SEP]` and predicts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrefixSplit {
+    /// `[B, Lp]` prefix ids.
+    pub prefix_ids: Vec<i64>,
+    /// `[B, Lp]` 0/1.
+    pub prefix_mask: Vec<i64>,
+    /// Lp.
+    pub prefix_len: usize,
+    /// `[B, Ld]` decoder ids.
+    pub decoder_ids: Vec<i64>,
+    /// `[B, Ld]` 0/1.
+    pub decoder_mask: Vec<i64>,
+    /// `[B, Ld]` labels (−100 on padding).
+    pub decoder_labels: Vec<i64>,
+    /// Ld.
+    pub decoder_len: usize,
+}
+
+/// Splits `[B, L]` padded ids; `rng(row)` gives each row's random source.
+pub fn prefix_split(
+    ids: &[i64],
+    seq_len: usize,
+    mut rng: impl FnMut(usize) -> LoaderRng,
+) -> PrefixSplit {
+    let rows = ids.len() / seq_len.max(1);
+    let mut prefixes = Vec::with_capacity(rows);
+    let mut suffixes = Vec::with_capacity(rows);
+    for r in 0..rows {
+        let row = &ids[r * seq_len..(r + 1) * seq_len];
+        let n = row.iter().take_while(|&&t| t != 0).count().max(1);
+        let s = if n <= 2 {
+            1
+        } else {
+            1 + rng(r).below(n as u64 - 1) as usize
+        };
+        let s = s.min(n);
+        prefixes.push(row[..s].to_vec());
+        let mut d = vec![CLS];
+        d.extend_from_slice(&row[s..n]);
+        d.push(SEP);
+        suffixes.push(d);
+    }
+    let (prefix_ids, prefix_mask, prefix_len) = crate::loader::text::pad_longest(&prefixes);
+    let (decoder_ids, decoder_mask, decoder_len) = crate::loader::text::pad_longest(&suffixes);
+    let decoder_labels = decoder_ids
+        .iter()
+        .zip(&decoder_mask)
+        .map(|(&t, &m)| if m == 1 { t } else { IGNORE })
+        .collect();
+    PrefixSplit {
+        prefix_ids,
+        prefix_mask,
+        prefix_len,
+        decoder_ids,
+        decoder_mask,
+        decoder_labels,
+        decoder_len,
+    }
+}
+
+/// A batch as the objectives need it, on the training device.
+#[derive(Debug)]
+pub struct PretrainInputs {
+    /// `[B, 3, S, S]` normalised float.
+    pub images: Tensor,
+    /// `[B, L]` caption ids (unmasked).
+    pub input_ids: Tensor,
+    /// `[B, L]`.
+    pub attention_mask: Tensor,
+    /// `[B, L]` MLM input (masked) and labels, when MLM is on.
+    pub mlm: Option<(Tensor, Tensor)>,
+    /// `[B]` image index (the loader's sample index): equal → positives.
+    pub idx: Tensor,
+    /// PrefixLM inputs: (prefix ids, prefix mask, decoder ids, decoder mask, decoder labels).
+    pub prefix: Option<[Tensor; 5]>,
+}
+
+/// Which objectives run and with what distillation weight.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectiveSwitches {
+    /// ITC.
+    pub itc: bool,
+    /// ITM.
+    pub itm: bool,
+    /// MLM.
+    pub mlm: bool,
+    /// PrefixLM.
+    pub prefix: bool,
+    /// Momentum distillation.
+    pub distill: bool,
+    /// Distillation weight now.
+    pub alpha: f64,
+}
+
+/// The losses of one forward and accuracies for the log.
+#[derive(Debug)]
+pub struct Losses {
+    /// Sum of the enabled losses (what is back-propagated).
+    pub total: Tensor,
+    /// Each loss as a number (NaN when off).
+    pub itc: f64,
+    /// ITM.
+    pub itm: f64,
+    /// MLM.
+    pub mlm: f64,
+    /// PrefixLM.
+    pub prefix: f64,
+    /// ITM accuracy on the 3B pairs of the batch.
+    pub itm_acc: f64,
+    /// MLM accuracy on the selected tokens.
+    pub mlm_acc: f64,
+}
+
+/// The pre-training forward. Runs the momentum update first (as ALBEF's forward does), then the
+/// enabled objectives; enqueues the momentum features after ITC.
+pub fn pretrain_losses(
+    model: &MplugModel,
+    momentum: &mut MomentumModel,
+    momentum_factor: f64,
+    queues: &mut FeatureQueues,
+    x: &PretrainInputs,
+    sw: ObjectiveSwitches,
+) -> Losses {
+    let train = true;
+    momentum.update(momentum_factor);
+    let visual = model.encode_image(&x.images, train);
+    let text = model.encode_text(&x.input_ids, &x.attention_mask, train);
+    let temp = model.temp();
+    let mut total = Tensor::zeros([], (Kind::Float, x.images.device()));
+    let mut out = Losses {
+        total: Tensor::new(),
+        itc: f64::NAN,
+        itm: f64::NAN,
+        mlm: f64::NAN,
+        prefix: f64::NAN,
+        itm_acc: f64::NAN,
+        mlm_acc: f64::NAN,
+    };
+    let need_sims = sw.itc || sw.itm;
+    let mut sims: Option<(Tensor, Tensor)> = None;
+    if need_sims {
+        let (image_feat, text_feat) = model.itc_features(&visual, &text);
+        let (image_m, text_m, i2t_t, t2i_t) = tch::no_grad(|| {
+            let vm = momentum.model.encode_image(&x.images, train);
+            let tm = momentum
+                .model
+                .encode_text(&x.input_ids, &x.attention_mask, train);
+            let (image_m, text_m) = momentum.model.itc_features(&vm, &tm);
+            let image_all =
+                Tensor::cat(&[image_m.transpose(0, 1), queues.image.shallow_clone()], 1);
+            let text_all = Tensor::cat(&[text_m.transpose(0, 1), queues.text.shallow_clone()], 1);
+            let idx_all = Tensor::cat(&[x.idx.view([1, -1]), queues.idx.shallow_clone()], 1);
+            let targets = itc_targets(&x.idx, &idx_all);
+            let (i2t_t, t2i_t) = if sw.distill {
+                let sim_i2t_m = image_m.matmul(&text_all) / temp;
+                let sim_t2i_m = text_m.matmul(&image_all) / temp;
+                (
+                    sim_i2t_m.softmax(1, Kind::Float) * sw.alpha + &targets * (1.0 - sw.alpha),
+                    sim_t2i_m.softmax(1, Kind::Float) * sw.alpha + &targets * (1.0 - sw.alpha),
+                )
+            } else {
+                (targets.shallow_clone(), targets)
+            };
+            (image_m, text_m, i2t_t, t2i_t)
+        });
+        let text_all = Tensor::cat(&[text_m.transpose(0, 1), queues.text.shallow_clone()], 1);
+        let image_all = Tensor::cat(&[image_m.transpose(0, 1), queues.image.shallow_clone()], 1);
+        let sim_i2t = image_feat.matmul(&text_all) / temp;
+        let sim_t2i = text_feat.matmul(&image_all) / temp;
+        if sw.itc {
+            let l =
+                (soft_cross_entropy(&sim_i2t, &i2t_t) + soft_cross_entropy(&sim_t2i, &t2i_t)) / 2.0;
+            out.itc = l.double_value(&[]);
+            total = &total + l;
+        }
+        queues.enqueue(&image_m, &text_m, &x.idx);
+        sims = Some((sim_i2t, sim_t2i));
+    }
+    if sw.itm {
+        let (sim_i2t, sim_t2i) = sims.as_ref().expect("sims computed when itm is on");
+        let b = x.idx.size()[0];
+        let (_, fused_pos) = model.fuse(&visual, &text, &x.attention_mask, train);
+        let (neg_image, neg_text) = tch::no_grad(|| {
+            let w_t2i = hard_negative_weights(&sim_t2i.narrow(1, 0, b), &x.idx);
+            let w_i2t = hard_negative_weights(&sim_i2t.narrow(1, 0, b), &x.idx);
+            (
+                w_t2i.multinomial(1, false).view([-1]),
+                w_i2t.multinomial(1, false).view([-1]),
+            )
+        });
+        let image_neg = visual.index_select(0, &neg_image);
+        let text_neg = text.index_select(0, &neg_text);
+        let mask_neg = x.attention_mask.index_select(0, &neg_text);
+        let text_all = Tensor::cat(&[&text, &text_neg], 0);
+        let mask_all = Tensor::cat(&[&x.attention_mask, &mask_neg], 0);
+        let image_all = Tensor::cat(&[&image_neg, &visual], 0);
+        let (_, fused_neg) = model.fuse(&image_all, &text_all, &mask_all, train);
+        let logits = model.itm_logits(&Tensor::cat(&[fused_pos, fused_neg], 0));
+        let labels = Tensor::cat(
+            &[
+                Tensor::ones([b], (Kind::Int64, logits.device())),
+                Tensor::zeros([2 * b], (Kind::Int64, logits.device())),
+            ],
+            0,
+        );
+        let l = logits
+            .to_kind(Kind::Float)
+            .cross_entropy_for_logits(&labels);
+        out.itm = l.double_value(&[]);
+        out.itm_acc = logits
+            .argmax(1, false)
+            .eq_tensor(&labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[]);
+        total = &total + l;
+    }
+    if sw.mlm
+        && let Some((masked, labels)) = &x.mlm
+    {
+        let t = model.encode_text(masked, &x.attention_mask, train);
+        let (_, fused) = model.fuse(&visual, &t, &x.attention_mask, train);
+        let logits = model.mlm_logits(&fused);
+        let soft = (sw.distill && sw.alpha > 0.0).then(|| {
+            tch::no_grad(|| {
+                let vm = momentum.model.encode_image(&x.images, train);
+                let tm = momentum.model.encode_text(masked, &x.attention_mask, train);
+                let (_, fm) = momentum.model.fuse(&vm, &tm, &x.attention_mask, train);
+                momentum.model.mlm_logits(&fm).softmax(-1, Kind::Float)
+            })
+        });
+        let l = mlm_loss(&logits, labels, soft.as_ref().map(|s| (s, sw.alpha)));
+        out.mlm = l.double_value(&[]);
+        let sel = labels.ne(IGNORE);
+        let n = sel.sum(Kind::Int64).int64_value(&[]);
+        if n > 0 {
+            let hit = logits.argmax(-1, false).eq_tensor(labels).logical_and(&sel);
+            out.mlm_acc = hit.sum(Kind::Int64).int64_value(&[]) as f64 / n as f64;
+        }
+        total = &total + l;
+    }
+    if sw.prefix
+        && let Some([p_ids, p_mask, d_ids, d_mask, d_labels]) = &x.prefix
+    {
+        let t = model.encode_text(p_ids, p_mask, train);
+        let (fv, ft) = model.fuse(&visual, &t, p_mask, train);
+        let (memory, memory_mask) = MplugModel::decoder_memory(&fv, &ft, p_mask);
+        let logits = model.decode(d_ids, d_mask, &memory, &memory_mask, train);
+        let l = lm_loss(&logits, d_labels);
+        out.prefix = l.double_value(&[]);
+        total = &total + l;
+    }
+    out.total = total;
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t2(rows: &[&[f64]]) -> Tensor {
+        let flat: Vec<f64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_slice(&flat)
+            .view([rows.len() as i64, -1])
+            .to_kind(Kind::Float)
+    }
+
+    fn log_softmax_row(r: &[f64]) -> Vec<f64> {
+        let m = r.iter().cloned().fold(f64::MIN, f64::max);
+        let lse = m + r.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+        r.iter().map(|v| v - lse).collect()
+    }
+
+    #[test]
+    fn itc_loss_with_duplicate_images_matches_a_hand_computation() {
+        // Batch idx [5, 7], bank idx [5, 7, 5, -100]: row 0 has positives at 0 and 2.
+        let idx = Tensor::from_slice(&[5i64, 7]);
+        let idx_all = Tensor::from_slice(&[5i64, 7, 5, -100]).view([1, -1]);
+        let targets = itc_targets(&idx, &idx_all);
+        let got: Vec<f32> = Vec::try_from(targets.view([-1])).unwrap();
+        assert_eq!(got, vec![0.5, 0.0, 0.5, 0.0, 0.0, 1.0, 0.0, 0.0]);
+        let sim = [[1.0, 0.2, 0.3, -0.5], [0.1, 2.0, -1.0, 0.0]];
+        let loss = soft_cross_entropy(&t2(&[&sim[0], &sim[1]]), &targets).double_value(&[]);
+        let l0 = log_softmax_row(&sim[0]);
+        let l1 = log_softmax_row(&sim[1]);
+        let want = (-(0.5 * l0[0] + 0.5 * l0[2]) + -l1[1]) / 2.0;
+        assert!((loss - want).abs() < 1e-6, "{loss} vs {want}");
+    }
+
+    #[test]
+    fn hard_negatives_never_pick_the_same_image() {
+        let idx = Tensor::from_slice(&[1i64, 2, 1, 3]);
+        let sim = Tensor::randn([4, 4], (Kind::Float, tch::Device::Cpu));
+        let w = hard_negative_weights(&sim, &idx);
+        let w: Vec<f32> = Vec::try_from(w.view([-1])).unwrap();
+        // Rows 0 and 2 share image 1: their columns 0 and 2 are zero.
+        for (r, c) in [(0, 0), (0, 2), (2, 0), (2, 2), (1, 1), (3, 3)] {
+            assert_eq!(w[r * 4 + c], 0.0, "({r}, {c})");
+        }
+        assert!(w[1] > 0.0 && w[3] > 0.0);
+        // Every row the same image: uniform over the others instead of an all-zero row.
+        let same = hard_negative_weights(
+            &sim.narrow(0, 0, 2).narrow(1, 0, 2),
+            &Tensor::from_slice(&[4i64, 4]),
+        );
+        let same: Vec<f32> = Vec::try_from(same.view([-1])).unwrap();
+        assert_eq!(same, vec![0.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn mlm_and_lm_losses_match_hand_computations() {
+        // Vocabulary 3, one row of length 3, token 1 selected with label 2.
+        let logits = t2(&[&[0.0, 1.0, 2.0], &[1.0, 0.0, -1.0], &[0.5, 0.5, 0.5]]).view([1, 3, 3]);
+        let labels = Tensor::from_slice(&[-100i64, 2, -100]).view([1, 3]);
+        let ce = mlm_loss(&logits, &labels, None).double_value(&[]);
+        let want_ce = -log_softmax_row(&[1.0, 0.0, -1.0])[2];
+        assert!((ce - want_ce).abs() < 1e-6);
+        let soft = t2(&[&[1.0, 0.0, 0.0], &[0.2, 0.3, 0.5], &[1.0, 0.0, 0.0]]).view([1, 3, 3]);
+        let d = mlm_loss(&logits, &labels, Some((&soft, 0.4))).double_value(&[]);
+        let ls = log_softmax_row(&[1.0, 0.0, -1.0]);
+        let kd = -(0.2 * ls[0] + 0.3 * ls[1] + 0.5 * ls[2]);
+        assert!((d - (0.6 * want_ce + 0.4 * kd)).abs() < 1e-6);
+        // No selected token: zero, not NaN.
+        let none = Tensor::full([1, 3], -100, (Kind::Int64, tch::Device::Cpu));
+        assert_eq!(mlm_loss(&logits, &none, None).double_value(&[]), 0.0);
+        // LM: positions 0, 1 predict labels 1, 2 (label at 2 ignored) → only position 0 counts.
+        let lm_labels = Tensor::from_slice(&[101i64, 1, -100]).view([1, 3]);
+        let lm = lm_loss(&logits, &lm_labels).double_value(&[]);
+        assert!((lm - -log_softmax_row(&[0.0, 1.0, 2.0])[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn prefix_split_keeps_every_token_once_and_ends_the_suffix_with_sep() {
+        let ids = vec![101, 5, 6, 7, 8, 101, 9, 0, 0, 0];
+        let split = prefix_split(&ids, 5, |r| {
+            LoaderRng::new(3, crate::loader::rng::Purpose::Sample, 0, r as u64)
+        });
+        for r in 0..2 {
+            let p: Vec<i64> = split.prefix_ids[r * split.prefix_len..(r + 1) * split.prefix_len]
+                .iter()
+                .copied()
+                .filter(|&t| t != 0)
+                .collect();
+            let d: Vec<i64> = split.decoder_ids[r * split.decoder_len..(r + 1) * split.decoder_len]
+                .iter()
+                .copied()
+                .filter(|&t| t != 0)
+                .collect();
+            assert_eq!(p[0], 101);
+            assert_eq!((d[0], *d.last().unwrap()), (101, 102));
+            let mut joined = p.clone();
+            joined.extend_from_slice(&d[1..d.len() - 1]);
+            let want: Vec<i64> = ids[r * 5..(r + 1) * 5]
+                .iter()
+                .copied()
+                .filter(|&t| t != 0)
+                .collect();
+            assert_eq!(joined, want, "row {r}");
+            assert!(d.len() >= 3, "at least one suffix token");
+        }
+        // Labels are the decoder ids with padding ignored.
+        for (k, &l) in split.decoder_labels.iter().enumerate() {
+            let want = if split.decoder_mask[k] == 1 {
+                split.decoder_ids[k]
+            } else {
+                -100
+            };
+            assert_eq!(l, want);
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The pre-training loop: loader → objectives → AdamW (accumulation, clipping, the reference's
+//! schedule) → metrics and atomic checkpoints; `resume` continues exactly.
+//!
+//! Determinism: the model, momentum copy and queues are initialised under `manual_seed(seed)`;
+//! before every micro-batch libtorch's generator is re-seeded from (seed, micro-step), so dropout
+//! and the ITM negative draws depend only on the step, and a resumed run needs no RNG snapshot.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use super::checkpoint::{self, CheckpointParts, TrainState};
+use super::config::TrainConfig;
+use super::momentum::{FeatureQueues, MomentumModel};
+use super::objectives::{self, ObjectiveSwitches, PretrainInputs};
+use super::optim::AdamW;
+use super::schedule::{CosineSchedule, alpha_at};
+use crate::error::{Error, Result};
+use crate::loader::index::{DatasetIndex, DatasetInput};
+use crate::loader::rng::{LoaderRng, Purpose};
+use crate::loader::{HostBatch, Loader, LoaderConfig, LoaderState};
+use crate::model::MplugModel;
+
+/// What `mplug train` was asked to do.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Datasets with mixing weights.
+    pub data: Vec<DatasetInput>,
+    /// Run directory.
+    pub out: PathBuf,
+    /// Continue from `out/latest`.
+    pub resume: bool,
+    /// Training device.
+    pub device: Device,
+    /// No progress bar.
+    pub quiet: bool,
+    /// Exclusion list (`mplug leakage`).
+    pub exclude: Option<PathBuf>,
+    /// Stop (with a checkpoint) after this optimiser step, whatever the schedule says.
+    pub stop_at: Option<u64>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricsLine {
+    /// Optimiser step (1-based, after the update).
+    pub step: u64,
+    /// Epoch of the last micro-batch.
+    pub epoch: u64,
+    /// Iteration within the epoch.
+    pub iter: u64,
+    /// Non-visual lr.
+    pub lr: f64,
+    /// Visual lr.
+    pub lr_visual: f64,
+    /// Distillation weight.
+    pub alpha: f64,
+    /// Sum of losses (mean over micro-batches).
+    pub loss: f64,
+    /// ITC.
+    pub loss_itc: f64,
+    /// ITM.
+    pub loss_itm: f64,
+    /// MLM.
+    pub loss_mlm: f64,
+    /// PrefixLM.
+    pub loss_prefix: f64,
+    /// ITM accuracy.
+    pub itm_acc: f64,
+    /// MLM accuracy.
+    pub mlm_acc: f64,
+    /// Gradient L2 norm before clipping.
+    pub grad_norm: f64,
+    /// ITC temperature.
+    pub temp: f64,
+    /// Samples per second over this step.
+    pub samples_per_s: f64,
+    /// Share of time the trainer waited for the loader, since the (re)start, in %.
+    pub loader_starved_pct: f64,
+    /// Batches waiting in the loader's queue.
+    pub loader_queue_depth: usize,
+}
+
+/// The result of a run.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// Optimiser steps at the end.
+    pub steps: u64,
+    /// Last metrics line.
+    pub last: Option<MetricsLine>,
+    /// The last checkpoint.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// Everything that changes during training.
+struct Trainer {
+    cfg: TrainConfig,
+    vs: VarStore,
+    model: MplugModel,
+    momentum: MomentumModel,
+    queues: FeatureQueues,
+    opt: AdamW,
+    state: TrainState,
+    device: Device,
+}
+
+fn config_hash(cfg: &TrainConfig) -> String {
+    blake3::hash(cfg.yaml.as_bytes()).to_hex().to_string()
+}
+
+impl Trainer {
+    fn new(cfg: TrainConfig, device: Device) -> Result<Self> {
+        let seed = cfg.train.seed;
+        tch::manual_seed(seed as i64);
+        let vs = VarStore::new(device);
+        let model = MplugModel::new(&vs.root(), &cfg.model);
+        let momentum = MomentumModel::new(&vs, &cfg.model, device)?;
+        let queues = FeatureQueues::new(cfg.model.embed_dim, cfg.queue_size, device);
+        let dormant = model.dormant_parameter_prefixes();
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let opt = AdamW::new(params, cfg.optimizer.weight_decay);
+        let state = TrainState {
+            format: "mplug.train_state".into(),
+            version: 1,
+            step: 0,
+            micro_step: 0,
+            loader: LoaderState {
+                seed,
+                epoch: 0,
+                position: 0,
+            },
+            samples: 0,
+            config_blake3: config_hash(&cfg),
+        };
+        Ok(Trainer {
+            cfg,
+            vs,
+            model,
+            momentum,
+            queues,
+            opt,
+            state,
+            device,
+        })
+    }
+
+    fn restore(&mut self, dir: &Path) -> Result<()> {
+        let st = checkpoint::read_state(dir)?;
+        if st.config_blake3 != config_hash(&self.cfg) {
+            return Err(Error::input_with_hint(
+                format!("`{}` was written with another configuration", dir.display()),
+                "resume with the run's own config.yaml (mplug train --resume RUN_DIR reads it)",
+            ));
+        }
+        self.vs.load(dir.join(checkpoint::MODEL_FILE))?;
+        self.momentum.vs.load(dir.join(checkpoint::MOMENTUM_FILE))?;
+        let tensors = Tensor::read_safetensors(dir.join(checkpoint::OPTIMIZER_FILE))?;
+        let tensors: Vec<(String, Tensor)> = tensors
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(self.device)))
+            .collect();
+        self.opt.load_state(&tensors)?;
+        self.queues.load_state(&tensors)?;
+        self.state = st;
+        Ok(())
+    }
+
+    fn save(&self, run_dir: &Path) -> Result<PathBuf> {
+        let mut optimizer = self.opt.state_tensors();
+        optimizer.extend(self.queues.state_tensors());
+        let optimizer = optimizer
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
+            .collect();
+        checkpoint::write(
+            run_dir,
+            CheckpointParts {
+                model: &self.vs,
+                momentum: &self.momentum.vs,
+                optimizer,
+                state: self.state.clone(),
+            },
+        )
+    }
+}
+
+/// Host batch → model inputs (on the device).
+fn inputs(
+    b: &HostBatch,
+    cfg: &TrainConfig,
+    device: Device,
+    prefix_rng: impl FnMut(usize) -> LoaderRng,
+) -> PretrainInputs {
+    let t = b.to_tensors(device, true);
+    let (bsz, l) = (b.batch as i64, b.seq_len as i64);
+    // With MLM on the loader's ids are the masked ones; the captions are the labels where set.
+    let (input_ids, mlm) = match (&b.mlm_labels, &t.mlm_labels) {
+        (Some(labels), Some(lt)) => {
+            let orig: Vec<i64> = b
+                .input_ids
+                .iter()
+                .zip(labels)
+                .map(|(&m, &lab)| if lab != -100 { lab } else { m })
+                .collect();
+            let orig = Tensor::from_slice(&orig).view([bsz, l]).to_device(device);
+            (
+                orig,
+                Some((t.input_ids.shallow_clone(), lt.shallow_clone())),
+            )
+        }
+        _ => (t.input_ids.shallow_clone(), None),
+    };
+    let idx: Vec<i64> = b.keys.iter().map(|k| k.sample as i64).collect();
+    let prefix = cfg.prefix_task.then(|| {
+        let orig: Vec<i64> = match &b.mlm_labels {
+            Some(labels) => b
+                .input_ids
+                .iter()
+                .zip(labels)
+                .map(|(&m, &lab)| if lab != -100 { lab } else { m })
+                .collect(),
+            None => b.input_ids.clone(),
+        };
+        let s = objectives::prefix_split(&orig, b.seq_len, prefix_rng);
+        let t2 = |v: &[i64], len: usize| {
+            Tensor::from_slice(v)
+                .view([bsz, len as i64])
+                .to_device(device)
+        };
+        [
+            t2(&s.prefix_ids, s.prefix_len),
+            t2(&s.prefix_mask, s.prefix_len),
+            t2(&s.decoder_ids, s.decoder_len),
+            t2(&s.decoder_mask, s.decoder_len),
+            t2(&s.decoder_labels, s.decoder_len),
+        ]
+    });
+    PretrainInputs {
+        images: t.images,
+        input_ids,
+        attention_mask: t.attention_mask,
+        mlm,
+        idx: Tensor::from_slice(&idx).to_device(device),
+        prefix,
+    }
+}
+
+/// Keeps the metrics lines of steps ≤ `step` (a resumed run rewrites what followed).
+fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = fs_err::read_to_string(path)?;
+    let kept: String = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs_err::write(path, kept)?;
+    Ok(())
+}
+
+/// Mixes (seed, micro-step) into libtorch's seed.
+fn step_seed(seed: u64, micro_step: u64) -> i64 {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mplug.train.step");
+    h.update(&seed.to_le_bytes());
+    h.update(&micro_step.to_le_bytes());
+    let b = h.finalize();
+    i64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8])) & i64::MAX
+}
+
+/// Samples per epoch on this process (after exclusions and mixing weights).
+fn samples_per_epoch(index: &DatasetIndex, seed: u64, excluded: &HashSet<u64>) -> u64 {
+    index
+        .epoch_blocks(seed, 0, excluded)
+        .iter()
+        .map(|b| b.len as u64)
+        .sum()
+}
+
+/// Runs (or resumes) pre-training.
+pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    fs_err::create_dir_all(&opts.out)?;
+    let index = Arc::new(DatasetIndex::open(&opts.data)?);
+    let excluded = match &opts.exclude {
+        Some(f) => index.excluded_samples(f)?,
+        None => HashSet::new(),
+    };
+    let seed = cfg.train.seed;
+    let per_epoch = samples_per_epoch(&index, seed, &excluded);
+    let iters_per_epoch = per_epoch / cfg.batch_size as u64;
+    if iters_per_epoch == 0 {
+        return Err(Error::input(format!(
+            "{per_epoch} samples make no batch of {} (lower batch_size)",
+            cfg.batch_size
+        )));
+    }
+    let mut tr = Trainer::new(cfg.clone(), opts.device)?;
+    let metrics_path = opts.out.join("metrics.jsonl");
+    if opts.resume {
+        match checkpoint::latest(&opts.out)? {
+            Some(dir) => tr.restore(&dir)?,
+            None => {
+                return Err(Error::input(format!(
+                    "`{}` has no checkpoint to resume",
+                    opts.out.display()
+                )));
+            }
+        }
+        truncate_metrics(&metrics_path, tr.state.step)?;
+    } else {
+        fs_err::write(&metrics_path, "")?;
+    }
+    let schedule = CosineSchedule::new(&cfg.schedule, cfg.train.warmup_step_iters);
+    let threads = match cfg.train.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let loader_cfg = LoaderConfig {
+        seed,
+        batch_size: cfg.batch_size,
+        image_size: cfg.image_res,
+        train: true,
+        crop_scale: cfg.train.crop_scale,
+        randaugment: cfg.train.randaugment,
+        max_tokens: cfg.train.max_tokens,
+        mlm_probability: if cfg.mlm_task {
+            cfg.mlm_probability
+        } else {
+            0.0
+        },
+        threads,
+        epochs: cfg.schedule.epochs,
+        drop_last: true,
+        ..LoaderConfig::default()
+    };
+    let mut loader = Loader::start(
+        index.clone(),
+        Arc::new(excluded),
+        loader_cfg,
+        tr.state.loader,
+    )?;
+    let max_steps = cfg
+        .train
+        .max_steps
+        .unwrap_or(iters_per_epoch * cfg.schedule.epochs / cfg.train.grad_accum_steps);
+    let bar = crate::engine::progress::steps_bar(max_steps, "train", opts.quiet);
+    bar.set_position(tr.state.step);
+    let mut metrics = fs_err::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&metrics_path)?;
+    let mut last = None;
+    let mut last_ckpt = None;
+    let accum = cfg.train.grad_accum_steps;
+    let mut acc_loss = [0.0f64; 7];
+    let mut step_started = Instant::now();
+    let mut step_samples = 0u64;
+    tr.opt.zero_grad();
+    let end = opts.stop_at.map_or(max_steps, |s| s.min(max_steps));
+    while tr.state.step < end {
+        let Some(batch) = loader.next_host() else {
+            break;
+        };
+        let batch = batch?;
+        let epoch = batch.keys.first().map_or(0, |k| k.epoch);
+        let iter = batch.keys.first().map_or(0, |k| k.position) / cfg.batch_size as u64;
+        tch::manual_seed(step_seed(seed, tr.state.micro_step));
+        let keys = batch.keys.clone();
+        let x = inputs(&batch, &cfg, tr.device, |r| {
+            LoaderRng::new(seed, Purpose::Train, keys[r].epoch, keys[r].position)
+        });
+        let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
+        let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
+        let alpha = alpha_at(cfg.alpha, cfg.warm_up, epoch, iter, iters_per_epoch);
+        let sw = ObjectiveSwitches {
+            itc: cfg.ita_task,
+            itm: cfg.itm_task,
+            mlm: cfg.mlm_task,
+            prefix: cfg.prefix_task,
+            distill: cfg.distill,
+            alpha,
+        };
+        let use_autocast = cfg.train.bf16 && tr.device.is_cuda();
+        let losses = tch::autocast(use_autocast, || {
+            objectives::pretrain_losses(
+                &tr.model,
+                &mut tr.momentum,
+                cfg.momentum,
+                &mut tr.queues,
+                &x,
+                sw,
+            )
+        });
+        let total = losses.total.double_value(&[]);
+        if !total.is_finite() {
+            return Err(Error::Internal(format!(
+                "loss is {total} at step {} (epoch {epoch}, iter {iter}); the last checkpoint is intact",
+                tr.state.step
+            )));
+        }
+        (&losses.total / accum as f64).backward();
+        for (a, v) in acc_loss.iter_mut().zip([
+            total,
+            losses.itc,
+            losses.itm,
+            losses.mlm,
+            losses.prefix,
+            losses.itm_acc,
+            losses.mlm_acc,
+        ]) {
+            *a += v / accum as f64;
+        }
+        tr.state.micro_step += 1;
+        tr.state.samples += batch.batch as u64;
+        tr.state.loader = batch.state_after;
+        step_samples += batch.batch as u64;
+        if !tr.state.micro_step.is_multiple_of(accum) {
+            continue;
+        }
+        let grad_norm = match cfg.train.clip_grad_norm {
+            Some(c) => tr.opt.clip_grad_norm(c),
+            None => tr.opt.clip_grad_norm(f64::INFINITY),
+        };
+        tr.opt.step(lr1, lr2);
+        tr.opt.zero_grad();
+        tr.state.step += 1;
+        let secs = step_started.elapsed().as_secs_f64().max(1e-9);
+        let line = MetricsLine {
+            step: tr.state.step,
+            epoch,
+            iter,
+            lr: lr1,
+            lr_visual: lr2,
+            alpha,
+            loss: acc_loss[0],
+            loss_itc: acc_loss[1],
+            loss_itm: acc_loss[2],
+            loss_mlm: acc_loss[3],
+            loss_prefix: acc_loss[4],
+            itm_acc: acc_loss[5],
+            mlm_acc: acc_loss[6],
+            grad_norm,
+            temp: tr.model.temp().to_kind(Kind::Double).double_value(&[]),
+            samples_per_s: step_samples as f64 / secs,
+            loader_starved_pct: 100.0 * loader.starved_fraction(),
+            loader_queue_depth: loader.queue_depth(),
+        };
+        acc_loss = [0.0; 7];
+        step_samples = 0;
+        step_started = Instant::now();
+        if tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps {
+            let json = serde_json::to_string(&line)
+                .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
+            writeln!(metrics, "{json}")?;
+            metrics.flush()?;
+        }
+        bar.set_position(tr.state.step);
+        bar.set_message(format!(
+            "loss {:.4} lr {:.2e} {:.1} samples/s",
+            line.loss, line.lr, line.samples_per_s
+        ));
+        last = Some(line);
+        if tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end {
+            last_ckpt = Some(tr.save(&opts.out)?);
+        }
+    }
+    bar.finish_and_clear();
+    if last_ckpt.is_none() && tr.state.step > 0 {
+        last_ckpt = Some(tr.save(&opts.out)?);
+    }
+    Ok(TrainSummary {
+        steps: tr.state.step,
+        last,
+        checkpoint: last_ckpt,
+    })
+}
