@@ -112,6 +112,31 @@ fn resume_after_a_stop_or_a_crash_in_a_checkpoint_write_equals_the_uninterrupted
     let a = std::fs::read(straight.join("checkpoints/step-00000006/model.safetensors")).unwrap();
     let b = std::fs::read(crashed.join("checkpoints/step-00000006/model.safetensors")).unwrap();
     assert!(a == b, "final weights differ after crash + resume");
+
+    // The curves: a 1400x1000 PNG with something drawn in each of the four panels.
+    let png = tmp.path().join("curves.png");
+    ok(mplug()
+        .arg("plot")
+        .arg(&crashed)
+        .arg("--out")
+        .arg(&png)
+        .output()
+        .unwrap());
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (1400, 1000));
+    for (x0, y0) in [(0, 0), (700, 0), (0, 500), (700, 500)] {
+        let coloured = (x0 + 80..x0 + 680)
+            .flat_map(|x| (y0 + 40..y0 + 460).map(move |y| (x, y)))
+            .filter(|&(x, y)| {
+                let p = img.get_pixel(x, y).0;
+                p[0].abs_diff(p[1]) > 60 || p[1].abs_diff(p[2]) > 60
+            })
+            .count();
+        assert!(
+            coloured > 200,
+            "panel at ({x0}, {y0}) has {coloured} coloured pixels"
+        );
+    }
 }
 
 #[test]

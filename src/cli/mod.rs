@@ -63,6 +63,8 @@ enum Command {
     /// Run the model (or one module) on tensors from a file and write every named output.
     Forward(model::ForwardArgs),
     Train(train::TrainArgs),
+    /// Draw a training run's curves (metrics.jsonl) to a PNG.
+    Plot(train::PlotArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -82,6 +84,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),
         Command::Train(args) => train::run_train(args),
+        Command::Plot(args) => train::run_plot(args),
     }
 }
 

@@ -167,3 +167,21 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Draw a run's curves (losses, learning rates, samples/s and loader starvation, accuracies)
+/// from RUN_DIR/metrics.jsonl to a PNG.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Run directory of `mplug train`.
+    run: PathBuf,
+    /// Output PNG [default: RUN_DIR/curves.png].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn run_plot(a: PlotArgs) -> anyhow::Result<()> {
+    let out = a.out.unwrap_or_else(|| a.run.join("curves.png"));
+    crate::train::plot::plot_run(&a.run, &out)?;
+    println!("{}", out.display());
+    Ok(())
+}

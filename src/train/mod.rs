@@ -13,6 +13,7 @@ pub mod config;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;
+pub mod plot;
 pub mod schedule;
 pub mod trainer;
 
