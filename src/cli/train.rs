@@ -33,11 +33,15 @@ pub struct TrainArgs {
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Continue the run in this directory from its latest checkpoint.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "data", "out", "set"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "data", "out", "set", "eval_data"])]
     resume: Option<PathBuf>,
     /// Override a config key, e.g. `--set schedular.epochs=2` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Held-out datasets: ITC recall@1, ITM and MLM accuracy every `train.eval_every` steps and at
+    /// the start and end, to RUN_DIR/eval.jsonl.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    eval_data: Vec<PathBuf>,
     /// Skip the rows listed by `mplug leakage --exclusions`.
     #[arg(long, value_name = "FILE")]
     exclude: Option<PathBuf>,
@@ -60,6 +64,8 @@ pub struct TrainArgs {
 struct RunData {
     data: Vec<(PathBuf, f64)>,
     exclude: Option<PathBuf>,
+    #[serde(default)]
+    eval_data: Vec<PathBuf>,
 }
 
 fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
@@ -79,7 +85,7 @@ fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
 
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&a.device)?;
-    let (cfg, out, data, exclude, resume) = match &a.resume {
+    let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
             let text = fs_err::read_to_string(run.join("data.json"))?;
@@ -90,7 +96,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(path, weight)| DatasetInput { path, weight })
                 .collect();
-            (cfg, run.clone(), data, d.exclude, true)
+            (cfg, run.clone(), data, d.exclude, d.eval_data, true)
         }
         None => {
             let (Some(config), Some(out)) = (&a.config, &a.out) else {
@@ -114,6 +120,9 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                     d.path.display()
                 );
             }
+            for d in &a.eval_data {
+                anyhow::ensure!(d.exists(), "--eval-data `{}` does not exist", d.display());
+            }
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &a.set)?;
             if a.force && out.exists() {
@@ -130,9 +139,10 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             let rd = RunData {
                 data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
                 exclude: a.exclude.clone(),
+                eval_data: a.eval_data.clone(),
             };
             fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&rd)?)?;
-            (cfg, out.clone(), data, a.exclude.clone(), false)
+            (cfg, out.clone(), data, a.exclude.clone(), a.eval_data.clone(), false)
         }
     };
     for w in &cfg.warnings {
@@ -146,6 +156,10 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         quiet: a.quiet,
         exclude,
         stop_at: a.stop_at_step,
+        eval_data: eval_data
+            .into_iter()
+            .map(|path| DatasetInput { path, weight: 1.0 })
+            .collect(),
     };
     let summary = crate::train::train(cfg, &opts)?;
     match &summary.last {

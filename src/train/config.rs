@@ -85,6 +85,9 @@ pub struct TrainSection {
     pub bf16: bool,
     /// Metrics line every N optimiser steps.
     pub log_every: u64,
+    /// Held-out evaluation every N optimiser steps (0 = only at the start and end) when
+    /// `mplug train --eval-data` is given.
+    pub eval_every: u64,
 }
 
 impl Default for TrainSection {
@@ -102,6 +105,7 @@ impl Default for TrainSection {
             threads: 0,
             bf16: true,
             log_every: 1,
+            eval_every: 0,
         }
     }
 }

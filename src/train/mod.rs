@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod heldout;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;

@@ -191,12 +191,27 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
             &[take(7), take(8)],
             false,
         )?;
-        panel(
-            &areas[3],
-            "accuracy (training batches)",
-            &[take(9), take(10)],
-            false,
-        )?;
+        let eval = run_dir.join("eval.jsonl");
+        let held = if eval.is_file() {
+            read_series(
+                &eval,
+                &["itc_r1_i2t", "itc_r1_t2i", "itm_acc", "mlm_acc", "itc_r1_chance"],
+            )?
+        } else {
+            Vec::new()
+        };
+        if held.first().is_some_and(|h| !h.is_empty()) {
+            let names = ["ITC R@1 i2t", "ITC R@1 t2i", "ITM acc", "MLM acc", "R@1 chance"];
+            let series: Vec<(&str, Vec<(f64, f64)>)> = names.iter().copied().zip(held).collect();
+            panel(&areas[3], "held-out (eval.jsonl)", &series, false)?;
+        } else {
+            panel(
+                &areas[3],
+                "accuracy (training batches)",
+                &[take(9), take(10)],
+                false,
+            )?;
+        }
         root.present()
             .map_err(|e| Error::Internal(format!("plot: {e}")))?;
     }

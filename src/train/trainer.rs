@@ -44,6 +44,8 @@ pub struct TrainOptions {
     pub exclude: Option<PathBuf>,
     /// Stop (with a checkpoint) after this optimiser step, whatever the schedule says.
     pub stop_at: Option<u64>,
+    /// Held-out datasets evaluated every `train.eval_every` steps and at the end (`eval.jsonl`).
+    pub eval_data: Vec<DatasetInput>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -314,6 +316,12 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     let mut tr = Trainer::new(cfg.clone(), opts.device)?;
     let metrics_path = opts.out.join("metrics.jsonl");
+    let eval_path = opts.out.join("eval.jsonl");
+    let eval_index = if opts.eval_data.is_empty() {
+        None
+    } else {
+        Some(Arc::new(DatasetIndex::open(&opts.eval_data)?))
+    };
     if opts.resume {
         match checkpoint::latest(&opts.out)? {
             Some(dir) => tr.restore(&dir)?,
@@ -325,8 +333,33 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             }
         }
         truncate_metrics(&metrics_path, tr.state.step)?;
+        truncate_metrics(&eval_path, tr.state.step)?;
     } else {
         fs_err::write(&metrics_path, "")?;
+        if eval_index.is_some() {
+            fs_err::write(&eval_path, "")?;
+        }
+    }
+    let run_eval = |tr: &Trainer| -> Result<()> {
+        let Some(index) = &eval_index else {
+            return Ok(());
+        };
+        let m = super::heldout::evaluate(
+            &tr.model,
+            index.clone(),
+            cfg.image_res,
+            cfg.train.max_tokens,
+            seed,
+            tr.device,
+            tr.state.step,
+        )?;
+        let json = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("eval: {e}")))?;
+        let mut f = fs_err::OpenOptions::new().append(true).create(true).open(&eval_path)?;
+        writeln!(f, "{json}")?;
+        Ok(())
+    };
+    if tr.state.step == 0 {
+        run_eval(&tr)?;
     }
     let schedule = CosineSchedule::new(&cfg.schedule, cfg.train.warmup_step_iters);
     let threads = match cfg.train.threads {
@@ -478,6 +511,10 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             line.loss, line.lr, line.samples_per_s
         ));
         last = Some(line);
+        let eval_due = cfg.train.eval_every > 0 && tr.state.step.is_multiple_of(cfg.train.eval_every);
+        if eval_due || tr.state.step == end {
+            run_eval(&tr)?;
+        }
         if tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end {
             last_ckpt = Some(tr.save(&opts.out)?);
         }
