@@ -2,12 +2,15 @@
 # Everything mplug checks on a CUDA machine, in one call. The lent GPU machine has PyTorch 2.11 in its
 # python3 but no cargo and no internet, so the binary is built here and carried:
 #
-#   here:    source .mplug-env && cargo build --release && mkdir -p gpu-bin && cp "$CARGO_TARGET_DIR/release/mplug" gpu-bin/
+#   here:    source .mplug-env && cargo build --release --no-default-features && mkdir -p gpu-bin \
+#            && cp "$CARGO_TARGET_DIR/release/mplug" "$MPLUG_VOCAB" gpu-bin/
 #   device:  scripts/gpu-check.sh            (run from the repository root, carrying gpu-bin/)
 #
 # Prints one JSON line per measurement and writes them to $OUT/gpu-check.jsonl when $OUT is set.
 # Steps: doctor (CUDA visible to the binary) → CUDA forward equals CPU forward (tiny) → model
-# forward+backward, bf16, base @256 and large @224, mplug vs the PyTorch eager baseline.
+# forward+backward, bf16, base @256 and large @224, mplug vs the PyTorch eager baseline →
+# `mplug train`, base @256, bf16 autocast, all four objectives on synthetic shards: samples/s and
+# peak GPU memory (nvidia-smi sampled every 100 ms). Carry gpu-bin/vocab.txt for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${MPLUG_BIN:-gpu-bin/mplug}
@@ -57,4 +60,27 @@ for spec in "mplug_base base 256 32" "mplug_large large 224 16"; do
   "$PY" benches/torch_model.py --config "$2" --image-res "$3" --batch "$4" --steps 10 --warmup 3 \
     --device cuda --dtype bf16 | tee -a "$LOG"
 done
+step "pre-training (mplug train), base @256, bf16 autocast, ITC+ITM+MLM+PrefixLM"
+VOCAB=${MPLUG_VOCAB:-gpu-bin/vocab.txt}
+"$BIN" synth --out "$W/raw" --images 1200 --size 320x320 --plain-jpeg --seed 3 >/dev/null
+"$BIN" ingest coco --quiet --annotations "$W/raw/annotations/coco_karpathy_train.json" \
+  --images "$W/raw/images" --out "$W/shapes" --max-side 288 --vocab "$VOCAB" >/dev/null
+nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$W/mem.txt" 2>/dev/null &
+SMI=$!
+for bs in 64 128; do
+  "$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --out "$W/run$bs" \
+    --device cuda --quiet --set batch_size=$bs --set queue_size=65536 --set train.max_steps=40 \
+    --set train.checkpoint_every=1000 --set train.threads=14 >&2
+  "$PY" - "$W/run$bs/metrics.jsonl" "$W/mem.txt" "$bs" <<'PY' | tee -a "$LOG"
+import sys, json, statistics
+lines = [json.loads(l) for l in open(sys.argv[1])]
+steady = [l["samples_per_s"] for l in lines[10:]]
+mem = [int(x) for x in open(sys.argv[2]).read().split() if x.strip().isdigit()]
+print(json.dumps({"check": "train_base_256_bf16", "batch": int(sys.argv[3]), "steps": len(lines),
+                  "samples_per_s_median": statistics.median(steady), "loss_first": lines[0]["loss"],
+                  "loss_last": lines[-1]["loss"], "starved_pct_last": lines[-1]["loader_starved_pct"],
+                  "peak_gpu_mem_mib_so_far": max(mem) if mem else None}))
+PY
+done
+kill "$SMI" 2>/dev/null
 rm -rf "$W"

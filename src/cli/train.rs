@@ -142,7 +142,14 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                 eval_data: a.eval_data.clone(),
             };
             fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&rd)?)?;
-            (cfg, out.clone(), data, a.exclude.clone(), a.eval_data.clone(), false)
+            (
+                cfg,
+                out.clone(),
+                data,
+                a.exclude.clone(),
+                a.eval_data.clone(),
+                false,
+            )
         }
     };
     for w in &cfg.warnings {

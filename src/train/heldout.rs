@@ -94,7 +94,11 @@ pub fn evaluate(
             let differs = idx.ne_tensor(&idx.roll([1], [0]));
             let (_, fneg) = model.fuse(&rolled, &text, &t.attention_mask, false);
             let neg = model.itm_logits(&fneg).argmax(1, false);
-            itm_hit += neg.eq(0).logical_and(&differs).sum(Kind::Int64).int64_value(&[]);
+            itm_hit += neg
+                .eq(0)
+                .logical_and(&differs)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
             itm_n += differs.sum(Kind::Int64).int64_value(&[]);
         }
         if let Some(l) = &labels {
@@ -102,9 +106,15 @@ pub fn evaluate(
             let (_, fm) = model.fuse(&visual, &tm, &t.attention_mask, false);
             let pred = model.mlm_logits(&fm).argmax(-1, false);
             let sel = l.ne(-100);
-            mlm_hit += pred.eq_tensor(l).logical_and(&sel).sum(Kind::Int64).int64_value(&[]);
+            mlm_hit += pred
+                .eq_tensor(l)
+                .logical_and(&sel)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
             mlm_n += sel.sum(Kind::Int64).int64_value(&[]);
-            masked_tokens.extend(Vec::<i64>::try_from(l.masked_select(&sel).to_device(Device::Cpu))?);
+            masked_tokens.extend(Vec::<i64>::try_from(
+                l.masked_select(&sel).to_device(Device::Cpu),
+            )?);
         }
     }
     let images = Tensor::cat(&image_feats, 0);

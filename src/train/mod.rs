@@ -15,6 +15,7 @@ pub mod momentum;
 pub mod objectives;
 pub mod optim;
 pub mod plot;
+pub mod precision;
 pub mod schedule;
 pub mod trainer;
 

@@ -137,6 +137,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn momentum_update_is_the_ema_of_every_parameter() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/tiny.yaml");
+        let (cfg, _) = MplugConfig::from_yaml(&path).unwrap();
+        tch::manual_seed(0);
+        let vs = VarStore::new(Device::Cpu);
+        let _model = MplugModel::new(&vs.root(), &cfg);
+        let mut mm = MomentumModel::new(&vs, &cfg, Device::Cpu).unwrap();
+        let name = "text_proj.weight";
+        let before_m = mm.vs.variables()[name].copy();
+        // Move the student: p += 1.
+        tch::no_grad(|| {
+            let mut p = vs.variables()[name].shallow_clone();
+            let _ = p.g_add_scalar_(1.0);
+        });
+        let p = vs.variables()[name].copy();
+        mm.update(0.9);
+        let want = &before_m * 0.9 + &p * 0.1;
+        let got = &mm.vs.variables()[name];
+        let diff = (got - &want).abs().max().double_value(&[]);
+        assert!(diff < 1e-6, "{diff}");
+        // The copy started equal and moved a tenth of the way: 0.9 behind. No gradient on it.
+        let gap = (&p - got).mean(Kind::Float).double_value(&[]);
+        assert!((gap - 0.9).abs() < 1e-5, "{gap}");
+        assert!(!got.requires_grad());
+        // Same names on both sides.
+        assert_eq!(mm.vs.variables().len(), vs.variables().len());
+    }
+
+    #[test]
     fn enqueue_writes_columns_at_the_pointer_and_wraps() {
         let mut q = FeatureQueues::new(2, 4, Device::Cpu);
         let f = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);

@@ -195,13 +195,25 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
         let held = if eval.is_file() {
             read_series(
                 &eval,
-                &["itc_r1_i2t", "itc_r1_t2i", "itm_acc", "mlm_acc", "itc_r1_chance"],
+                &[
+                    "itc_r1_i2t",
+                    "itc_r1_t2i",
+                    "itm_acc",
+                    "mlm_acc",
+                    "itc_r1_chance",
+                ],
             )?
         } else {
             Vec::new()
         };
         if held.first().is_some_and(|h| !h.is_empty()) {
-            let names = ["ITC R@1 i2t", "ITC R@1 t2i", "ITM acc", "MLM acc", "R@1 chance"];
+            let names = [
+                "ITC R@1 i2t",
+                "ITC R@1 t2i",
+                "ITM acc",
+                "MLM acc",
+                "R@1 chance",
+            ];
             let series: Vec<(&str, Vec<(f64, f64)>)> = names.iter().copied().zip(held).collect();
             panel(&areas[3], "held-out (eval.jsonl)", &series, false)?;
         } else {

@@ -354,7 +354,10 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             tr.state.step,
         )?;
         let json = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("eval: {e}")))?;
-        let mut f = fs_err::OpenOptions::new().append(true).create(true).open(&eval_path)?;
+        let mut f = fs_err::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&eval_path)?;
         writeln!(f, "{json}")?;
         Ok(())
     };
@@ -384,6 +387,10 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         drop_last: true,
         ..LoaderConfig::default()
     };
+    let use_autocast = cfg.train.bf16 && tr.device.is_cuda();
+    if use_autocast {
+        super::precision::use_bf16_autocast_on_cuda()?;
+    }
     let mut loader = Loader::start(
         index.clone(),
         Arc::new(excluded),
@@ -431,7 +438,6 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             distill: cfg.distill,
             alpha,
         };
-        let use_autocast = cfg.train.bf16 && tr.device.is_cuda();
         let losses = tch::autocast(use_autocast, || {
             objectives::pretrain_losses(
                 &tr.model,
@@ -511,7 +517,8 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             line.loss, line.lr, line.samples_per_s
         ));
         last = Some(line);
-        let eval_due = cfg.train.eval_every > 0 && tr.state.step.is_multiple_of(cfg.train.eval_every);
+        let eval_due =
+            cfg.train.eval_every > 0 && tr.state.step.is_multiple_of(cfg.train.eval_every);
         if eval_due || tr.state.step == end {
             run_eval(&tr)?;
         }
