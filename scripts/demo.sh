@@ -50,7 +50,12 @@ st_write(sys.argv[1], {"image": torch.randn(2, 3, 32, 32, generator=g),
 PY
 "$M" forward --config configs/tiny.yaml --weights "$OUT/tiny.safetensors" --inputs "$OUT/tiny_inputs.safetensors" \
   --out "$OUT/tiny_outputs.safetensors" --module generate --beam-size 3 --max-length 5
+echo "==> mplug train: 30 steps of the tiny model (ITC+ITM+MLM+PrefixLM) on the shards, then mplug plot" >&2
+"$M" train --config configs/pretrain_tiny.yaml --data "$OUT/coco_karpathy" --out "$OUT/tiny_run" --device cpu \
+  --set train.max_steps=30 --set train.checkpoint_every=10 --set batch_size=8 --set queue_size=64 --force --quiet
+"$M" plot "$OUT/tiny_run"
 echo
 echo "Done. Shards: $OUT/coco_karpathy/shards/  Manifest: $OUT/coco_karpathy/manifest.json"
 echo "      Video shards: $OUT/msrvtt/shards/   Model outputs: $OUT/tiny_outputs.safetensors"
+echo "      Training run: $OUT/tiny_run/ (metrics.jsonl, curves.png, checkpoints/)"
 echo "Binary: $M   (try: $M --help)"
