@@ -85,6 +85,9 @@ pub struct TrainSection {
     pub bf16: bool,
     /// Metrics line every N optimiser steps.
     pub log_every: u64,
+    /// Clamp the ITC temperature into [lo, hi] after each step, as ALBEF does with (0.001, 0.5).
+    /// Off by default: the mPLUG reference never clamps it (§2.1 QUIRK).
+    pub clamp_temp: Option<(f64, f64)>,
     /// Held-out evaluation every N optimiser steps (0 = only at the start and end) when
     /// `mplug train --eval-data` is given.
     pub eval_every: u64,
@@ -106,6 +109,7 @@ impl Default for TrainSection {
             bf16: true,
             log_every: 1,
             eval_every: 0,
+            clamp_temp: None,
         }
     }
 }

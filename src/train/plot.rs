@@ -59,6 +59,24 @@ pub fn read_series(path: &Path, names: &[&str]) -> Result<Vec<Vec<(f64, f64)>>> 
     Ok(out)
 }
 
+/// At most `n` points: means of consecutive buckets (long runs are noisy per step, and thousands
+/// of segments draw badly).
+fn bucket_means(s: &[(f64, f64)], n: usize) -> Vec<(f64, f64)> {
+    if s.len() <= n {
+        return s.to_vec();
+    }
+    let per = s.len().div_ceil(n);
+    s.chunks(per)
+        .map(|c| {
+            let k = c.len() as f64;
+            (
+                c.iter().map(|p| p.0).sum::<f64>() / k,
+                c.iter().map(|p| p.1).sum::<f64>() / k,
+            )
+        })
+        .collect()
+}
+
 fn compact(v: f64) -> String {
     if v != 0.0 && v.abs() < 1e-2 {
         format!("{v:.1e}")
@@ -109,11 +127,11 @@ fn panel(
                 .map_err(|e| err(e.to_string()))?;
             for (k, (name, s)) in series.iter().enumerate() {
                 let color = colors[k % colors.len()];
-                c.draw_series(LineSeries::new(s.iter().copied(), color.stroke_width(2)))
+                c.draw_series(LineSeries::new(bucket_means(s, 400), color.stroke_width(1)))
                     .map_err(|e| err(e.to_string()))?
                     .label(*name)
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(1))
                     });
             }
             c.configure_series_labels()

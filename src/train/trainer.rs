@@ -479,6 +479,13 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             None => tr.opt.clip_grad_norm(f64::INFINITY),
         };
         tr.opt.step(lr1, lr2);
+        if let Some((lo, hi)) = cfg.train.clamp_temp {
+            // ALBEF's `temp.clamp_(0.001, 0.5)`; the mPLUG reference never clamps (off by default).
+            tch::no_grad(|| {
+                let mut t = tr.model.temp().shallow_clone();
+                let _ = t.clamp_(lo, hi);
+            });
+        }
         tr.opt.zero_grad();
         tr.state.step += 1;
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
