@@ -186,14 +186,7 @@ impl MplugConfig {
     /// As [`MplugConfig::from_yaml`] on YAML text; `path` names it in messages and is where
     /// `bert_config` is resolved from.
     pub fn from_yaml_str(text: &str, path: &Path) -> Result<(Self, Vec<String>)> {
-        let raw: RawYaml = serde_yaml_ng::from_str(text).map_err(|e| Error::Annotation {
-            path: path.to_path_buf(),
-            position: e
-                .location()
-                .map(|l| format!("line {}, column {}", l.line(), l.column()))
-                .unwrap_or_else(|| "?".into()),
-            message: e.to_string(),
-        })?;
+        let raw: RawYaml = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?;
         let mut warnings = Vec::new();
         for key in raw.other.keys() {
             if !YAML_KEYS_OF_OTHER_PARTS.contains(&key.as_str()) {
@@ -386,6 +379,18 @@ impl BertConfig {
 
 /// Resolves a path written in a config: as given (relative to the working directory, like the
 /// original scripts), else beside the config file, else by file name beside the config file.
+/// A YAML syntax or type error in `path`, with its line and column.
+pub(crate) fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> Error {
+    Error::Annotation {
+        path: path.to_path_buf(),
+        position: e
+            .location()
+            .map(|l| format!("line {}, column {}", l.line(), l.column()))
+            .unwrap_or_else(|| "?".into()),
+        message: e.to_string(),
+    }
+}
+
 pub(crate) fn resolve_beside(config: &Path, written: &str) -> Result<PathBuf> {
     let as_given = PathBuf::from(written);
     let dir = config.parent().unwrap_or(Path::new("."));

@@ -274,14 +274,8 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
 
 fn read_tree(path: &Path, overrides: &[String]) -> Result<Value> {
     let text = fs_err::read_to_string(path)?;
-    let mut tree: Value = serde_yaml_ng::from_str(&text).map_err(|e| Error::Annotation {
-        path: path.to_path_buf(),
-        position: e
-            .location()
-            .map(|l| format!("line {}, column {}", l.line(), l.column()))
-            .unwrap_or_else(|| "?".into()),
-        message: e.to_string(),
-    })?;
+    let mut tree: Value =
+        serde_yaml_ng::from_str(&text).map_err(|e| crate::model::config::yaml_error(path, &e))?;
     for o in overrides {
         apply_override(&mut tree, o)?;
     }
