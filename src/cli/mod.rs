@@ -27,6 +27,8 @@ use clap::{Parser, Subcommand};
 ///   mplug sql --data data "SELECT split, count(*) FROM coco GROUP BY split"
 ///   mplug leakage --data data --exclusions data/exclusions.json
 ///   mplug model info --config configs/mplug_base.yaml
+///   mplug train --config configs/pretrain_tiny.yaml --data data/coco --out runs/tiny --device cpu
+///   mplug plot runs/tiny
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
