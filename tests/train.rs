@@ -34,6 +34,15 @@ fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
     c
 }
 
+/// `mplug train --resume RUN` on the CPU.
+fn resume(run: &Path) -> std::process::Output {
+    mplug()
+        .args(["train", "--quiet", "--device", "cpu", "--resume"])
+        .arg(run)
+        .output()
+        .unwrap()
+}
+
 /// Every metrics field that does not measure time, per line.
 fn curve(run: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
@@ -65,11 +74,7 @@ fn resume_after_a_stop_or_a_crash_in_a_checkpoint_write_equals_the_uninterrupted
         .output()
         .unwrap());
     assert_eq!(curve(&stopped).len(), 3);
-    ok(mplug()
-        .args(["train", "--quiet", "--device", "cpu", "--resume"])
-        .arg(&stopped)
-        .output()
-        .unwrap());
+    ok(resume(&stopped));
     assert_eq!(curve(&stopped), want);
 
     // The process dies (abort, as kill -9) inside the step-4 checkpoint write, after the weights
@@ -91,11 +96,7 @@ fn resume_after_a_stop_or_a_crash_in_a_checkpoint_write_equals_the_uninterrupted
             .any(|e| e.unwrap().file_name().to_string_lossy().contains(".tmp-")),
         "the half-written checkpoint is there before the resume"
     );
-    ok(mplug()
-        .args(["train", "--quiet", "--device", "cpu", "--resume"])
-        .arg(&crashed)
-        .output()
-        .unwrap());
+    ok(resume(&crashed));
     assert_eq!(curve(&crashed), want);
     let left: Vec<String> = std::fs::read_dir(crashed.join("checkpoints"))
         .unwrap()

@@ -169,6 +169,24 @@ pub const CLIP_MEAN: [f64; 3] = [0.48145466, 0.4578275, 0.40821073];
 pub const CLIP_STD: [f64; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 impl HostBatch {
+    /// `[B, L]` caption ids before MLM masking (the labels where a token was selected).
+    pub fn caption_ids(&self) -> Vec<i64> {
+        match &self.mlm_labels {
+            Some(labels) => self
+                .input_ids
+                .iter()
+                .zip(labels)
+                .map(|(&m, &lab)| if lab != -100 { lab } else { m })
+                .collect(),
+            None => self.input_ids.clone(),
+        }
+    }
+
+    /// The sample index of each row (equal for rows of the same image).
+    pub fn sample_indices(&self) -> Vec<i64> {
+        self.keys.iter().map(|k| k.sample as i64).collect()
+    }
+
     /// Tensors on `device` (staged through pinned memory when it is CUDA): uint8 NCHW images, or
     /// `(x / 255 - mean) / std` as float32 when `normalize`.
     pub fn to_tensors(&self, device: tch::Device, normalize: bool) -> Batch {

@@ -72,12 +72,10 @@ pub fn evaluate(
         let b = b?;
         let t = b.to_tensors(device, true);
         let labels = t.mlm_labels.as_ref().map(|l| l.shallow_clone());
-        let orig = match &labels {
-            Some(l) => l.where_self(&l.ne(-100), &t.input_ids),
-            None => t.input_ids.shallow_clone(),
-        };
-        let idx = Tensor::from_slice(&b.keys.iter().map(|k| k.sample as i64).collect::<Vec<_>>())
+        let orig = Tensor::from_slice(&b.caption_ids())
+            .view([b.batch as i64, b.seq_len as i64])
             .to_device(device);
+        let idx = Tensor::from_slice(&b.sample_indices()).to_device(device);
         let visual = model.encode_image(&t.images, false);
         let text = model.encode_text(&orig, &t.attention_mask, false);
         let (fi, ft) = model.itc_features(&visual, &text);

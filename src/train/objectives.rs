@@ -233,7 +233,8 @@ pub fn pretrain_losses(
     let mut sims: Option<(Tensor, Tensor)> = None;
     if need_sims {
         let (image_feat, text_feat) = model.itc_features(&visual, &text);
-        let (image_m, text_m, i2t_t, t2i_t) = tch::no_grad(|| {
+        // The banks (batch momentum features + queues) are built once, without gradient.
+        let (image_m, text_m, image_all, text_all, i2t_t, t2i_t) = tch::no_grad(|| {
             let vm = momentum.model.encode_image(&x.images, train);
             let tm = momentum
                 .model
@@ -254,10 +255,8 @@ pub fn pretrain_losses(
             } else {
                 (targets.shallow_clone(), targets)
             };
-            (image_m, text_m, i2t_t, t2i_t)
+            (image_m, text_m, image_all, text_all, i2t_t, t2i_t)
         });
-        let text_all = Tensor::cat(&[text_m.transpose(0, 1), queues.text.shallow_clone()], 1);
-        let image_all = Tensor::cat(&[image_m.transpose(0, 1), queues.image.shallow_clone()], 1);
         let sim_i2t = image_feat.matmul(&text_all) / temp;
         let sim_t2i = text_feat.matmul(&image_all) / temp;
         if sw.itc {

@@ -206,35 +206,19 @@ fn inputs(
 ) -> PretrainInputs {
     let t = b.to_tensors(device, true);
     let (bsz, l) = (b.batch as i64, b.seq_len as i64);
-    // With MLM on the loader's ids are the masked ones; the captions are the labels where set.
-    let (input_ids, mlm) = match (&b.mlm_labels, &t.mlm_labels) {
-        (Some(labels), Some(lt)) => {
-            let orig: Vec<i64> = b
-                .input_ids
-                .iter()
-                .zip(labels)
-                .map(|(&m, &lab)| if lab != -100 { lab } else { m })
-                .collect();
-            let orig = Tensor::from_slice(&orig).view([bsz, l]).to_device(device);
-            (
-                orig,
-                Some((t.input_ids.shallow_clone(), lt.shallow_clone())),
-            )
-        }
-        _ => (t.input_ids.shallow_clone(), None),
+    // With MLM on, the loader's ids are the masked ones; ITC/ITM/PrefixLM read the captions.
+    let captions = b.caption_ids();
+    let (input_ids, mlm) = match &t.mlm_labels {
+        Some(lt) => (
+            Tensor::from_slice(&captions)
+                .view([bsz, l])
+                .to_device(device),
+            Some((t.input_ids.shallow_clone(), lt.shallow_clone())),
+        ),
+        None => (t.input_ids.shallow_clone(), None),
     };
-    let idx: Vec<i64> = b.keys.iter().map(|k| k.sample as i64).collect();
     let prefix = cfg.prefix_task.then(|| {
-        let orig: Vec<i64> = match &b.mlm_labels {
-            Some(labels) => b
-                .input_ids
-                .iter()
-                .zip(labels)
-                .map(|(&m, &lab)| if lab != -100 { lab } else { m })
-                .collect(),
-            None => b.input_ids.clone(),
-        };
-        let s = objectives::prefix_split(&orig, b.seq_len, prefix_rng);
+        let s = objectives::prefix_split(&captions, b.seq_len, prefix_rng);
         let t2 = |v: &[i64], len: usize| {
             Tensor::from_slice(v)
                 .view([bsz, len as i64])
@@ -253,7 +237,7 @@ fn inputs(
         input_ids,
         attention_mask: t.attention_mask,
         mlm,
-        idx: Tensor::from_slice(&idx).to_device(device),
+        idx: Tensor::from_slice(&b.sample_indices()).to_device(device),
         prefix,
     }
 }
@@ -423,9 +407,13 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let epoch = batch.keys.first().map_or(0, |k| k.epoch);
         let iter = batch.keys.first().map_or(0, |k| k.position) / cfg.batch_size as u64;
         tch::manual_seed(step_seed(seed, tr.state.micro_step));
-        let keys = batch.keys.clone();
         let x = inputs(&batch, &cfg, tr.device, |r| {
-            LoaderRng::new(seed, Purpose::Train, keys[r].epoch, keys[r].position)
+            LoaderRng::new(
+                seed,
+                Purpose::Train,
+                batch.keys[r].epoch,
+                batch.keys[r].position,
+            )
         });
         let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
         let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
