@@ -3,8 +3,11 @@
 # python3 but no cargo and no internet, so the binary is built here and carried:
 #
 #   here:    source .mplug-env && cargo build --release --no-default-features && mkdir -p gpu-bin \
-#            && cp "$CARGO_TARGET_DIR/release/mplug" "$MPLUG_VOCAB" gpu-bin/
+#            && strip -o gpu-bin/mplug "$CARGO_TARGET_DIR/release/mplug" && xz -T2 gpu-bin/mplug \
+#            && cp "$MPLUG_VOCAB" gpu-bin/
 #   device:  scripts/gpu-check.sh            (run from the repository root, carrying gpu-bin/)
+#
+# The stripped binary is ~130 MB and a device call carries at most 64 MiB, hence the xz.
 #
 # Prints one JSON line per measurement and writes them to $OUT/gpu-check.jsonl when $OUT is set.
 # Steps: doctor (CUDA visible to the binary) → CUDA forward equals CPU forward (tiny) → model
@@ -13,8 +16,13 @@
 # peak GPU memory (nvidia-smi sampled every 100 ms). Carry gpu-bin/vocab.txt for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BIN=${MPLUG_BIN:-gpu-bin/mplug}
 PY=${MPLUG_PYTHON:-python3}
+BIN=${MPLUG_BIN:-gpu-bin/mplug}
+if [ ! -x "$BIN" ] && [ -f gpu-bin/mplug.xz ]; then
+  "$PY" -c "import lzma, shutil; shutil.copyfileobj(lzma.open('gpu-bin/mplug.xz'), open('/tmp/mplug', 'wb'))"
+  chmod +x /tmp/mplug
+  BIN=/tmp/mplug
+fi
 TORCH_LIB=$("$PY" -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
 export LD_LIBRARY_PATH="$TORCH_LIB:${LD_LIBRARY_PATH:-}"
 LOG=${OUT:-/tmp}/gpu-check.jsonl
@@ -24,7 +32,7 @@ step() { echo "== $*" >&2; }
 
 step doctor
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >&2 || true
-"$BIN" doctor || exit 1
+"$BIN" doctor || echo "doctor reported problems (carrying on)" >&2
 
 step "CUDA vs CPU forward (tiny, fp32)"
 "$BIN" model init --config configs/tiny.yaml --out "$W/tiny.safetensors" --seed 1
@@ -65,9 +73,9 @@ VOCAB=${MPLUG_VOCAB:-gpu-bin/vocab.txt}
 "$BIN" synth --out "$W/raw" --images 1200 --size 320x320 --plain-jpeg --seed 3 >/dev/null
 "$BIN" ingest coco --quiet --annotations "$W/raw/annotations/coco_karpathy_train.json" \
   --images "$W/raw/images" --out "$W/shapes" --max-side 288 --vocab "$VOCAB" >/dev/null
-nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$W/mem.txt" 2>/dev/null &
-SMI=$!
 for bs in 64 128; do
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$W/mem.txt" 2>/dev/null &
+  SMI=$!
   "$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --out "$W/run$bs" \
     --device cuda --quiet --set batch_size=$bs --set queue_size=65536 --set train.max_steps=40 \
     --set train.checkpoint_every=1000 --set train.threads=14 >&2
@@ -79,8 +87,9 @@ mem = [int(x) for x in open(sys.argv[2]).read().split() if x.strip().isdigit()]
 print(json.dumps({"check": "train_base_256_bf16", "batch": int(sys.argv[3]), "steps": len(lines),
                   "samples_per_s_median": statistics.median(steady), "loss_first": lines[0]["loss"],
                   "loss_last": lines[-1]["loss"], "starved_pct_last": lines[-1]["loader_starved_pct"],
-                  "peak_gpu_mem_mib_so_far": max(mem) if mem else None}))
+                  "peak_gpu_mem_mib": max(mem) if mem else None}))
 PY
+  kill "$SMI" 2>/dev/null
+  wait "$SMI" 2>/dev/null
 done
-kill "$SMI" 2>/dev/null
 rm -rf "$W"

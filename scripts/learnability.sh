@@ -3,17 +3,22 @@
 # on CPU: synthesise N images, ingest the Karpathy train split for training and val+test as held-out,
 # train with held-out evaluation (ITC recall@1 both ways, ITM and MLM accuracy, eval.jsonl), plot.
 #
-#   scripts/learnability.sh [N_IMAGES] [STEPS] [OUT]      (defaults 2000, 2000, out/learnability)
+#   scripts/learnability.sh [N_IMAGES] [STEPS] [OUT] [--set k=v ...]   (defaults 2000, 3000, out/learnability)
+#   MPLUG_BIN=path/to/mplug uses that binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-2000}"
-STEPS="${2:-2000}"
+STEPS="${2:-3000}"
 OUT="${3:-out/learnability}"
 scripts/setup.sh >/dev/null
 # shellcheck source=/dev/null
 source .mplug-env
-cargo build --release --quiet --bin mplug
-M="$CARGO_TARGET_DIR/release/mplug"
+if [ -n "${MPLUG_BIN:-}" ]; then
+  M="$MPLUG_BIN"
+else
+  cargo build --release --quiet --bin mplug
+  M="$CARGO_TARGET_DIR/release/mplug"
+fi
 rm -rf "$OUT"
 "$M" synth --out "$OUT/raw" --images "$N" --seed 7 >/dev/null
 A="$OUT/raw/annotations"
@@ -26,7 +31,7 @@ echo "train samples: $("$M" sql --data "$OUT" --format csv "SELECT count(*) AS n
      "held-out: $("$M" sql --data "$OUT" --format csv "SELECT count(*) AS n FROM heldout" | tail -n1)"
 start=$(date +%s)
 "$M" train --config configs/pretrain_tiny.yaml --data "$OUT/train" --eval-data "$OUT/heldout" \
-  --out "$OUT/run" --device cpu --quiet --set "train.max_steps=$STEPS" --set train.eval_every=200 \
+  --out "$OUT/run" --device cpu --quiet --set "train.max_steps=$STEPS" --set train.eval_every=250 \
   --set train.checkpoint_every=500 "${@:4}"
 echo "wall: $(( $(date +%s) - start )) s"
 "$M" plot "$OUT/run"

@@ -24,16 +24,23 @@ impl BertEmbeddings {
     pub fn new(p: nn::Path, cfg: &BertConfig) -> Self {
         let h = cfg.hidden_size;
         BertEmbeddings {
-            word_embeddings: Embedding::new(&p / "word_embeddings", cfg.vocab_size, h),
+            word_embeddings: Embedding::new(
+                &p / "word_embeddings",
+                cfg.vocab_size,
+                h,
+                cfg.initializer_range,
+            ),
             position_embeddings: Embedding::new(
                 &p / "position_embeddings",
                 cfg.max_position_embeddings,
                 h,
+                cfg.initializer_range,
             ),
             token_type_embeddings: Embedding::new(
                 &p / "token_type_embeddings",
                 cfg.type_vocab_size,
                 h,
+                cfg.initializer_range,
             ),
             layer_norm: LayerNorm::new(&p / "LayerNorm", h, cfg.layer_norm_eps),
             dropout: cfg.hidden_dropout_prob,
@@ -70,11 +77,12 @@ impl BertAttention {
     pub fn new(p: nn::Path, cfg: &BertConfig, kv_width: i64) -> Self {
         let h = cfg.hidden_size;
         let s = &p / "self";
+        let std = cfg.initializer_range;
         BertAttention {
-            query: normal_linear(&s / "query", h, h),
-            key: normal_linear(&s / "key", kv_width, h),
-            value: normal_linear(&s / "value", kv_width, h),
-            dense: normal_linear(&p / "output" / "dense", h, h),
+            query: normal_linear(&s / "query", h, h, std),
+            key: normal_linear(&s / "key", kv_width, h, std),
+            value: normal_linear(&s / "value", kv_width, h, std),
+            dense: normal_linear(&p / "output" / "dense", h, h, std),
             layer_norm: LayerNorm::new(&p / "output" / "LayerNorm", h, cfg.layer_norm_eps),
             heads: cfg.num_attention_heads,
             attn_dropout: cfg.attention_probs_dropout_prob,
@@ -113,12 +121,18 @@ impl BertLayer {
     /// A layer under `p` (`… / "layer" / i`); `cross` adds `crossattention`.
     pub fn new(p: nn::Path, cfg: &BertConfig, cross: bool) -> Self {
         let h = cfg.hidden_size;
+        let std = cfg.initializer_range;
         BertLayer {
             attention: BertAttention::new(&p / "attention", cfg, h),
             crossattention: cross
                 .then(|| BertAttention::new(&p / "crossattention", cfg, cfg.encoder_width)),
-            intermediate: normal_linear(&p / "intermediate" / "dense", h, cfg.intermediate_size),
-            output_dense: normal_linear(&p / "output" / "dense", cfg.intermediate_size, h),
+            intermediate: normal_linear(
+                &p / "intermediate" / "dense",
+                h,
+                cfg.intermediate_size,
+                std,
+            ),
+            output_dense: normal_linear(&p / "output" / "dense", cfg.intermediate_size, h, std),
             output_norm: LayerNorm::new(&p / "output" / "LayerNorm", h, cfg.layer_norm_eps),
             hidden_dropout: cfg.hidden_dropout_prob,
         }

@@ -25,6 +25,10 @@ pub struct BertConfig {
     pub num_hidden_layers: i64,
     /// LayerNorm epsilon of BERT modules (1e-12).
     pub layer_norm_eps: f64,
+    /// Standard deviation of BERT's N(0, σ) initialisation of linears and embeddings (0.02;
+    /// `BertPreTrainedModel._init_weights`). Matters only when training from scratch.
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
     /// Dropout after dense layers and embeddings (0.1).
     pub hidden_dropout_prob: f64,
     /// Dropout on attention probabilities (0.1).
@@ -49,7 +53,7 @@ pub struct BertConfig {
     #[serde(default = "default_act")]
     pub hidden_act: String,
     /// Keys of the original files that change nothing here (`architectures`, `model_type`,
-    /// `pad_token_id`, `initializer_range`, `add_cross_attention`, `use_cache`,
+    /// `pad_token_id`, `add_cross_attention`, `use_cache`,
     /// `gradient_checkpointing`) and anything unknown.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
@@ -59,12 +63,15 @@ fn default_act() -> String {
     "gelu".into()
 }
 
+fn default_initializer_range() -> f64 {
+    0.02
+}
+
 /// Keys of `config_bert.json` that we read but that do not change the computation.
 const BERT_KEYS_WITHOUT_EFFECT: &[&str] = &[
     "architectures",
     "model_type",
     "pad_token_id",
-    "initializer_range",
     "add_cross_attention",
     "use_cache",
     "gradient_checkpointing",
@@ -328,6 +335,7 @@ impl MplugConfig {
                 intermediate_size: 3072,
                 num_hidden_layers: 12,
                 layer_norm_eps: 1e-12,
+                initializer_range: 0.02,
                 hidden_dropout_prob: 0.1,
                 attention_probs_dropout_prob: 0.1,
                 max_position_embeddings: 512,

@@ -4,7 +4,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::config::BertConfig;
-use super::layers::{LayerNorm, Linear, normal_linear};
+use super::layers::{LayerNorm, Linear, normal_linear, torch_default_linear};
 
 /// `cls.predictions`: dense → GELU → LayerNorm → linear to the vocabulary (+ own `bias`).
 #[derive(Debug)]
@@ -28,12 +28,12 @@ impl LmPredictionHead {
                 &[cfg.vocab_size, h],
                 nn::Init::Randn {
                     mean: 0.0,
-                    stdev: 0.02,
+                    stdev: cfg.initializer_range,
                 },
             ),
         };
         LmPredictionHead {
-            dense: normal_linear(&p / "transform" / "dense", h, h),
+            dense: normal_linear(&p / "transform" / "dense", h, h, cfg.initializer_range),
             layer_norm: LayerNorm::new(&p / "transform" / "LayerNorm", h, cfg.layer_norm_eps),
             decoder_weight,
             bias: p.var("bias", &[cfg.vocab_size], nn::Init::Const(0.0)),
@@ -64,9 +64,9 @@ impl ContrastiveHeads {
     /// Builds at the model root.
     pub fn new(root: &nn::Path, hidden: i64, embed_dim: i64, temp: f64) -> Self {
         ContrastiveHeads {
-            vision_proj: normal_linear(root / "vision_proj", hidden, embed_dim),
-            text_proj: normal_linear(root / "text_proj", hidden, embed_dim),
-            itm_head: normal_linear(root / "itm_head", hidden, 2),
+            vision_proj: torch_default_linear(root / "vision_proj", hidden, embed_dim),
+            text_proj: torch_default_linear(root / "text_proj", hidden, embed_dim),
+            itm_head: torch_default_linear(root / "itm_head", hidden, 2),
             temp: root.var("temp", &[], nn::Init::Const(temp)),
         }
     }

@@ -6,8 +6,8 @@ use tch::{Kind, Tensor};
 /// A PyTorch `nn.Linear` (`weight` [out, in], `bias` [out]).
 pub type Linear = nn::Linear;
 
-/// A linear with BERT's initialisation: N(0, 0.02) weights, zero bias.
-pub fn normal_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> Linear {
+/// A linear with BERT's initialisation: N(0, `std`) weights (`initializer_range`), zero bias.
+pub fn normal_linear(p: nn::Path, in_dim: i64, out_dim: i64, std: f64) -> Linear {
     nn::linear(
         p,
         in_dim,
@@ -15,9 +15,31 @@ pub fn normal_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> Linear {
         nn::LinearConfig {
             ws_init: nn::Init::Randn {
                 mean: 0.0,
-                stdev: 0.02,
+                stdev: std,
             },
             bs_init: Some(nn::Init::Const(0.0)),
+            bias: true,
+        },
+    )
+}
+
+/// A linear with PyTorch's default `nn.Linear` initialisation: weight and bias uniform in
+/// ±1/√in (`kaiming_uniform_(a=√5)`). The modules the reference creates as plain `nn.Linear`
+/// outside any BERT model (ITC projections, ITM head, the large model's `visn_fc`, CLIP's MLP)
+/// keep it, and its scale follows the width where a fixed σ = 0.02 does not.
+pub fn torch_default_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> Linear {
+    let bound = 1.0 / (in_dim as f64).sqrt();
+    let uniform = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        p,
+        in_dim,
+        out_dim,
+        nn::LinearConfig {
+            ws_init: uniform,
+            bs_init: Some(uniform),
             bias: true,
         },
     )
@@ -68,7 +90,7 @@ impl Module for LayerNorm {
     }
 }
 
-/// `nn.Embedding` (`weight` [N, D], N(0, 0.02) init).
+/// `nn.Embedding` (`weight` [N, D], N(0, σ) init with BERT's `initializer_range`).
 #[derive(Debug)]
 pub struct Embedding {
     /// The table [N, D].
@@ -77,10 +99,10 @@ pub struct Embedding {
 
 impl Embedding {
     /// Builds the table under `p`.
-    pub fn new(p: nn::Path, n: i64, dim: i64) -> Self {
+    pub fn new(p: nn::Path, n: i64, dim: i64, std: f64) -> Self {
         let init = nn::Init::Randn {
             mean: 0.0,
-            stdev: 0.02,
+            stdev: std,
         };
         Embedding {
             weight: p.var("weight", &[n, dim], init),

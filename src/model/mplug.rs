@@ -10,7 +10,7 @@ use super::config::MplugConfig;
 use super::decoder::TextDecoder;
 use super::fusion::FusionEncoder;
 use super::heads::{ContrastiveHeads, LmPredictionHead};
-use super::layers::{LayerNorm, Linear, normal_linear};
+use super::layers::{LayerNorm, Linear, torch_default_linear};
 use super::vit::VisionTransformer;
 
 /// Dropout of the ViT-L bridge (`self.dropout`, 0.1).
@@ -42,7 +42,7 @@ impl MplugModel {
     pub fn new(root: &nn::Path, config: &MplugConfig) -> Self {
         let h = config.bert.hidden_size;
         let bridge = config.has_visual_bridge().then(|| VisualBridge {
-            visn_fc: normal_linear(root / "visn_fc", config.vision.width, h),
+            visn_fc: torch_default_linear(root / "visn_fc", config.vision.width, h),
             visn_layer_norm: LayerNorm::new(root / "visn_layer_norm", h, 1e-12),
         });
         MplugModel {
@@ -159,5 +159,70 @@ impl MplugModel {
             .into_iter()
             .map(|i| format!("fusion_encoder.encoder.layer.{i}.crossattention."))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn stats(t: &Tensor) -> (f64, f64) {
+        let t = t.to_kind(Kind::Double);
+        (
+            t.std(true).double_value(&[]),
+            t.abs().max().double_value(&[]),
+        )
+    }
+
+    /// From scratch every module starts as the reference's would: BERT modules N(0, σ) with the
+    /// config's `initializer_range`, plain `nn.Linear` heads U(±1/√in), CLIP's ViT W^-½·randn
+    /// embeddings, Xavier-uniform `in_proj_weight`. Expected values are PyTorch's formulas.
+    #[test]
+    fn fresh_init_follows_the_reference_modules() {
+        let (mut cfg, _) = MplugConfig::from_yaml(&std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/tiny.yaml"
+        )))
+        .unwrap();
+        cfg.bert.initializer_range = 0.3;
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _model = MplugModel::new(&vs.root(), &cfg);
+        let v = vs.variables();
+        let close = |got: f64, want: f64| (got - want).abs() < 0.06 * want;
+        // BERT: N(0, 0.3), zero bias.
+        for name in [
+            "text_encoder.embeddings.word_embeddings.weight",
+            "text_encoder.encoder.layer.0.attention.self.query.weight",
+            "fusion_encoder.encoder.layer.3.intermediate.dense.weight",
+        ] {
+            let (std, _) = stats(&v[name]);
+            assert!(close(std, 0.3), "{name}: std {std}");
+        }
+        let (_, b) = stats(&v["text_encoder.encoder.layer.0.attention.self.query.bias"]);
+        assert_eq!(b, 0.0);
+        // nn.Linear default: U(±1/√in) for weight and bias; std = bound/√3.
+        let bound = 1.0 / (cfg.bert.hidden_size as f64).sqrt();
+        let (std, max) = stats(&v["text_proj.weight"]);
+        assert!(
+            max <= bound && close(std, bound / 3f64.sqrt()),
+            "{std} {max}"
+        );
+        let (std, max) = stats(&v["itm_head.bias"]);
+        assert!(max <= bound && std > 0.0, "{std} {max}");
+        // CLIP ViT: W^-½ randn embeddings; Xavier in_proj bound √(6 / 4W); zero out_proj bias.
+        let w = cfg.vision.width as f64;
+        let (std, _) = stats(&v["visual_encoder.visual.positional_embedding"]);
+        assert!(close(std, w.powf(-0.5)), "{std}");
+        let xavier = (6.0 / (4.0 * w)).sqrt();
+        let (std, max) =
+            stats(&v["visual_encoder.visual.transformer.resblocks.0.attn.in_proj_weight"]);
+        assert!(
+            max <= xavier && close(std, xavier / 3f64.sqrt()),
+            "{std} {max}"
+        );
+        let (_, b) = stats(&v["visual_encoder.visual.transformer.resblocks.0.attn.out_proj.bias"]);
+        assert_eq!(b, 0.0);
     }
 }

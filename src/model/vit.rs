@@ -7,7 +7,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::config::VisionConfig;
-use super::layers::{LayerNorm, Linear, normal_linear};
+use super::layers::{LayerNorm, Linear, torch_default_linear};
 
 /// CLIP LayerNorm epsilon.
 const CLIP_LN_EPS: f64 = 1e-5;
@@ -29,15 +29,35 @@ struct ClipAttention {
 }
 
 impl ClipAttention {
+    /// `nn.MultiheadAttention._reset_parameters`: Xavier-uniform `in_proj_weight` (fan in W,
+    /// fan out 3W), zero biases, `out_proj.weight` as a default `nn.Linear`.
     fn new(p: nn::Path, width: i64, heads: i64) -> Self {
-        let init = nn::Init::Randn {
-            mean: 0.0,
-            stdev: 0.02,
-        };
+        let xavier = (6.0 / (4 * width) as f64).sqrt();
+        let bound = 1.0 / (width as f64).sqrt();
+        let out_proj = nn::linear(
+            &p / "out_proj",
+            width,
+            width,
+            nn::LinearConfig {
+                ws_init: nn::Init::Uniform {
+                    lo: -bound,
+                    up: bound,
+                },
+                bs_init: Some(nn::Init::Const(0.0)),
+                bias: true,
+            },
+        );
         ClipAttention {
-            in_proj_weight: p.var("in_proj_weight", &[3 * width, width], init),
+            in_proj_weight: p.var(
+                "in_proj_weight",
+                &[3 * width, width],
+                nn::Init::Uniform {
+                    lo: -xavier,
+                    up: xavier,
+                },
+            ),
             in_proj_bias: p.var("in_proj_bias", &[3 * width], nn::Init::Const(0.0)),
-            out_proj: normal_linear(&p / "out_proj", width, width),
+            out_proj,
             heads,
         }
     }
@@ -74,8 +94,8 @@ impl ResidualAttentionBlock {
         ResidualAttentionBlock {
             attn: ClipAttention::new(&p / "attn", width, heads),
             ln_1: ln("ln_1"),
-            c_fc: normal_linear(&p / "mlp" / "c_fc", width, 4 * width),
-            c_proj: normal_linear(&p / "mlp" / "c_proj", 4 * width, width),
+            c_fc: torch_default_linear(&p / "mlp" / "c_fc", width, 4 * width),
+            c_proj: torch_default_linear(&p / "mlp" / "c_proj", 4 * width, width),
             ln_2: ln("ln_2"),
         }
     }
@@ -104,18 +124,27 @@ pub struct VisionTransformer {
 }
 
 impl VisionTransformer {
-    /// Builds the tower under `p` (normally `visual_encoder / visual`).
+    /// Builds the tower under `p` (normally `visual_encoder / visual`), initialised as CLIP's
+    /// `VisionTransformer.__init__` does (`initialize_parameters` leaves a ViT tower alone):
+    /// `scale · randn` class and positional embeddings with scale = W^-½, PyTorch defaults for the
+    /// convolution and the blocks. Only a from-scratch run sees this; checkpoints overwrite it.
     pub fn new(p: nn::Path, cfg: &VisionConfig) -> Self {
         let w = cfg.width;
-        let init = nn::Init::Randn {
+        let scaled = nn::Init::Randn {
             mean: 0.0,
-            stdev: 0.02,
+            stdev: (w as f64).powf(-0.5),
         };
+        let conv_bound = 1.0 / ((3 * cfg.patch_size * cfg.patch_size) as f64).sqrt();
+        let conv_init = nn::Init::Uniform {
+            lo: -conv_bound,
+            up: conv_bound,
+        };
+        let ps = cfg.patch_size;
         let blocks = &p / "transformer" / "resblocks";
         VisionTransformer {
-            conv1: (&p / "conv1").var("weight", &[w, 3, cfg.patch_size, cfg.patch_size], init),
-            class_embedding: p.var("class_embedding", &[w], init),
-            positional_embedding: p.var("positional_embedding", &[cfg.num_positions(), w], init),
+            conv1: (&p / "conv1").var("weight", &[w, 3, ps, ps], conv_init),
+            class_embedding: p.var("class_embedding", &[w], scaled),
+            positional_embedding: p.var("positional_embedding", &[cfg.num_positions(), w], scaled),
             ln_pre: clip_layer_norm(&p / "ln_pre", w),
             resblocks: (0..cfg.layers)
                 .map(|i| ResidualAttentionBlock::new(&blocks / i, w, cfg.heads))
