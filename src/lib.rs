@@ -22,6 +22,9 @@
 //! * [`device`]: libtorch checks.
 //! * [`cli`]: the command line (the only module that knows all the others).
 
+#[macro_use]
+mod simd;
+
 pub mod cli;
 pub mod device;
 pub mod download;

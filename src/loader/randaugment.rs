@@ -197,21 +197,13 @@ fn sharpness(img: &RgbImage, factor: f64) -> RgbImage {
     if img.width < 3 || img.height < 3 {
         return out;
     }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { sharpness_avx2(img, factor as f32, &mut out) };
-        return out;
-    }
-    sharpness_rows(img, factor as f32, &mut out);
+    sharpness_interior(img, factor as f32, &mut out);
     out
 }
 
-/// The same loop compiled for AVX2 (8-wide float, `roundps`); one binary for any x86-64.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn sharpness_avx2(img: &RgbImage, f: f32, out: &mut RgbImage) {
-    sharpness_rows(img, f, out);
+cpu_dispatch! {
+    /// [`sharpness_rows`], with AVX2 8-wide float and `roundps`.
+    fn sharpness_interior(img: &RgbImage, f: f32, out: &mut RgbImage) = sharpness_rows;
 }
 
 /// Interior pixels, one row of interleaved channels at a time so the loop vectorises; each value
@@ -247,20 +239,10 @@ fn sharpness_rows(img: &RgbImage, f: f32, out: &mut RgbImage) {
     }
 }
 
-/// `cv2.warpAffine(img, M, (W, H), flags=INTER_LINEAR, borderValue=(128,128,128))`, bit for bit.
-pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        return unsafe { warp_affine_avx2(img, m) };
-    }
-    warp_affine_generic(img, m)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn warp_affine_avx2(img: &RgbImage, m: [f64; 6]) -> RgbImage {
-    warp_affine_generic(img, m)
+cpu_dispatch! {
+    /// `cv2.warpAffine(img, M, (W, H), flags=INTER_LINEAR, borderValue=(128,128,128))`, bit for
+    /// bit.
+    pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage = warp_affine_generic;
 }
 
 #[inline(always)]

@@ -28,18 +28,32 @@ pub fn normal_linear(p: nn::Path, in_dim: i64, out_dim: i64, std: f64) -> Linear
 /// outside any BERT model (ITC projections, ITM head, the large model's `visn_fc`, CLIP's MLP)
 /// keep it, and its scale follows the width where a fixed σ = 0.02 does not.
 pub fn torch_default_linear(p: nn::Path, in_dim: i64, out_dim: i64) -> Linear {
+    uniform_linear(p, in_dim, out_dim, fan_in_uniform(in_dim))
+}
+
+/// [`torch_default_linear`]'s weight with a zero bias, as `nn.MultiheadAttention` resets its
+/// `out_proj`.
+pub fn torch_linear_zero_bias(p: nn::Path, in_dim: i64, out_dim: i64) -> Linear {
+    uniform_linear(p, in_dim, out_dim, nn::Init::Const(0.0))
+}
+
+/// U(±1/√in).
+fn fan_in_uniform(in_dim: i64) -> nn::Init {
     let bound = 1.0 / (in_dim as f64).sqrt();
-    let uniform = nn::Init::Uniform {
+    nn::Init::Uniform {
         lo: -bound,
         up: bound,
-    };
+    }
+}
+
+fn uniform_linear(p: nn::Path, in_dim: i64, out_dim: i64, bias: nn::Init) -> Linear {
     nn::linear(
         p,
         in_dim,
         out_dim,
         nn::LinearConfig {
-            ws_init: uniform,
-            bs_init: Some(uniform),
+            ws_init: fan_in_uniform(in_dim),
+            bs_init: Some(bias),
             bias: true,
         },
     )

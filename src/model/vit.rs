@@ -7,7 +7,7 @@ use tch::Tensor;
 use tch::nn::{self, Module};
 
 use super::config::VisionConfig;
-use super::layers::{LayerNorm, Linear, torch_default_linear};
+use super::layers::{LayerNorm, Linear, torch_default_linear, torch_linear_zero_bias};
 
 /// CLIP LayerNorm epsilon.
 const CLIP_LN_EPS: f64 = 1e-5;
@@ -33,20 +33,7 @@ impl ClipAttention {
     /// fan out 3W), zero biases, `out_proj.weight` as a default `nn.Linear`.
     fn new(p: nn::Path, width: i64, heads: i64) -> Self {
         let xavier = (6.0 / (4 * width) as f64).sqrt();
-        let bound = 1.0 / (width as f64).sqrt();
-        let out_proj = nn::linear(
-            &p / "out_proj",
-            width,
-            width,
-            nn::LinearConfig {
-                ws_init: nn::Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                },
-                bs_init: Some(nn::Init::Const(0.0)),
-                bias: true,
-            },
-        );
+        let out_proj = torch_linear_zero_bias(&p / "out_proj", width, width);
         ClipAttention {
             in_proj_weight: p.var(
                 "in_proj_weight",

@@ -184,38 +184,18 @@ fn transpose(src: &[u8], stride: usize, rows: usize, cols: usize) -> Vec<u8> {
     out.into_flattened()
 }
 
-/// One resample pass along the row axis: output row `yy` is the weighted sum of source rows
-/// `bounds[yy]` (numbered from `row_base`; `row_len` bytes each, `stride` apart).
-fn resample_rows(
-    src: &[u8],
-    stride: usize,
-    row_len: usize,
-    row_base: usize,
-    c: &Coeffs,
-    out: &mut [u8],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { resample_rows_avx2(src, stride, row_len, row_base, c, out) };
-        return;
-    }
-    resample_rows_generic(src, stride, row_len, row_base, c, out);
-}
-
-/// The same loop compiled for AVX2 (8 × i32 multiply-adds); chosen at run time so one release
-/// binary runs on any x86-64.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn resample_rows_avx2(
-    src: &[u8],
-    stride: usize,
-    row_len: usize,
-    row_base: usize,
-    c: &Coeffs,
-    out: &mut [u8],
-) {
-    resample_rows_generic(src, stride, row_len, row_base, c, out);
+cpu_dispatch! {
+    /// One resample pass along the row axis: output row `yy` is the weighted sum of source rows
+    /// `bounds[yy]` (numbered from `row_base`; `row_len` bytes each, `stride` apart). With AVX2:
+    /// 8 × i32 multiply-adds.
+    fn resample_rows(
+        src: &[u8],
+        stride: usize,
+        row_len: usize,
+        row_base: usize,
+        c: &Coeffs,
+        out: &mut [u8],
+    ) = resample_rows_generic;
 }
 
 #[inline(always)]

@@ -231,10 +231,13 @@ pub fn pretrain_losses(
     };
     let need_sims = sw.itc || sw.itm;
     let mut sims: Option<(Tensor, Tensor)> = None;
+    // The momentum model's visual states, computed once per step and shared by the ITC banks and
+    // MLM distillation (as ALBEF's forward shares `image_embeds_m`).
+    let mut momentum_visual: Option<Tensor> = None;
     if need_sims {
         let (image_feat, text_feat) = model.itc_features(&visual, &text);
         // The banks (batch momentum features + queues) are built once, without gradient.
-        let (image_m, text_m, image_all, text_all, i2t_t, t2i_t) = tch::no_grad(|| {
+        let (vm, image_m, text_m, image_all, text_all, i2t_t, t2i_t) = tch::no_grad(|| {
             let vm = momentum.model.encode_image(&x.images, train);
             let tm = momentum
                 .model
@@ -255,8 +258,9 @@ pub fn pretrain_losses(
             } else {
                 (targets.shallow_clone(), targets)
             };
-            (image_m, text_m, image_all, text_all, i2t_t, t2i_t)
+            (vm, image_m, text_m, image_all, text_all, i2t_t, t2i_t)
         });
+        momentum_visual = Some(vm);
         let sim_i2t = image_feat.matmul(&text_all) / temp;
         let sim_t2i = text_feat.matmul(&image_all) / temp;
         if sw.itc {
@@ -315,7 +319,9 @@ pub fn pretrain_losses(
         let logits = model.mlm_logits(&fused);
         let soft = (sw.distill && sw.alpha > 0.0).then(|| {
             tch::no_grad(|| {
-                let vm = momentum.model.encode_image(&x.images, train);
+                let vm = momentum_visual
+                    .take()
+                    .unwrap_or_else(|| momentum.model.encode_image(&x.images, train));
                 let tm = momentum.model.encode_text(masked, &x.attention_mask, train);
                 let (_, fm) = momentum.model.fuse(&vm, &tm, &x.attention_mask, train);
                 momentum.model.mlm_logits(&fm).softmax(-1, Kind::Float)
