@@ -3,12 +3,12 @@
 # on CPU: synthesise N images, ingest the Karpathy train split for training and val+test as held-out,
 # train with held-out evaluation (ITC recall@1 both ways, ITM and MLM accuracy, eval.jsonl), plot.
 #
-#   scripts/learnability.sh [N_IMAGES] [STEPS] [OUT] [--set k=v ...]   (defaults 2000, 3000, out/learnability)
+#   scripts/learnability.sh [N_IMAGES] [STEPS] [OUT] [--set k=v ...]   (defaults 2000, 6000, out/learnability)
 #   MPLUG_BIN=path/to/mplug uses that binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-2000}"
-STEPS="${2:-3000}"
+STEPS="${2:-6000}"
 OUT="${3:-out/learnability}"
 scripts/setup.sh >/dev/null
 # shellcheck source=/dev/null

@@ -47,6 +47,9 @@ pub struct LoaderConfig {
     pub train: bool,
     /// RandomResizedCrop scale range (the reference: (0.5, 1) fine-tuning, (0.2, 1) pre-training).
     pub crop_scale: (f64, f64),
+    /// RandomHorizontalFlip(p=0.5) after the crop, as every reference training transform has.
+    #[serde(default = "default_true")]
+    pub hflip: bool,
     /// The reference's `RandomAugment(2, 7)` after crop and flip (training only).
     #[serde(default)]
     pub randaugment: bool,
@@ -70,6 +73,10 @@ pub struct LoaderConfig {
     pub epochs: u64,
 }
 
+fn default_true() -> bool {
+    true
+}
+
 impl Default for LoaderConfig {
     fn default() -> Self {
         LoaderConfig {
@@ -78,6 +85,7 @@ impl Default for LoaderConfig {
             image_size: 384,
             train: true,
             crop_scale: (0.5, 1.0),
+            hflip: true,
             randaugment: false,
             max_tokens: 30,
             mlm_probability: 0.0,
@@ -508,8 +516,13 @@ fn process_sample(
             .map_err(|e| Error::format(format!("stored image {}: {e}", stored.image_id)))?,
     };
     let (mut out, crop, flipped) = if config.train {
-        let (o, b, f) =
-            transform::train_transform(&img, config.image_size, config.crop_scale, &mut rng);
+        let (o, b, f) = transform::train_transform(
+            &img,
+            config.image_size,
+            config.crop_scale,
+            config.hflip,
+            &mut rng,
+        );
         (o, Some([b.i, b.j, b.h, b.w]), f)
     } else {
         (

@@ -86,12 +86,14 @@ pub fn hflip(img: &mut RgbImage) {
     }
 }
 
-/// Training: crop with torchvision's parameters, bicubic resize to `size`×`size`, flip with p=0.5.
+/// Training: crop with torchvision's parameters, bicubic resize to `size`×`size`, flip with p=0.5
+/// when `allow_flip` (the coin is drawn either way, so switching flips off changes no other draw).
 /// Returns the crop and whether it flipped (for traceability and tests).
 pub fn train_transform(
     img: &RgbImage,
     size: u32,
     scale: (f64, f64),
+    allow_flip: bool,
     rng: &mut LoaderRng,
 ) -> (RgbImage, CropBox, bool) {
     let b = random_resized_crop_params(img.width, img.height, scale, (3.0 / 4.0, 4.0 / 3.0), rng);
@@ -103,7 +105,7 @@ pub fn train_transform(
     };
     let mut out = resize_region_pillow(img, region, size, size);
     // torchvision draws the flip after the crop (`torch.rand(1) < p`).
-    let flip = rng.unit() < 0.5;
+    let flip = rng.unit() < 0.5 && allow_flip;
     if flip {
         hflip(&mut out);
     }
@@ -179,5 +181,29 @@ mod tests {
             f.pixels,
             vec![18, 19, 20, 15, 16, 17, 30, 31, 32, 27, 28, 29]
         );
+    }
+
+    #[test]
+    fn turning_flips_off_keeps_every_other_draw() {
+        let img = RgbImage {
+            width: 6,
+            height: 5,
+            pixels: (0..90).map(|v| (v * 2) as u8).collect(),
+        };
+        let mut flips = 0;
+        for position in 0..16 {
+            let rng = || LoaderRng::new(3, Purpose::Sample, 0, position);
+            let (on, box_on, flipped) = train_transform(&img, 4, (0.5, 1.0), true, &mut rng());
+            let (off, box_off, never) = train_transform(&img, 4, (0.5, 1.0), false, &mut rng());
+            assert!(!never);
+            assert_eq!(box_on, box_off, "the crop is drawn the same way");
+            let mut unflipped = on.clone();
+            if flipped {
+                flips += 1;
+                hflip(&mut unflipped);
+            }
+            assert_eq!(unflipped.pixels, off.pixels);
+        }
+        assert!(flips > 0 && flips < 16, "{flips} of 16 flipped");
     }
 }

@@ -77,6 +77,9 @@ pub struct TrainSection {
     pub max_tokens: usize,
     /// RandomResizedCrop scale range (pre-training: (0.2, 1)).
     pub crop_scale: (f64, f64),
+    /// RandomHorizontalFlip after the crop (the reference always flips; captions that name left
+    /// and right, like the synthetic ones, are then wrong for half the samples).
+    pub hflip: bool,
     /// The reference's RandomAugment(2, 7) after crop and flip.
     pub randaugment: bool,
     /// Loader worker threads (0 = all cores).
@@ -88,6 +91,9 @@ pub struct TrainSection {
     /// Clamp the ITC temperature into [lo, hi] after each step, as ALBEF does with (0.001, 0.5).
     /// Off by default: the mPLUG reference never clamps it (§2.1 QUIRK).
     pub clamp_temp: Option<(f64, f64)>,
+    /// ITM never takes a token-identical caption as a negative (the reference masks only the same
+    /// image index; off by default). For data whose captions repeat across images.
+    pub itm_mask_same_text: bool,
     /// Held-out evaluation every N optimiser steps (0 = only at the start and end) when
     /// `mplug train --eval-data` is given.
     pub eval_every: u64,
@@ -104,12 +110,14 @@ impl Default for TrainSection {
             warmup_step_iters: 100,
             max_tokens: 30,
             crop_scale: (0.2, 1.0),
+            hflip: true,
             randaugment: true,
             threads: 0,
             bf16: true,
             log_every: 1,
             eval_every: 0,
             clamp_temp: None,
+            itm_mask_same_text: false,
         }
     }
 }

@@ -26,16 +26,36 @@ pub fn soft_cross_entropy(sim: &Tensor, targets: &Tensor) -> Tensor {
         .mean(Kind::Float)
 }
 
-/// ITM hard-negative sampling weights from in-batch similarities `[B, B]`: softmax per row, same
-/// image index zeroed. A row left with no candidate (every row shares its image) falls back to
-/// uniform over the others so `multinomial` never fails.
-pub fn hard_negative_weights(sim_in_batch: &Tensor, idx: &Tensor) -> Tensor {
-    let same = idx.view([-1, 1]).eq_tensor(&idx.view([1, -1]));
-    let w = sim_in_batch.softmax(1, Kind::Float).masked_fill(&same, 0.0);
+/// Batch pairs `[B, B]` that must not be ITM negatives: the same image index (the reference's
+/// rule), and with `same_text` also rows whose captions are token-identical — a caption that is
+/// verbatim one of the row's own is a match whatever image it came with (measured on the synthetic
+/// shapes: 54 % of training captions are also some other image's caption; hard negatives drawn by
+/// ITC similarity pick exactly those, and ITM learns to answer "no match" to everything).
+pub fn itm_excluded_pairs(idx: &Tensor, input_ids: &Tensor, same_text: bool) -> Tensor {
+    let same_image = idx.view([-1, 1]).eq_tensor(&idx.view([1, -1]));
+    if !same_text {
+        return same_image;
+    }
+    let len = input_ids.size()[1];
+    let equal_tokens = input_ids
+        .unsqueeze(1)
+        .eq_tensor(&input_ids.unsqueeze(0))
+        .sum_dim_intlist([2i64].as_slice(), false, Kind::Int64)
+        .eq(len);
+    same_image.logical_or(&equal_tokens)
+}
+
+/// ITM hard-negative sampling weights from in-batch similarities `[B, B]`: softmax per row, the
+/// `excluded` pairs ([`itm_excluded_pairs`]) zeroed. A row left with no candidate falls back to
+/// uniform over the other rows so `multinomial` never fails.
+pub fn hard_negative_weights(sim_in_batch: &Tensor, excluded: &Tensor) -> Tensor {
+    let w = sim_in_batch
+        .softmax(1, Kind::Float)
+        .masked_fill(excluded, 0.0);
     let empty = w
         .sum_dim_intlist([1i64].as_slice(), true, Kind::Float)
         .le(0.0);
-    let b = idx.size()[0];
+    let b = excluded.size()[0];
     let others =
         Tensor::ones([b, b], (Kind::Float, w.device())) - Tensor::eye(b, (Kind::Float, w.device()));
     let others = if b == 1 {
@@ -183,6 +203,8 @@ pub struct ObjectiveSwitches {
     pub distill: bool,
     /// Distillation weight now.
     pub alpha: f64,
+    /// ITM: token-identical captions are never each other's negatives ([`itm_excluded_pairs`]).
+    pub itm_mask_same_text: bool,
 }
 
 /// The losses of one forward and accuracies for the log.
@@ -277,8 +299,9 @@ pub fn pretrain_losses(
         let b = x.idx.size()[0];
         let (_, fused_pos) = model.fuse(&visual, &text, &x.attention_mask, train);
         let (neg_image, neg_text) = tch::no_grad(|| {
-            let w_t2i = hard_negative_weights(&sim_t2i.narrow(1, 0, b), &x.idx);
-            let w_i2t = hard_negative_weights(&sim_i2t.narrow(1, 0, b), &x.idx);
+            let excluded = itm_excluded_pairs(&x.idx, &x.input_ids, sw.itm_mask_same_text);
+            let w_t2i = hard_negative_weights(&sim_t2i.narrow(1, 0, b), &excluded);
+            let w_i2t = hard_negative_weights(&sim_i2t.narrow(1, 0, b), &excluded);
             (
                 w_t2i.multinomial(1, false).view([-1]),
                 w_i2t.multinomial(1, false).view([-1]),
@@ -388,8 +411,9 @@ mod tests {
     #[test]
     fn hard_negatives_never_pick_the_same_image() {
         let idx = Tensor::from_slice(&[1i64, 2, 1, 3]);
+        let ids = Tensor::from_slice(&[101i64, 5, 6, 101, 7, 0, 101, 8, 0, 101, 5, 9]).view([4, 3]);
         let sim = Tensor::randn([4, 4], (Kind::Float, tch::Device::Cpu));
-        let w = hard_negative_weights(&sim, &idx);
+        let w = hard_negative_weights(&sim, &itm_excluded_pairs(&idx, &ids, false));
         let w: Vec<f32> = Vec::try_from(w.view([-1])).unwrap();
         // Rows 0 and 2 share image 1: their columns 0 and 2 are zero.
         for (r, c) in [(0, 0), (0, 2), (2, 0), (2, 2), (1, 1), (3, 3)] {
@@ -399,10 +423,30 @@ mod tests {
         // Every row the same image: uniform over the others instead of an all-zero row.
         let same = hard_negative_weights(
             &sim.narrow(0, 0, 2).narrow(1, 0, 2),
-            &Tensor::from_slice(&[4i64, 4]),
+            &itm_excluded_pairs(&Tensor::from_slice(&[4i64, 4]), &ids.narrow(0, 0, 2), false),
         );
         let same: Vec<f32> = Vec::try_from(same.view([-1])).unwrap();
         assert_eq!(same, vec![0.0, 1.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn token_identical_captions_are_not_negatives_when_asked() {
+        // Four images; rows 0 and 2 carry the same caption, row 3 shares a prefix with row 0 only.
+        let idx = Tensor::from_slice(&[1i64, 2, 3, 4]);
+        let ids = Tensor::from_slice(&[101i64, 5, 6, 101, 7, 0, 101, 5, 6, 101, 5, 9]).view([4, 3]);
+        let pairs = |same_text| -> Vec<bool> {
+            Vec::try_from(itm_excluded_pairs(&idx, &ids, same_text).view([-1])).unwrap()
+        };
+        let off = pairs(false);
+        let on = pairs(true);
+        for r in 0..4 {
+            for c in 0..4 {
+                let want_off = r == c;
+                let want_on = r == c || (r % 2 == 0 && c % 2 == 0 && r < 3 && c < 3);
+                assert_eq!(off[r * 4 + c], want_off, "reference rule ({r}, {c})");
+                assert_eq!(on[r * 4 + c], want_on, "same-text rule ({r}, {c})");
+            }
+        }
     }
 
     #[test]

@@ -359,6 +359,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         image_size: cfg.image_res,
         train: true,
         crop_scale: cfg.train.crop_scale,
+        hflip: cfg.train.hflip,
         randaugment: cfg.train.randaugment,
         max_tokens: cfg.train.max_tokens,
         mlm_probability: if cfg.mlm_task {
@@ -425,6 +426,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             prefix: cfg.prefix_task,
             distill: cfg.distill,
             alpha,
+            itm_mask_same_text: cfg.train.itm_mask_same_text,
         };
         let losses = tch::autocast(use_autocast, || {
             objectives::pretrain_losses(
