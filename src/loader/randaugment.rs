@@ -202,39 +202,35 @@ fn sharpness(img: &RgbImage, factor: f64) -> RgbImage {
 }
 
 cpu_dispatch! {
-    /// [`sharpness_rows`], with AVX2 8-wide float and `roundps`.
-    fn sharpness_interior(img: &RgbImage, f: f32, out: &mut RgbImage) = sharpness_rows;
-}
-
-/// Interior pixels, one row of interleaved channels at a time so the loop vectorises; each value
-/// is computed exactly as per pixel (same float operations in the same order).
-#[inline(always)]
-fn sharpness_rows(img: &RgbImage, f: f32, out: &mut RgbImage) {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let k_side = 1.0f32 / 13.0;
-    let k_mid = 5.0f32 / 13.0;
-    let row_len = w * 3;
-    let n = row_len - 6; // channel values of the interior columns
-    for y in 1..h - 1 {
-        let r0 = &img.pixels[(y - 1) * row_len..y * row_len];
-        let r1 = &img.pixels[y * row_len..(y + 1) * row_len];
-        let r2 = &img.pixels[(y + 1) * row_len..(y + 2) * row_len];
-        let o = &mut out.pixels[y * row_len + 3..y * row_len + 3 + n];
-        for i in 0..n {
-            // cv2.filter2D: float sum over the kernel in row-major order, then cvRound.
-            let mut s = 0.0f32;
-            s += k_side * r0[i] as f32;
-            s += k_side * r0[i + 3] as f32;
-            s += k_side * r0[i + 6] as f32;
-            s += k_side * r1[i] as f32;
-            s += k_mid * r1[i + 3] as f32;
-            s += k_side * r1[i + 6] as f32;
-            s += k_side * r2[i] as f32;
-            s += k_side * r2[i + 3] as f32;
-            s += k_side * r2[i + 6] as f32;
-            let d = s.round_ties_even().clamp(0.0, 255.0);
-            let v = d + f * (r1[i + 3] as f32 - d);
-            o[i] = (v as i32) as u8; // numpy astype(uint8) wraps
+    /// Interior pixels (AVX2: 8-wide float and `roundps`), one row of interleaved channels at a time so the loop vectorises; each value
+    /// is computed exactly as per pixel (same float operations in the same order).
+    fn sharpness_interior(img: &RgbImage, f: f32, out: &mut RgbImage) {
+        let (w, h) = (img.width as usize, img.height as usize);
+        let k_side = 1.0f32 / 13.0;
+        let k_mid = 5.0f32 / 13.0;
+        let row_len = w * 3;
+        let n = row_len - 6; // channel values of the interior columns
+        for y in 1..h - 1 {
+            let r0 = &img.pixels[(y - 1) * row_len..y * row_len];
+            let r1 = &img.pixels[y * row_len..(y + 1) * row_len];
+            let r2 = &img.pixels[(y + 1) * row_len..(y + 2) * row_len];
+            let o = &mut out.pixels[y * row_len + 3..y * row_len + 3 + n];
+            for i in 0..n {
+                // cv2.filter2D: float sum over the kernel in row-major order, then cvRound.
+                let mut s = 0.0f32;
+                s += k_side * r0[i] as f32;
+                s += k_side * r0[i + 3] as f32;
+                s += k_side * r0[i + 6] as f32;
+                s += k_side * r1[i] as f32;
+                s += k_mid * r1[i + 3] as f32;
+                s += k_side * r1[i + 6] as f32;
+                s += k_side * r2[i] as f32;
+                s += k_side * r2[i + 3] as f32;
+                s += k_side * r2[i + 6] as f32;
+                let d = s.round_ties_even().clamp(0.0, 255.0);
+                let v = d + f * (r1[i + 3] as f32 - d);
+                o[i] = (v as i32) as u8; // numpy astype(uint8) wraps
+            }
         }
     }
 }
@@ -242,104 +238,101 @@ fn sharpness_rows(img: &RgbImage, f: f32, out: &mut RgbImage) {
 cpu_dispatch! {
     /// `cv2.warpAffine(img, M, (W, H), flags=INTER_LINEAR, borderValue=(128,128,128))`, bit for
     /// bit.
-    pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage = warp_affine_generic;
-}
-
-#[inline(always)]
-fn warp_affine_generic(img: &RgbImage, m: [f64; 6]) -> RgbImage {
-    let (w, h) = (img.width as i64, img.height as i64);
-    // invertAffineTransform (no WARP_INVERSE_MAP).
-    let mut m = m;
-    let d = m[0] * m[4] - m[1] * m[3];
-    let d = if d != 0.0 { 1.0 / d } else { 0.0 };
-    let (a11, a22) = (m[4] * d, m[0] * d);
-    m[0] = a11;
-    m[1] *= -d;
-    m[3] *= -d;
-    m[4] = a22;
-    let b1 = -m[0] * m[2] - m[1] * m[5];
-    let b2 = -m[3] * m[2] - m[4] * m[5];
-    m[2] = b1;
-    m[5] = b2;
-    const AB_BITS: i64 = 10;
-    const INTER_BITS: i64 = 5;
-    let ab_scale = (1i64 << AB_BITS) as f64;
-    let round_delta = (1i64 << AB_BITS) / (1 << INTER_BITS) / 2;
-    let cv_round = |v: f64| v.round_ties_even() as i64;
-    let adelta: Vec<i64> = (0..w)
-        .map(|x| cv_round(m[0] * x as f64 * ab_scale))
-        .collect();
-    let bdelta: Vec<i64> = (0..w)
-        .map(|x| cv_round(m[3] * x as f64 * ab_scale))
-        .collect();
-    // OpenCV's bilinear table: 15-bit weights per (ax, ay) in 1/32 pixel.
-    let mut table = [[0i32; 4]; 32 * 32];
-    for (k, t) in table.iter_mut().enumerate() {
-        let (ax, ay) = ((k & 31) as i32, (k >> 5) as i32);
-        *t = [
-            (32 - ax) * (32 - ay) * 32,
-            ax * (32 - ay) * 32,
-            (32 - ax) * ay * 32,
-            ax * ay * 32,
-        ];
-    }
-    let px = |acc: i32| ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
-    let row = (w * 3) as usize;
-    let mut out = vec![0u8; img.pixels.len()];
-    for (y, orow) in out.chunks_exact_mut(row).enumerate() {
-        let x0 = cv_round((m[1] * y as f64 + m[2]) * ab_scale) + round_delta;
-        let y0 = cv_round((m[4] * y as f64 + m[5]) * ab_scale) + round_delta;
-        for (x, o) in orow.chunks_exact_mut(3).enumerate() {
-            let xs = (x0 + adelta[x]) >> (AB_BITS - INTER_BITS);
-            let ys = (y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
-            let (sx, sy) = (xs >> INTER_BITS, ys >> INTER_BITS);
-            let k = ((ys & 31) << 5 | (xs & 31)) as usize;
-            if k == 0 {
-                // Weight 2^15 on (sx, sy) alone: that pixel exactly, or the fill (translations).
-                if (0..w).contains(&sx) && (0..h).contains(&sy) {
-                    let p = ((sy * w + sx) * 3) as usize;
-                    o.copy_from_slice(&img.pixels[p..p + 3]);
-                } else {
+    pub fn warp_affine(img: &RgbImage, m: [f64; 6]) -> RgbImage {
+        let (w, h) = (img.width as i64, img.height as i64);
+        // invertAffineTransform (no WARP_INVERSE_MAP).
+        let mut m = m;
+        let d = m[0] * m[4] - m[1] * m[3];
+        let d = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let (a11, a22) = (m[4] * d, m[0] * d);
+        m[0] = a11;
+        m[1] *= -d;
+        m[3] *= -d;
+        m[4] = a22;
+        let b1 = -m[0] * m[2] - m[1] * m[5];
+        let b2 = -m[3] * m[2] - m[4] * m[5];
+        m[2] = b1;
+        m[5] = b2;
+        const AB_BITS: i64 = 10;
+        const INTER_BITS: i64 = 5;
+        let ab_scale = (1i64 << AB_BITS) as f64;
+        let round_delta = (1i64 << AB_BITS) / (1 << INTER_BITS) / 2;
+        let cv_round = |v: f64| v.round_ties_even() as i64;
+        let adelta: Vec<i64> = (0..w)
+            .map(|x| cv_round(m[0] * x as f64 * ab_scale))
+            .collect();
+        let bdelta: Vec<i64> = (0..w)
+            .map(|x| cv_round(m[3] * x as f64 * ab_scale))
+            .collect();
+        // OpenCV's bilinear table: 15-bit weights per (ax, ay) in 1/32 pixel.
+        let mut table = [[0i32; 4]; 32 * 32];
+        for (k, t) in table.iter_mut().enumerate() {
+            let (ax, ay) = ((k & 31) as i32, (k >> 5) as i32);
+            *t = [
+                (32 - ax) * (32 - ay) * 32,
+                ax * (32 - ay) * 32,
+                (32 - ax) * ay * 32,
+                ax * ay * 32,
+            ];
+        }
+        let px = |acc: i32| ((acc + (1 << 14)) >> 15).clamp(0, 255) as u8;
+        let row = (w * 3) as usize;
+        let mut out = vec![0u8; img.pixels.len()];
+        for (y, orow) in out.chunks_exact_mut(row).enumerate() {
+            let x0 = cv_round((m[1] * y as f64 + m[2]) * ab_scale) + round_delta;
+            let y0 = cv_round((m[4] * y as f64 + m[5]) * ab_scale) + round_delta;
+            for (x, o) in orow.chunks_exact_mut(3).enumerate() {
+                let xs = (x0 + adelta[x]) >> (AB_BITS - INTER_BITS);
+                let ys = (y0 + bdelta[x]) >> (AB_BITS - INTER_BITS);
+                let (sx, sy) = (xs >> INTER_BITS, ys >> INTER_BITS);
+                let k = ((ys & 31) << 5 | (xs & 31)) as usize;
+                if k == 0 {
+                    // Weight 2^15 on (sx, sy) alone: that pixel exactly, or the fill (translations).
+                    if (0..w).contains(&sx) && (0..h).contains(&sy) {
+                        let p = ((sy * w + sx) * 3) as usize;
+                        o.copy_from_slice(&img.pixels[p..p + 3]);
+                    } else {
+                        o.copy_from_slice(&FILL);
+                    }
+                    continue;
+                }
+                let wt = &table[k];
+                if sx >= 0 && sy >= 0 && sx + 1 < w && sy + 1 < h {
+                    // All four neighbours inside (OpenCV's fast path, same arithmetic).
+                    let p0 = ((sy * w + sx) * 3) as usize;
+                    let (r0, r1) = (&img.pixels[p0..p0 + 6], &img.pixels[p0 + row..p0 + row + 6]);
+                    for c in 0..3 {
+                        o[c] = px(r0[c] as i32 * wt[0]
+                            + r0[c + 3] as i32 * wt[1]
+                            + r1[c] as i32 * wt[2]
+                            + r1[c + 3] as i32 * wt[3]);
+                    }
+                    continue;
+                }
+                if sx < -1 || sy < -1 || sx >= w || sy >= h {
+                    // No neighbour inside: the weights sum to 2^15, so the result is the fill.
                     o.copy_from_slice(&FILL);
+                    continue;
                 }
-                continue;
-            }
-            let wt = &table[k];
-            if sx >= 0 && sy >= 0 && sx + 1 < w && sy + 1 < h {
-                // All four neighbours inside (OpenCV's fast path, same arithmetic).
-                let p0 = ((sy * w + sx) * 3) as usize;
-                let (r0, r1) = (&img.pixels[p0..p0 + 6], &img.pixels[p0 + row..p0 + row + 6]);
-                for c in 0..3 {
-                    o[c] = px(r0[c] as i32 * wt[0]
-                        + r0[c + 3] as i32 * wt[1]
-                        + r1[c] as i32 * wt[2]
-                        + r1[c + 3] as i32 * wt[3]);
+                let at = |xx: i64, yy: i64, c: usize| -> i32 {
+                    if (0..w).contains(&xx) && (0..h).contains(&yy) {
+                        img.pixels[((yy * w + xx) * 3) as usize + c] as i32
+                    } else {
+                        FILL[c] as i32
+                    }
+                };
+                for (c, v) in o.iter_mut().enumerate() {
+                    *v = px(at(sx, sy, c) * wt[0]
+                        + at(sx + 1, sy, c) * wt[1]
+                        + at(sx, sy + 1, c) * wt[2]
+                        + at(sx + 1, sy + 1, c) * wt[3]);
                 }
-                continue;
-            }
-            if sx < -1 || sy < -1 || sx >= w || sy >= h {
-                // No neighbour inside: the weights sum to 2^15, so the result is the fill.
-                o.copy_from_slice(&FILL);
-                continue;
-            }
-            let at = |xx: i64, yy: i64, c: usize| -> i32 {
-                if (0..w).contains(&xx) && (0..h).contains(&yy) {
-                    img.pixels[((yy * w + xx) * 3) as usize + c] as i32
-                } else {
-                    FILL[c] as i32
-                }
-            };
-            for (c, v) in o.iter_mut().enumerate() {
-                *v = px(at(sx, sy, c) * wt[0]
-                    + at(sx + 1, sy, c) * wt[1]
-                    + at(sx, sy + 1, c) * wt[2]
-                    + at(sx + 1, sy + 1, c) * wt[3]);
             }
         }
-    }
-    RgbImage {
-        width: img.width,
-        height: img.height,
-        pixels: out,
+        RgbImage {
+            width: img.width,
+            height: img.height,
+            pixels: out,
+        }
     }
 }

@@ -195,33 +195,23 @@ cpu_dispatch! {
         row_base: usize,
         c: &Coeffs,
         out: &mut [u8],
-    ) = resample_rows_generic;
-}
-
-#[inline(always)]
-fn resample_rows_generic(
-    src: &[u8],
-    stride: usize,
-    row_len: usize,
-    row_base: usize,
-    c: &Coeffs,
-    out: &mut [u8],
-) {
-    let half = 1i32 << (PRECISION_BITS - 1);
-    let mut acc = vec![0i32; row_len];
-    for yy in 0..c.bounds.len() {
-        let (ymin, ymax) = c.bounds[yy];
-        let k = &c.weights[yy * c.ksize..yy * c.ksize + ymax];
-        acc.fill(half);
-        for (y, &w) in k.iter().enumerate() {
-            let start = (ymin + y - row_base) * stride;
-            for (a, &p) in acc.iter_mut().zip(&src[start..start + row_len]) {
-                *a += p as i32 * w;
+    ) {
+        let half = 1i32 << (PRECISION_BITS - 1);
+        let mut acc = vec![0i32; row_len];
+        for yy in 0..c.bounds.len() {
+            let (ymin, ymax) = c.bounds[yy];
+            let k = &c.weights[yy * c.ksize..yy * c.ksize + ymax];
+            acc.fill(half);
+            for (y, &w) in k.iter().enumerate() {
+                let start = (ymin + y - row_base) * stride;
+                for (a, &p) in acc.iter_mut().zip(&src[start..start + row_len]) {
+                    *a += p as i32 * w;
+                }
             }
-        }
-        let outrow = &mut out[yy * row_len..(yy + 1) * row_len];
-        for (o, &a) in outrow.iter_mut().zip(&acc) {
-            *o = clip8(a);
+            let outrow = &mut out[yy * row_len..(yy + 1) * row_len];
+            for (o, &a) in outrow.iter_mut().zip(&acc) {
+                *o = clip8(a);
+            }
         }
     }
 }
