@@ -73,6 +73,14 @@ def features(r, img, ids, m):
 
 @torch.no_grad()
 def evaluate(r, images, captions, max_tokens):
+    train_dropout, r.vision_dropout = r.vision_dropout, 0.0
+    try:
+        return _evaluate(r, images, captions, max_tokens)
+    finally:
+        r.vision_dropout = train_dropout
+
+
+def _evaluate(r, images, captions, max_tokens):
     ids, m = pad([c[0] for c in captions], max_tokens)
     v, t, fi, ft = features(r, images, ids, m)
     n = len(captions)
@@ -107,6 +115,8 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=30)
     ap.add_argument("--eval-every", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--vision-dropout", type=float, default=0.1,
+                    help="training dropout on CLIP attention and after the bridge (the reference's 0.1)")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     rnd = random.Random(a.seed)
@@ -118,7 +128,9 @@ def main():
     sd = {k: v.float().clone().requires_grad_(True) for k, v in st_read(a.init).items()
           if used(k) and v.is_floating_point()}
     sdm = {k: v.detach().clone() for k, v in sd.items()}
-    r, rm = Ref(sd, d, need_weights=False), Ref(sdm, d, need_weights=False)
+    # The momentum model runs in training mode too (ALBEF never calls .eval() on it).
+    r = Ref(sd, d, need_weights=False, vision_dropout=a.vision_dropout)
+    rm = Ref(sdm, d, need_weights=False, vision_dropout=a.vision_dropout)
     train_images, train_captions = load(a.train, a.image_res)
     held_images, held_captions = load(a.heldout, a.image_res)
     print(f"train {len(train_captions)} images, held-out {len(held_captions)}; torch {torch.__version__}, "

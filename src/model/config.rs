@@ -92,6 +92,9 @@ pub struct VisionConfig {
     pub patch_size: i64,
     /// Input resolution; sets the positional table length (res/patch)² + 1.
     pub image_res: i64,
+    /// Training dropout on the attention probabilities of every block and after the ViT-L bridge:
+    /// the reference's 0.1 (a QUIRK of its CLIP copy, §1.2); `vision_dropout` in the YAML.
+    pub dropout: f64,
 }
 
 impl VisionConfig {
@@ -105,6 +108,9 @@ impl VisionConfig {
         self.grid() * self.grid() + 1
     }
 }
+
+/// The reference's dropout in its CLIP copy's attention and after the ViT-L bridge (§1.2).
+pub const REFERENCE_VISION_DROPOUT: f64 = 0.1;
 
 /// A validated mPLUG configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,6 +138,7 @@ struct RawYaml {
     vision_layers: Option<i64>,
     vision_heads: Option<i64>,
     vision_patch_size: Option<i64>,
+    vision_dropout: Option<f64>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_yaml_ng::Value>,
 }
@@ -252,6 +259,7 @@ impl MplugConfig {
             heads,
             patch_size: patch,
             image_res: raw.image_res.unwrap_or(224),
+            dropout: raw.vision_dropout.unwrap_or(REFERENCE_VISION_DROPOUT),
         };
         let cfg = MplugConfig {
             vision,
@@ -272,6 +280,9 @@ impl MplugConfig {
                 "vision width {} must be a positive multiple of heads {}",
                 v.width, v.heads
             ));
+        }
+        if !(0.0..1.0).contains(&v.dropout) {
+            return Err(format!("vision_dropout {} must be in [0, 1)", v.dropout));
         }
         if v.patch_size <= 0 || v.image_res < v.patch_size || v.image_res % v.patch_size != 0 {
             return Err(format!(
@@ -328,6 +339,7 @@ impl MplugConfig {
                 heads: width / 64,
                 patch_size: patch,
                 image_res: res,
+                dropout: REFERENCE_VISION_DROPOUT,
             },
             bert: BertConfig {
                 hidden_size: 768,
@@ -484,6 +496,18 @@ mod tests {
         .unwrap();
         let err = MplugConfig::from_yaml(&y).unwrap_err().to_string();
         assert!(err.contains("multiple of the patch size"), "{err}");
+        let tiny = |extra: &str| {
+            format!(
+                "bert_config: '{}'\nclip_name: tiny\nvision_width: 64\nvision_layers: 1\n\
+                 vision_patch_size: 8\nimage_res: 32\n{extra}",
+                bert.display()
+            )
+        };
+        fs_err::write(&y, tiny("vision_dropout: 0.0\n")).unwrap();
+        assert_eq!(MplugConfig::from_yaml(&y).unwrap().0.vision.dropout, 0.0);
+        fs_err::write(&y, tiny("vision_dropout: 1.5\n")).unwrap();
+        let err = MplugConfig::from_yaml(&y).unwrap_err().to_string();
+        assert!(err.contains("vision_dropout"), "{err}");
         fs_err::write(&y, "clip_name: ViT-B-16\n").unwrap();
         assert!(
             MplugConfig::from_yaml(&y)

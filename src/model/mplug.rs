@@ -13,10 +13,8 @@ use super::heads::{ContrastiveHeads, LmPredictionHead};
 use super::layers::{LayerNorm, Linear, torch_default_linear};
 use super::vit::VisionTransformer;
 
-/// Dropout of the ViT-L bridge (`self.dropout`, 0.1).
-const BRIDGE_DROPOUT: f64 = 0.1;
-
-/// The ViT-L style bridge: visn_fc → visn_layer_norm (1e-12) → dropout, on every visual token.
+/// The ViT-L style bridge: visn_fc → visn_layer_norm (1e-12) → dropout (`VisionConfig::dropout`, the reference's `self.dropout` 0.1),
+/// on every visual token.
 #[derive(Debug)]
 struct VisualBridge {
     visn_fc: Linear,
@@ -78,7 +76,7 @@ impl MplugModel {
             Some(b) => b
                 .visn_layer_norm
                 .forward(&b.visn_fc.forward(&xs))
-                .dropout(BRIDGE_DROPOUT, train),
+                .dropout(self.config.vision.dropout, train),
             None => xs,
         }
     }
@@ -224,5 +222,38 @@ mod tests {
         );
         let (_, b) = stats(&v["visual_encoder.visual.transformer.resblocks.0.attn.out_proj.bias"]);
         assert_eq!(b, 0.0);
+    }
+
+    /// `vision_dropout` reaches both places the reference drops out on the visual side (the CLIP
+    /// attention and the bridge): at the reference's 0.1 a training forward differs from the
+    /// evaluation forward; at 0 it equals it.
+    #[test]
+    fn vision_dropout_switches_the_visual_training_noise() {
+        let (mut cfg, _) = MplugConfig::from_yaml(&std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/tiny.yaml"
+        )))
+        .unwrap();
+        assert_eq!(cfg.vision.dropout, 0.1);
+        let image = Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
+        let gap = |cfg: &MplugConfig| {
+            tch::manual_seed(0);
+            let vs = nn::VarStore::new(Device::Cpu);
+            let model = MplugModel::new(&vs.root(), cfg);
+            let _g = tch::no_grad_guard();
+            let raw = (model.visual_encoder(&image, true) - model.visual_encoder(&image, false))
+                .abs()
+                .max()
+                .double_value(&[]);
+            let bridged = (model.encode_image(&image, true) - model.encode_image(&image, false))
+                .abs()
+                .max()
+                .double_value(&[]);
+            (raw, bridged)
+        };
+        let (raw, bridged) = gap(&cfg);
+        assert!(raw > 1e-3 && bridged > 1e-3, "{raw} {bridged}");
+        cfg.vision.dropout = 0.0;
+        assert_eq!(gap(&cfg), (0.0, 0.0));
     }
 }

@@ -1,6 +1,6 @@
 //! The CLIP ViT visual tower (`visual_encoder.visual`), as `models/clip/model.py` runs it with
 //! `skip_last_layer=True`: conv patches → [CLS; patches] + positions → `ln_pre` → pre-LN residual
-//! blocks (QuickGELU MLP, fused `in_proj_weight`, attention dropout 0.1 in training) → `ln_post` on
+//! blocks (QuickGELU MLP, fused `in_proj_weight`, attention dropout, 0.1 in the reference, in training) → `ln_post` on
 //! every token. `proj` is never applied, so it is not built (known-unused key, see `weights.rs`).
 
 use tch::Tensor;
@@ -11,8 +11,6 @@ use super::layers::{LayerNorm, Linear, torch_default_linear, torch_linear_zero_b
 
 /// CLIP LayerNorm epsilon.
 const CLIP_LN_EPS: f64 = 1e-5;
-/// The QUIRK attention dropout of this CLIP copy (reference §1.2).
-const CLIP_ATTN_DROPOUT: f64 = 0.1;
 
 /// x · sigmoid(1.702 x).
 pub fn quick_gelu(xs: &Tensor) -> Tensor {
@@ -26,12 +24,14 @@ struct ClipAttention {
     in_proj_bias: Tensor,   // [3W]
     out_proj: Linear,
     heads: i64,
+    /// On the attention probabilities in training (`VisionConfig::dropout`).
+    dropout: f64,
 }
 
 impl ClipAttention {
     /// `nn.MultiheadAttention._reset_parameters`: Xavier-uniform `in_proj_weight` (fan in W,
     /// fan out 3W), zero biases, `out_proj.weight` as a default `nn.Linear`.
-    fn new(p: nn::Path, width: i64, heads: i64) -> Self {
+    fn new(p: nn::Path, width: i64, heads: i64, dropout: f64) -> Self {
         let xavier = (6.0 / (4 * width) as f64).sqrt();
         let out_proj = torch_linear_zero_bias(&p / "out_proj", width, width);
         ClipAttention {
@@ -46,6 +46,7 @@ impl ClipAttention {
             in_proj_bias: p.var("in_proj_bias", &[3 * width], nn::Init::Const(0.0)),
             out_proj,
             heads,
+            dropout,
         }
     }
 
@@ -58,7 +59,7 @@ impl ClipAttention {
             &parts[2],
             self.heads,
             None,
-            CLIP_ATTN_DROPOUT,
+            self.dropout,
             train,
         );
         self.out_proj.forward(&out)
@@ -76,10 +77,10 @@ struct ResidualAttentionBlock {
 }
 
 impl ResidualAttentionBlock {
-    fn new(p: nn::Path, width: i64, heads: i64) -> Self {
+    fn new(p: nn::Path, width: i64, heads: i64, dropout: f64) -> Self {
         let ln = |name: &str| clip_layer_norm(&p / name, width);
         ResidualAttentionBlock {
-            attn: ClipAttention::new(&p / "attn", width, heads),
+            attn: ClipAttention::new(&p / "attn", width, heads, dropout),
             ln_1: ln("ln_1"),
             c_fc: torch_default_linear(&p / "mlp" / "c_fc", width, 4 * width),
             c_proj: torch_default_linear(&p / "mlp" / "c_proj", 4 * width, width),
@@ -134,7 +135,7 @@ impl VisionTransformer {
             positional_embedding: p.var("positional_embedding", &[cfg.num_positions(), w], scaled),
             ln_pre: clip_layer_norm(&p / "ln_pre", w),
             resblocks: (0..cfg.layers)
-                .map(|i| ResidualAttentionBlock::new(&blocks / i, w, cfg.heads))
+                .map(|i| ResidualAttentionBlock::new(&blocks / i, w, cfg.heads, cfg.dropout))
                 .collect(),
             ln_post: clip_layer_norm(&p / "ln_post", w),
             patch_size: cfg.patch_size,

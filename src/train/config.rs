@@ -156,6 +156,9 @@ struct RawTrainYaml {
     #[allow(dead_code)]
     #[serde(default)]
     vision_patch_size: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vision_dropout: Option<Value>,
     // training
     batch_size: usize,
     queue_size: i64,

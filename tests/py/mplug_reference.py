@@ -193,10 +193,13 @@ def load_checkpoint(path, d):
 # ---- the model, functionally ----
 
 class Ref:
-    def __init__(self, sd, d, need_weights=True):
+    def __init__(self, sd, d, need_weights=True, vision_dropout=0.0):
         # need_weights=True forces PyTorch's explicit attention math (the oracle); CLIP's own code
-        # passes False (the fused path), which the benchmark baseline uses.
+        # passes False (the fused path), which the benchmark baseline uses. vision_dropout: the
+        # reference's training-time dropout on CLIP attention probabilities and after the ViT-L
+        # bridge (0.1 there; 0 here unless a trainer asks, the oracle is deterministic).
         self.sd, self.d, self.need_weights = sd, d, need_weights
+        self.vision_dropout = vision_dropout
 
     def lin(self, x, p):
         return F.linear(x, self.sd[p + ".weight"], self.sd[p + ".bias"])
@@ -217,8 +220,9 @@ class Ref:
             y = self.ln(x, b + "ln_1", 1e-5)
             a, _ = F.multi_head_attention_forward(
                 y, y, y, d.W, d.vh, sd[b + "attn.in_proj_weight"], sd[b + "attn.in_proj_bias"],
-                None, None, False, 0.0, sd[b + "attn.out_proj.weight"], sd[b + "attn.out_proj.bias"],
-                training=False, need_weights=self.need_weights)
+                None, None, False, self.vision_dropout, sd[b + "attn.out_proj.weight"],
+                sd[b + "attn.out_proj.bias"], training=self.vision_dropout > 0,
+                need_weights=self.need_weights)
             x = x + a
             h = self.lin(self.ln(x, b + "ln_2", 1e-5), b + "mlp.c_fc")
             x = x + self.lin(h * torch.sigmoid(1.702 * h), b + "mlp.c_proj")
@@ -227,7 +231,8 @@ class Ref:
     def bridge(self, x):
         if self.d.W == self.d.H:
             return x
-        return self.ln(self.lin(x, "visn_fc"), "visn_layer_norm", 1e-12)
+        x = self.ln(self.lin(x, "visn_fc"), "visn_layer_norm", 1e-12)
+        return F.dropout(x, self.vision_dropout, training=self.vision_dropout > 0)
 
     def attention(self, x, kv, p, mask):
         d = self.d
