@@ -39,6 +39,13 @@ pub struct BenchArgs {
     /// Add the reference's RandomAugment(2, 7) to the training transform.
     #[arg(long)]
     randaugment: bool,
+    /// Leave out the horizontal flip of the training transform (`train.hflip: false`).
+    #[arg(long)]
+    no_hflip: bool,
+    /// RandomResizedCrop area range of the training transform (`train.crop_scale`): the
+    /// reference's 0.5,1 for fine-tuning, 0.2,1 for pre-training.
+    #[arg(long, value_name = "LO,HI", default_value = "0.5,1", value_parser = parse_crop_scale)]
+    crop_scale: (f64, f64),
     /// MLM masking probability (0 = off).
     #[arg(long, default_value_t = 0.0)]
     mlm: f64,
@@ -63,6 +70,19 @@ pub struct BenchArgs {
     /// Read only the rows of a frozen sample list (`mplug select`).
     #[arg(long, value_name = "LIST")]
     samples: Option<PathBuf>,
+}
+
+fn parse_crop_scale(s: &str) -> Result<(f64, f64), String> {
+    let bad = || format!("`{s}`: expected LO,HI with 0 < LO <= HI <= 1, e.g. 0.5,1");
+    let (lo, hi) = s.split_once(',').ok_or_else(bad)?;
+    let (lo, hi): (f64, f64) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
+    if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
+        return Err(bad());
+    }
+    Ok((lo, hi))
 }
 
 pub(crate) fn parse_input(s: &str) -> anyhow::Result<DatasetInput> {
@@ -97,6 +117,8 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
         image_size: a.size,
         train: !a.eval,
         randaugment: a.randaugment,
+        hflip: !a.no_hflip,
+        crop_scale: a.crop_scale,
         mlm_probability: a.mlm,
         threads,
         epochs: u64::MAX,
@@ -156,7 +178,9 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
         "read_ms_per_sample": (s.read_ns.load(Ordering::Relaxed) - read0) as f64 / 1e6 / done,
         "work_ms_per_sample": (s.work_ns.load(Ordering::Relaxed) - work0) as f64 / 1e6 / done,
         "batches": a.batches, "batch_size": a.batch_size, "size": a.size, "threads": threads,
-        "train_augment": !a.eval, "samples_in_index": index.len(),
+        "train_augment": !a.eval, "hflip": !a.eval && !a.no_hflip,
+        "crop_scale": (!a.eval).then_some([a.crop_scale.0, a.crop_scale.1]),
+        "randaugment": !a.eval && a.randaugment, "samples_in_index": index.len(),
     });
     println!(
         "{:.1} samples/s ({:.1} per worker thread), starved {:.1}%, queue depth {:.1}, read {:.3} ms/sample, work {:.2} ms/sample",
@@ -169,4 +193,18 @@ pub fn run(cmd: LoaderCommand) -> anyhow::Result<()> {
     );
     println!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_crop_scale;
+
+    #[test]
+    fn crop_scale_takes_an_ordered_pair_inside_zero_one() {
+        assert_eq!(parse_crop_scale("0.8,1"), Ok((0.8, 1.0)));
+        assert_eq!(parse_crop_scale(" 0.2 , 0.9"), Ok((0.2, 0.9)));
+        for bad in ["1,0.5", "0,1", "0.5,1.5", "0.5", "a,b"] {
+            assert!(parse_crop_scale(bad).is_err(), "{bad}");
+        }
+    }
 }
