@@ -5,8 +5,9 @@ The model is tests/py/mplug_reference.py (written from the reference doc, not fr
 made trainable by turning its state dict into leaf tensors; the objectives follow ALBEF/mPLUG
 (reference §2.1-2.2): ITC against a momentum model's features of the batch plus a feature queue,
 ITM on one positive and two negatives per row, negatives drawn from the ITC similarities, with
-torch.optim.AdamW, a linear warm-up and a cosine decay. It reads the same shards `mplug train` reads
-(JPEG bytes + stored token ids) and reports the same held-out numbers (ITC recall@1 both ways over
+torch.optim.AdamW, a linear warm-up and a cosine decay, and the reference's 10 % training dropout
+on the CLIP attention and after the visual bridge (`--vision-dropout`). It reads the same shards
+`mplug train` reads (JPEG bytes + stored token ids) and reports the same held-out numbers (ITC recall@1 both ways over
 the held-out set, one caption per image; ITM accuracy on each positive and the next row's image).
 
 It answers: given the same data, initial weights and recipe, does the PyTorch model learn what

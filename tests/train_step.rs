@@ -1,8 +1,9 @@
-//! Whole training steps against an independent PyTorch computation (tests/py/train_step_reference.py,
-//! ALBEF/mPLUG's step written from the reference doc on tests/py/mplug_reference.py's functional
-//! model): the momentum update, the four objectives with distillation and a queue that holds
-//! positives, the queue write, back-propagation, gradient clipping and AdamW with the reference's
-//! groups, two steps so the queue, the momentum model and the optimizer moments carry over.
+//! Whole training steps against an independent PyTorch computation
+//! (tests/py/train_step_reference.py, ALBEF/mPLUG's step written from the reference doc on
+//! tests/py/mplug_reference.py's functional model): the momentum update, the four objectives with
+//! distillation and a queue that holds positives, the queue write, back-propagation, gradient
+//! clipping and AdamW with the reference's groups, two steps so the queue, the momentum model and
+//! the optimizer moments carry over.
 //!
 //! Everything random is fixed: the tiny BERT has no dropout, `vision_dropout` is 0, masks and the
 //! PrefixLM split are inputs, and a batch of two distinct images leaves each row one ITM negative.

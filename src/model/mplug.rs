@@ -13,8 +13,8 @@ use super::heads::{ContrastiveHeads, LmPredictionHead};
 use super::layers::{LayerNorm, Linear, torch_default_linear};
 use super::vit::VisionTransformer;
 
-/// The ViT-L style bridge: visn_fc → visn_layer_norm (1e-12) → dropout (`VisionConfig::dropout`, the reference's `self.dropout` 0.1),
-/// on every visual token.
+/// The ViT-L style bridge: visn_fc → visn_layer_norm (1e-12) → dropout (`VisionConfig::dropout`,
+/// the reference's `self.dropout` 0.1), on every visual token.
 #[derive(Debug)]
 struct VisualBridge {
     visn_fc: Linear,

@@ -1,7 +1,7 @@
 //! The CLIP ViT visual tower (`visual_encoder.visual`), as `models/clip/model.py` runs it with
 //! `skip_last_layer=True`: conv patches → [CLS; patches] + positions → `ln_pre` → pre-LN residual
-//! blocks (QuickGELU MLP, fused `in_proj_weight`, attention dropout, 0.1 in the reference, in training) → `ln_post` on
-//! every token. `proj` is never applied, so it is not built (known-unused key, see `weights.rs`).
+//! blocks (QuickGELU MLP, fused `in_proj_weight`, dropout on the attention probabilities in
+//! training, 0.1 in the reference) → `ln_post` on every token. `proj` is never applied, so it is not built (known-unused key, see `weights.rs`).
 
 use tch::Tensor;
 use tch::nn::{self, Module};
