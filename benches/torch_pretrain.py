@@ -64,14 +64,6 @@ def pad(seqs, max_tokens):
     return ids, (ids != 0).long()
 
 
-def features(r, img, ids, m):
-    v = r.bridge(r.vit(img))
-    t = r.text(ids, m)
-    fi = F.normalize(r.lin(v[:, 0], "vision_proj"), dim=-1)
-    ft = F.normalize(r.lin(t[:, 0], "text_proj"), dim=-1)
-    return v, t, fi, ft
-
-
 @torch.no_grad()
 def evaluate(r, images, captions, max_tokens):
     train_dropout, r.vision_dropout = r.vision_dropout, 0.0
@@ -83,7 +75,7 @@ def evaluate(r, images, captions, max_tokens):
 
 def _evaluate(r, images, captions, max_tokens):
     ids, m = pad([c[0] for c in captions], max_tokens)
-    v, t, fi, ft = features(r, images, ids, m)
+    v, t, fi, ft = r.features(images, ids, m)
     n = len(captions)
     sim = fi @ ft.T
     i2t = (sim.argmax(1) == torch.arange(n)).float().mean().item()
@@ -156,13 +148,13 @@ def main():
         idx = torch.tensor(rows)
         ids, m = pad([rnd.choice(train_captions[i]) for i in rows], a.max_tokens)
         img = train_images[rows]
-        v, t, fi, ft = features(r, img, ids, m)
+        v, t, fi, ft = r.features(img, ids, m)
         temp = sd["temp"].clamp(0.001, 0.5)
         if q:
             with torch.no_grad():
                 for k in sd:
                     sdm[k].mul_(a.momentum).add_(sd[k].detach(), alpha=1 - a.momentum)
-                _, _, fim, ftm = features(rm, img, ids, m)
+                _, _, fim, ftm = rm.features(img, ids, m)
                 image_bank, text_bank = torch.cat([fim, qi]), torch.cat([ftm, qt])
                 idx_bank = torch.cat([idx, qidx])
         else:

@@ -234,6 +234,14 @@ class Ref:
         x = self.ln(self.lin(x, "visn_fc"), "visn_layer_norm", 1e-12)
         return F.dropout(x, self.vision_dropout, training=self.vision_dropout > 0)
 
+    def features(self, img, ids, m):
+        """Visual tokens, text-encoder states and the normalised ITC features of both."""
+        v = self.bridge(self.vit(img))
+        t = self.text(ids, m)
+        fi = F.normalize(self.lin(v[:, 0], "vision_proj"), dim=-1)
+        ft = F.normalize(self.lin(t[:, 0], "text_proj"), dim=-1)
+        return v, t, fi, ft
+
     def attention(self, x, kv, p, mask):
         d = self.d
         hd = d.H // d.heads

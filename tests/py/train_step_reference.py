@@ -29,14 +29,6 @@ import torch.nn.functional as F
 from mplug_reference import Dims, Ref, st_read, st_write
 
 
-def features(r, img, ids, m):
-    v = r.bridge(r.vit(img))
-    t = r.text(ids, m)
-    fi = F.normalize(r.lin(v[:, 0], "vision_proj"), dim=-1)
-    ft = F.normalize(r.lin(t[:, 0], "text_proj"), dim=-1)
-    return v, t, fi, ft
-
-
 def mlm_logits(r, ft):
     return r.head(ft, "fusion_encoder.cls.predictions.", r.sd["fusion_encoder.cls.predictions.decoder.weight"])
 
@@ -77,10 +69,10 @@ def main():
         with torch.no_grad():
             for k in sd:
                 sdm[k].mul_(momentum).add_(sd[k].detach() * (1 - momentum))
-        v, t, fi, ft = features(r, img, ids, m)
+        v, t, fi, ft = r.features(img, ids, m)
         temp = sd["temp"]  # never clamped (reference §2.1 QUIRK)
         with torch.no_grad():
-            vm, _, fim, ftm = features(rm, img, ids, m)
+            vm, _, fim, ftm = rm.features(img, ids, m)
             image_all, text_all = torch.cat([fim.T, qi], 1), torch.cat([ftm.T, qt], 1)
             idx_all = torch.cat([idx.view(1, -1), qidx], 1)
             pos = (idx.view(-1, 1) == idx_all).float()
