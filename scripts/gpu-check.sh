@@ -13,7 +13,8 @@
 # Steps: doctor (CUDA visible to the binary) → CUDA forward equals CPU forward (tiny) → model
 # forward+backward, bf16, base @256 and large @224, mplug vs the PyTorch eager baseline →
 # `mplug train`, base @256, bf16 autocast, all four objectives on synthetic shards: samples/s and
-# peak GPU memory (nvidia-smi sampled every 100 ms). Carry gpu-bin/vocab.txt for the ingest.
+# peak GPU memory (nvidia-smi sampled every 100 ms) → the same step split into data, forward,
+# backward and optimiser time (`train.profile`). Carry gpu-bin/vocab.txt for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${MPLUG_PYTHON:-python3}
@@ -92,4 +93,16 @@ PY
   kill "$SMI" 2>/dev/null
   wait "$SMI" 2>/dev/null
 done
+step "where a pre-training step's time goes (train.profile: the device synchronised at each phase)"
+"$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --out "$W/profile" \
+  --device cuda --quiet --set batch_size=128 --set queue_size=65536 --set train.max_steps=20 \
+  --set train.checkpoint_every=1000 --set train.threads=14 --set train.profile=true >&2
+"$PY" - "$W/profile/metrics.jsonl" <<'PY' | tee -a "$LOG"
+import sys, json, statistics
+lines = [json.loads(l) for l in open(sys.argv[1])][5:]
+med = lambda k: statistics.median(l[k] for l in lines)
+print(json.dumps({"check": "train_base_256_bf16_phases", "batch": 128, "steps": len(lines),
+                  **{k: med(k) for k in ("ms_data", "ms_forward", "ms_backward", "ms_optimizer",
+                                         "samples_per_s")}}))
+PY
 rm -rf "$W"

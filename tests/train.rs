@@ -1,5 +1,6 @@
 //! `mplug train` end to end on the tiny model and synthetic shards (CPU): exact resume after a stop
-//! and after a crash inside a checkpoint write, and configuration errors before any work.
+//! and after a crash inside a checkpoint write, configuration errors before any work, and the
+//! per-phase step times of `train.profile`.
 
 mod common;
 
@@ -167,4 +168,37 @@ fn bad_configs_fail_before_any_work() {
         "{err}"
     );
     assert!(!out_dir.exists());
+}
+
+/// `train.profile` splits each step's wall time into phases that add up to (nearly) the step's
+/// time, which `samples_per_s` measures independently; without it the fields are absent.
+#[test]
+fn profiled_phases_add_up_to_the_step_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synth_coco_dataset(tmp.path(), 16, 1);
+    let run = tmp.path().join("run");
+    ok(train(&data, &run, &["--set", "train.profile=true"])
+        .output()
+        .unwrap());
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    for l in &lines {
+        let ms = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} missing: {l}"));
+        let phases = ["ms_data", "ms_forward", "ms_backward", "ms_optimizer"].map(ms);
+        assert!(phases[1] > 0.0 && phases[2] > 0.0 && phases[3] > 0.0, "{l}");
+        let step_ms = 1e3 * 8.0 / ms("samples_per_s");
+        let sum: f64 = phases.iter().sum();
+        assert!(
+            sum <= step_ms * 1.001 && sum >= 0.8 * step_ms,
+            "{sum} vs {step_ms}: {l}"
+        );
+    }
+    let plain = tmp.path().join("plain");
+    ok(train(&data, &plain, &[]).output().unwrap());
+    let first = std::fs::read_to_string(plain.join("metrics.jsonl")).unwrap();
+    assert!(!first.contains("ms_forward"), "{first}");
 }

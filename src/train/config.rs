@@ -97,6 +97,9 @@ pub struct TrainSection {
     /// Held-out evaluation every N optimiser steps (0 = only at the start and end) when
     /// `mplug train --eval-data` is given.
     pub eval_every: u64,
+    /// Write each step's wall time per phase to the metrics (`ms_data`, `ms_forward`,
+    /// `ms_backward`, `ms_optimizer`); on CUDA every phase boundary synchronises the device.
+    pub profile: bool,
 }
 
 impl Default for TrainSection {
@@ -116,6 +119,7 @@ impl Default for TrainSection {
             bf16: true,
             log_every: 1,
             eval_every: 0,
+            profile: false,
             clamp_temp: None,
             itm_mask_same_text: false,
         }

@@ -14,6 +14,7 @@ pub mod heldout;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;
+pub mod phases;
 pub mod plot;
 pub mod precision;
 pub mod schedule;

@@ -20,6 +20,7 @@ use super::config::TrainConfig;
 use super::momentum::{FeatureQueues, MomentumModel};
 use super::objectives::{self, ObjectiveSwitches, PretrainInputs};
 use super::optim::AdamW;
+use super::phases::{Phase, PhaseTimer, PhaseTimes};
 use super::schedule::{CosineSchedule, alpha_at};
 use crate::error::{Error, Result};
 use crate::loader::index::{DatasetIndex, DatasetInput};
@@ -87,6 +88,9 @@ pub struct MetricsLine {
     pub loader_starved_pct: f64,
     /// Batches waiting in the loader's queue.
     pub loader_queue_depth: usize,
+    /// Wall time per phase of this step, with `train.profile`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub phases: Option<PhaseTimes>,
 }
 
 /// The result of a run.
@@ -398,6 +402,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut acc_loss = [0.0f64; 7];
     let mut step_started = Instant::now();
     let mut step_samples = 0u64;
+    let mut timer = PhaseTimer::new(tr.device);
     tr.opt.zero_grad();
     let end = opts.stop_at.map_or(max_steps, |s| s.min(max_steps));
     while tr.state.step < end {
@@ -419,6 +424,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
         let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
         let alpha = alpha_at(cfg.alpha, cfg.warm_up, epoch, iter, iters_per_epoch);
+        if cfg.train.profile {
+            timer.mark(Phase::Data);
+        }
         let sw = ObjectiveSwitches {
             itc: cfg.ita_task,
             itm: cfg.itm_task,
@@ -445,7 +453,13 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 tr.state.step
             )));
         }
+        if cfg.train.profile {
+            timer.mark(Phase::Forward);
+        }
         (&losses.total / accum as f64).backward();
+        if cfg.train.profile {
+            timer.mark(Phase::Backward);
+        }
         for (a, v) in acc_loss.iter_mut().zip([
             total,
             losses.itc,
@@ -477,6 +491,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             });
         }
         tr.opt.zero_grad();
+        if cfg.train.profile {
+            timer.mark(Phase::Optimizer);
+        }
         tr.state.step += 1;
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
         let line = MetricsLine {
@@ -498,10 +515,10 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             samples_per_s: step_samples as f64 / secs,
             loader_starved_pct: 100.0 * loader.starved_fraction(),
             loader_queue_depth: loader.queue_depth(),
+            phases: cfg.train.profile.then(|| timer.take()),
         };
         acc_loss = [0.0; 7];
         step_samples = 0;
-        step_started = Instant::now();
         if tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps {
             let json = serde_json::to_string(&line)
                 .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
@@ -522,6 +539,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         if tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end {
             last_ckpt = Some(tr.save(&opts.out)?);
         }
+        // The next step's clock starts here: evaluation and checkpoints are not a step's time.
+        step_started = Instant::now();
+        timer = PhaseTimer::new(tr.device);
     }
     bar.finish_and_clear();
     if last_ckpt.is_none() && tr.state.step > 0 {

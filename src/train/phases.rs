@@ -1,0 +1,99 @@
+//! Where an optimiser step's wall time goes (`train.profile`): waiting for and uploading the
+//! batch, the forward (momentum update and the objectives), the backward, and the optimiser
+//! (clipping, AdamW, zeroing). CUDA runs asynchronously, so on a GPU every boundary synchronises
+//! the device first — the numbers are then true per phase, at the price of a little overlap.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::Device;
+
+/// A step's phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Loader wait, host-side input building, upload.
+    Data,
+    /// Momentum update and the objectives' forward.
+    Forward,
+    /// Back-propagation.
+    Backward,
+    /// Clipping, the AdamW update, the temperature clamp, zeroing the gradients.
+    Optimizer,
+}
+
+/// Milliseconds per phase over one optimiser step (all its micro-batches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PhaseTimes {
+    /// [`Phase::Data`].
+    pub ms_data: f64,
+    /// [`Phase::Forward`].
+    pub ms_forward: f64,
+    /// [`Phase::Backward`].
+    pub ms_backward: f64,
+    /// [`Phase::Optimizer`].
+    pub ms_optimizer: f64,
+}
+
+/// Adds the time since the previous mark to the phase that just ended.
+#[derive(Debug)]
+pub struct PhaseTimer {
+    device: Device,
+    last: Instant,
+    times: PhaseTimes,
+}
+
+impl PhaseTimer {
+    /// Starts timing now.
+    pub fn new(device: Device) -> Self {
+        PhaseTimer {
+            device,
+            last: Instant::now(),
+            times: PhaseTimes::default(),
+        }
+    }
+
+    /// Ends `phase`: waits for the device, then books the time since the last mark to it.
+    pub fn mark(&mut self, phase: Phase) {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        let now = Instant::now();
+        let ms = now.duration_since(self.last).as_secs_f64() * 1e3;
+        self.last = now;
+        let slot = match phase {
+            Phase::Data => &mut self.times.ms_data,
+            Phase::Forward => &mut self.times.ms_forward,
+            Phase::Backward => &mut self.times.ms_backward,
+            Phase::Optimizer => &mut self.times.ms_optimizer,
+        };
+        *slot += ms;
+    }
+
+    /// The step's times; the next step starts from zero.
+    pub fn take(&mut self) -> PhaseTimes {
+        std::mem::take(&mut self.times)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_book_elapsed_time_to_the_phase_that_ended() {
+        let mut t = PhaseTimer::new(Device::Cpu);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        t.mark(Phase::Data);
+        t.mark(Phase::Forward);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        t.mark(Phase::Optimizer);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        t.mark(Phase::Optimizer);
+        let p = t.take();
+        assert!(p.ms_data >= 20.0 && p.ms_data < 1000.0, "{p:?}");
+        assert!(p.ms_forward < 5.0, "{p:?}");
+        assert_eq!(p.ms_backward, 0.0);
+        assert!(p.ms_optimizer >= 20.0, "{p:?}");
+        assert_eq!(t.take(), PhaseTimes::default());
+    }
+}
