@@ -66,14 +66,7 @@ def pad(seqs, max_tokens):
 
 @torch.no_grad()
 def evaluate(r, images, captions, max_tokens):
-    train_dropout, r.vision_dropout = r.vision_dropout, 0.0
-    try:
-        return _evaluate(r, images, captions, max_tokens)
-    finally:
-        r.vision_dropout = train_dropout
-
-
-def _evaluate(r, images, captions, max_tokens):
+    r = Ref(r.sd, r.d, need_weights=False)  # the same weights without training dropout
     ids, m = pad([c[0] for c in captions], max_tokens)
     v, t, fi, ft = r.features(images, ids, m)
     n = len(captions)

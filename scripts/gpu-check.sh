@@ -74,12 +74,15 @@ VOCAB=${MPLUG_VOCAB:-gpu-bin/vocab.txt}
 "$BIN" synth --out "$W/raw" --images 1200 --size 320x320 --plain-jpeg --seed 3 >/dev/null
 "$BIN" ingest coco --quiet --annotations "$W/raw/annotations/coco_karpathy_train.json" \
   --images "$W/raw/images" --out "$W/shapes" --max-side 288 --vocab "$VOCAB" >/dev/null
+# The base pre-training run every measurement below shares: 64k queue, 14 loader threads, no checkpoints.
+train_base() {
+  "$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --device cuda --quiet \
+    --set queue_size=65536 --set train.checkpoint_every=1000 --set train.threads=14 "$@" >&2
+}
 for bs in 64 128; do
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$W/mem.txt" 2>/dev/null &
   SMI=$!
-  "$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --out "$W/run$bs" \
-    --device cuda --quiet --set batch_size=$bs --set queue_size=65536 --set train.max_steps=40 \
-    --set train.checkpoint_every=1000 --set train.threads=14 >&2
+  train_base --out "$W/run$bs" --set batch_size=$bs --set train.max_steps=40
   "$PY" - "$W/run$bs/metrics.jsonl" "$W/mem.txt" "$bs" <<'PY' | tee -a "$LOG"
 import sys, json, statistics
 lines = [json.loads(l) for l in open(sys.argv[1])]
@@ -94,9 +97,7 @@ PY
   wait "$SMI" 2>/dev/null
 done
 step "where a pre-training step's time goes (train.profile: the device synchronised at each phase)"
-"$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" --out "$W/profile" \
-  --device cuda --quiet --set batch_size=128 --set queue_size=65536 --set train.max_steps=20 \
-  --set train.checkpoint_every=1000 --set train.threads=14 --set train.profile=true >&2
+train_base --out "$W/profile" --set batch_size=128 --set train.max_steps=20 --set train.profile=true
 "$PY" - "$W/profile/metrics.jsonl" <<'PY' | tee -a "$LOG"
 import sys, json, statistics
 lines = [json.loads(l) for l in open(sys.argv[1])][5:]

@@ -202,8 +202,9 @@ fn sharpness(img: &RgbImage, factor: f64) -> RgbImage {
 }
 
 cpu_dispatch! {
-    /// Interior pixels (AVX2: 8-wide float and `roundps`), one row of interleaved channels at a time so the loop vectorises; each value
-    /// is computed exactly as per pixel (same float operations in the same order).
+    /// Interior pixels (AVX2: 8-wide float and `roundps`), one row of interleaved channels at a
+    /// time so the loop vectorises; each value is computed exactly as per pixel (same float
+    /// operations in the same order).
     fn sharpness_interior(img: &RgbImage, f: f32, out: &mut RgbImage) {
         let (w, h) = (img.width as usize, img.height as usize);
         let k_side = 1.0f32 / 13.0;

@@ -473,39 +473,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let bert = repo("configs/config_bert_tiny.json");
         let y = dir.path().join("m.yaml");
-        fs_err::write(
-            &y,
+        let tiny = |rest: &str| {
             format!(
                 "bert_config: '{}'\nclip_name: tiny\nvision_width: 64\nvision_layers: 1\n\
-                 vision_patch_size: 8\nimage_res: 32\nbatch_size: 3\nfancy_key: 1\n",
-                bert.display()
-            ),
-        )
-        .unwrap();
-        let (_, w) = MplugConfig::from_yaml(&y).unwrap();
-        assert_eq!(w.len(), 1);
-        assert!(w[0].contains("fancy_key"));
-        fs_err::write(
-            &y,
-            format!(
-                "bert_config: '{}'\nclip_name: tiny\nvision_width: 64\nvision_layers: 1\n\
-                 vision_patch_size: 8\nimage_res: 30\n",
-                bert.display()
-            ),
-        )
-        .unwrap();
-        let err = MplugConfig::from_yaml(&y).unwrap_err().to_string();
-        assert!(err.contains("multiple of the patch size"), "{err}");
-        let tiny = |extra: &str| {
-            format!(
-                "bert_config: '{}'\nclip_name: tiny\nvision_width: 64\nvision_layers: 1\n\
-                 vision_patch_size: 8\nimage_res: 32\n{extra}",
+                 vision_patch_size: 8\n{rest}",
                 bert.display()
             )
         };
-        fs_err::write(&y, tiny("vision_dropout: 0.0\n")).unwrap();
+        fs_err::write(&y, tiny("image_res: 32\nbatch_size: 3\nfancy_key: 1\n")).unwrap();
+        let (_, w) = MplugConfig::from_yaml(&y).unwrap();
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("fancy_key"));
+        fs_err::write(&y, tiny("image_res: 30\n")).unwrap();
+        let err = MplugConfig::from_yaml(&y).unwrap_err().to_string();
+        assert!(err.contains("multiple of the patch size"), "{err}");
+        fs_err::write(&y, tiny("image_res: 32\nvision_dropout: 0.0\n")).unwrap();
         assert_eq!(MplugConfig::from_yaml(&y).unwrap().0.vision.dropout, 0.0);
-        fs_err::write(&y, tiny("vision_dropout: 1.5\n")).unwrap();
+        fs_err::write(&y, tiny("image_res: 32\nvision_dropout: 1.5\n")).unwrap();
         let err = MplugConfig::from_yaml(&y).unwrap_err().to_string();
         assert!(err.contains("vision_dropout"), "{err}");
         fs_err::write(&y, "clip_name: ViT-B-16\n").unwrap();

@@ -165,6 +165,13 @@ mod tests {
     use super::*;
     use tch::Device;
 
+    fn tiny_config() -> MplugConfig {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/tiny.yaml");
+        MplugConfig::from_yaml(std::path::Path::new(path))
+            .unwrap()
+            .0
+    }
+
     fn stats(t: &Tensor) -> (f64, f64) {
         let t = t.to_kind(Kind::Double);
         (
@@ -178,11 +185,7 @@ mod tests {
     /// embeddings, Xavier-uniform `in_proj_weight`. Expected values are PyTorch's formulas.
     #[test]
     fn fresh_init_follows_the_reference_modules() {
-        let (mut cfg, _) = MplugConfig::from_yaml(&std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/configs/tiny.yaml"
-        )))
-        .unwrap();
+        let mut cfg = tiny_config();
         cfg.bert.initializer_range = 0.3;
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
@@ -229,11 +232,7 @@ mod tests {
     /// evaluation forward; at 0 it equals it.
     #[test]
     fn vision_dropout_switches_the_visual_training_noise() {
-        let (mut cfg, _) = MplugConfig::from_yaml(&std::path::PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/configs/tiny.yaml"
-        )))
-        .unwrap();
+        let mut cfg = tiny_config();
         assert_eq!(cfg.vision.dropout, 0.1);
         let image = Tensor::randn([2, 3, 32, 32], (tch::Kind::Float, Device::Cpu));
         let gap = |cfg: &MplugConfig| {

@@ -34,26 +34,36 @@ pub struct PhaseTimes {
     pub ms_optimizer: f64,
 }
 
-/// Adds the time since the previous mark to the phase that just ended.
+/// Adds the time since the previous mark to the phase that just ended; does nothing when off.
 #[derive(Debug)]
 pub struct PhaseTimer {
+    enabled: bool,
     device: Device,
     last: Instant,
     times: PhaseTimes,
 }
 
 impl PhaseTimer {
-    /// Starts timing now.
-    pub fn new(device: Device) -> Self {
+    /// Starts timing now (`enabled`: `train.profile`).
+    pub fn new(device: Device, enabled: bool) -> Self {
         PhaseTimer {
+            enabled,
             device,
             last: Instant::now(),
             times: PhaseTimes::default(),
         }
     }
 
+    /// The next phase starts now (what happened since the last mark is not booked).
+    pub fn restart(&mut self) {
+        self.last = Instant::now();
+    }
+
     /// Ends `phase`: waits for the device, then books the time since the last mark to it.
     pub fn mark(&mut self, phase: Phase) {
+        if !self.enabled {
+            return;
+        }
         if let Device::Cuda(i) = self.device {
             tch::Cuda::synchronize(i as i64);
         }
@@ -69,9 +79,10 @@ impl PhaseTimer {
         *slot += ms;
     }
 
-    /// The step's times; the next step starts from zero.
-    pub fn take(&mut self) -> PhaseTimes {
-        std::mem::take(&mut self.times)
+    /// The step's times (none when off); the next step starts from zero.
+    pub fn take(&mut self) -> Option<PhaseTimes> {
+        let times = std::mem::take(&mut self.times);
+        self.enabled.then_some(times)
     }
 }
 
@@ -81,7 +92,7 @@ mod tests {
 
     #[test]
     fn marks_book_elapsed_time_to_the_phase_that_ended() {
-        let mut t = PhaseTimer::new(Device::Cpu);
+        let mut t = PhaseTimer::new(Device::Cpu, true);
         std::thread::sleep(std::time::Duration::from_millis(20));
         t.mark(Phase::Data);
         t.mark(Phase::Forward);
@@ -89,11 +100,14 @@ mod tests {
         t.mark(Phase::Optimizer);
         std::thread::sleep(std::time::Duration::from_millis(10));
         t.mark(Phase::Optimizer);
-        let p = t.take();
+        let p = t.take().unwrap();
         assert!(p.ms_data >= 20.0 && p.ms_data < 1000.0, "{p:?}");
         assert!(p.ms_forward < 5.0, "{p:?}");
         assert_eq!(p.ms_backward, 0.0);
         assert!(p.ms_optimizer >= 20.0, "{p:?}");
-        assert_eq!(t.take(), PhaseTimes::default());
+        assert_eq!(t.take(), Some(PhaseTimes::default()));
+        let mut off = PhaseTimer::new(Device::Cpu, false);
+        off.mark(Phase::Data);
+        assert_eq!(off.take(), None);
     }
 }

@@ -402,7 +402,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut acc_loss = [0.0f64; 7];
     let mut step_started = Instant::now();
     let mut step_samples = 0u64;
-    let mut timer = PhaseTimer::new(tr.device);
+    let mut timer = PhaseTimer::new(tr.device, cfg.train.profile);
     tr.opt.zero_grad();
     let end = opts.stop_at.map_or(max_steps, |s| s.min(max_steps));
     while tr.state.step < end {
@@ -424,9 +424,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
         let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
         let alpha = alpha_at(cfg.alpha, cfg.warm_up, epoch, iter, iters_per_epoch);
-        if cfg.train.profile {
-            timer.mark(Phase::Data);
-        }
+        timer.mark(Phase::Data);
         let sw = ObjectiveSwitches {
             itc: cfg.ita_task,
             itm: cfg.itm_task,
@@ -453,13 +451,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 tr.state.step
             )));
         }
-        if cfg.train.profile {
-            timer.mark(Phase::Forward);
-        }
+        timer.mark(Phase::Forward);
         (&losses.total / accum as f64).backward();
-        if cfg.train.profile {
-            timer.mark(Phase::Backward);
-        }
+        timer.mark(Phase::Backward);
         for (a, v) in acc_loss.iter_mut().zip([
             total,
             losses.itc,
@@ -491,9 +485,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             });
         }
         tr.opt.zero_grad();
-        if cfg.train.profile {
-            timer.mark(Phase::Optimizer);
-        }
+        timer.mark(Phase::Optimizer);
         tr.state.step += 1;
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
         let line = MetricsLine {
@@ -515,7 +507,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             samples_per_s: step_samples as f64 / secs,
             loader_starved_pct: 100.0 * loader.starved_fraction(),
             loader_queue_depth: loader.queue_depth(),
-            phases: cfg.train.profile.then(|| timer.take()),
+            phases: timer.take(),
         };
         acc_loss = [0.0; 7];
         step_samples = 0;
@@ -541,7 +533,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         // The next step's clock starts here: evaluation and checkpoints are not a step's time.
         step_started = Instant::now();
-        timer = PhaseTimer::new(tr.device);
+        timer.restart();
     }
     bar.finish_and_clear();
     if last_ckpt.is_none() && tr.state.step > 0 {
