@@ -48,6 +48,24 @@ pub fn torch_smoke_test() -> Result<TorchReport> {
     })
 }
 
+/// The version of the libtorch this process loaded (`2.11.0+cu130`), read from the `version.py`
+/// (PyPI torch) or `build-version` (libtorch zip) beside the `libtorch_cpu.so` in
+/// `/proc/self/maps`; `None` where it cannot be told.
+pub fn loaded_libtorch_version() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let lib = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))?;
+    let root = std::path::Path::new(lib).parent()?.parent()?;
+    if let Ok(py) = std::fs::read_to_string(root.join("version.py")) {
+        let line = py.lines().find(|l| l.starts_with("__version__"))?;
+        return Some(line.split(['\'', '"']).nth(1)?.to_string());
+    }
+    let text = std::fs::read_to_string(root.join("build-version")).ok()?;
+    Some(text.trim().to_string())
+}
+
 /// The best available device.
 pub fn best_device() -> Device {
     Device::cuda_if_available()

@@ -8,18 +8,24 @@
 //!                    └──────────────── engine: ordered parallel map, bounded queues ───┘
 //! ```
 //!
+//! * [`download`]: the resumable downloader of URL datasets (CC3M, CC12M, SBU).
 //! * [`sources`]: annotation files → validated samples and rejects ([`sources::coco::CocoSource`]).
 //! * [`stages`]: per-sample pixel work ([`stages::ImageStage`]).
-//! * [`text`]: the reference's caption normalisation and the BERT WordPiece tokenizer.
-//! * [`engine`]: the dataflow runner ([`engine::run_ordered`]) and pipeline files.
-//! * [`shards`]: Parquet shards, manifests, atomic commits, verification.
+//! * [`text`]: the reference's caption normalisation and the BERT WordPiece tokenizer (and the
+//!   special token ids).
 //! * [`video`]: FFmpeg probing/decoding with keyframe seeks and frame samplers (cargo feature `video`).
-//! * [`ingest`]: a generic ingest job wiring the above together (image and video row processors).
+//! * [`engine`]: the dataflow runner ([`engine::run_ordered`]) and progress bars.
+//! * [`shards`]: Parquet shards, manifests, atomic commits, verification.
+//! * [`ingest`]: pipeline files, the dataset registry ([`ingest::datasets`]), ingest plans and the
+//!   generic ingest job wiring the above together.
 //! * [`query`]: DataFusion SQL over datasets, UDFs, frozen sample lists.
+//! * [`leakage`]: evaluation images found in training data (dHash), exclusion lists.
+//! * [`loader`]: the streaming, deterministic, resumable loader feeding libtorch.
 //! * [`synth`]: the synthetic shapes-world generator used by the demo and tests.
 //! * [`model`]: the mPLUG model in libtorch (CLIP ViT, BERT, fusion with the skip rule, decoder,
 //!   heads, generation) with the original parameter names; [`pickle`]: safe pickle/torch-checkpoint reader.
-//! * [`device`]: libtorch checks.
+//! * [`train`]: pre-training (objectives, momentum model, AdamW, checkpoints, held-out metrics).
+//! * [`device`]: libtorch checks; [`error`]: the typed errors every module returns.
 //! * [`cli`]: the command line (the only module that knows all the others).
 
 #[macro_use]

@@ -7,12 +7,19 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
+            // Libraries that wrap their own errors (DataFusion) repeat a message down the chain:
+            // print each distinct line once.
+            let mut last = err.to_string();
             for cause in err.chain().skip(1) {
-                eprintln!("  Caused by: {cause}");
+                let text = cause.to_string();
+                if text != last {
+                    eprintln!("  Caused by: {text}");
+                }
+                last = text;
             }
             let lib_err = err.chain().find_map(|e| e.downcast_ref::<mplug::Error>());
             if let Some(hint) = lib_err.and_then(mplug::Error::hint) {
-                eprintln!("hint: {hint}");
+                eprintln!("\nhint: {hint}");
             }
             ExitCode::from(lib_err.map_or(1, mplug::Error::exit_code) as u8)
         }

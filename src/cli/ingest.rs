@@ -1,18 +1,17 @@
 //! `mplug ingest <dataset>`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::engine::cpu_time::process_cpu_seconds;
-use crate::engine::pipeline::PipelineSpec;
-use crate::ingest::image_text::ImageTextProcessor;
-use crate::ingest::{IngestJob, IngestOutcome, default_name};
+use crate::ingest::datasets::ingest;
+use crate::ingest::pipeline::PipelineSpec;
+use crate::ingest::plan::{IngestPlan, Media};
+use crate::ingest::{IngestOutcome, default_name};
 use crate::shards::Manifest;
-use crate::sources::ImageRoot;
-use crate::sources::coco::CocoSource;
-use crate::stages::PixelCodec;
+use crate::stages::{ImageOptions, PixelCodec};
 use crate::text::BertTokenizer;
 use crate::text::tokenizer::default_vocab_path;
 
@@ -28,7 +27,7 @@ pub enum IngestCommand {
     /// Output is identical for any --threads. Rerunning after an interruption rebuilds the same bytes;
     /// rerunning on a complete dataset with the same inputs and settings does nothing.
     #[command(verbatim_doc_comment)]
-    Coco(CocoArgs),
+    Coco(ImageIngestArgs),
     /// Visual Genome: region_descriptions.json (v1.0/v1.2) as captions, or question_answers.json as QA.
     ///
     /// Regions become image_text.v1 captions; QA becomes image_qa.v1 (answer weight 0.5, as the
@@ -36,10 +35,10 @@ pub enum IngestCommand {
     /// --images is the folder holding VG_100K/ and VG_100K_2/. A run reads either region or QA
     /// files (they go to different schemas), chosen by the file names.
     #[command(verbatim_doc_comment)]
-    Vg(CaptionIngestArgs),
+    Vg(ImageIngestArgs),
     /// Flickr30K: results_20130124.token, Karpathy dataset_flickr30k.json or ALBEF flickr30k_*.json.
     #[command(name = "flickr30k")]
-    Flickr30k(CaptionIngestArgs),
+    Flickr30k(ImageIngestArgs),
     /// VQA v2: official questions + annotations json, or ALBEF/mPLUG vqa json lists (image_qa.v1).
     ///
     /// One row per image with its questions, the distinct human answers and their weights as the
@@ -54,12 +53,12 @@ pub enum IngestCommand {
     /// the COCO train2014 folder (or its parent). One row per image and split: every referred
     /// object's box ([x, y, w, h] in source pixels) and its expressions (image_grounding.v1).
     #[command(verbatim_doc_comment)]
-    Refcoco(CaptionIngestArgs),
+    Refcoco(ImageIngestArgs),
     /// SNLI-VE: snli_ve_{train,dev,test}.jsonl or ALBEF ve json (image_statement.v1, 1 image).
     #[command(name = "snli-ve")]
-    SnliVe(CaptionIngestArgs),
+    SnliVe(ImageIngestArgs),
     /// NLVR2: train.json/dev.json/test1.json (JSON lines) or ALBEF nlvr json (image_statement.v1, 2 images).
-    Nlvr2(CaptionIngestArgs),
+    Nlvr2(ImageIngestArgs),
     /// CC3M: Train_GCC-training.tsv / Validation_GCC-1.1.0-Validation.tsv (`caption<TAB>url`).
     ///
     /// Images come from --images: mplug's download folder (fill it with --download or `mplug
@@ -94,7 +93,7 @@ pub enum IngestCommand {
 
 /// Options of image datasets read from local files.
 #[derive(Debug, Args)]
-pub struct CaptionIngestArgs {
+pub struct ImageIngestArgs {
     /// Annotation files (the layout is detected per file).
     #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
     annotations: Vec<PathBuf>,
@@ -113,36 +112,17 @@ pub struct CaptionIngestArgs {
 /// Options of `ingest vqa`.
 #[derive(Debug, Args)]
 pub struct VqaIngestArgs {
-    /// Annotation files (official questions/annotations, ALBEF/mPLUG lists, VG question_answers).
-    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
-    annotations: Vec<PathBuf>,
-    /// COCO image root (the reference's vqa_root): holds train2014/, val2014/, test2015/.
-    #[arg(long, value_name = "DIR")]
-    images: PathBuf,
-    /// Visual Genome image root (vg_root), for `dataset: vg` records and question_answers.json.
+    /// Visual Genome image root (vg_root), for `dataset: vg` records and question_answers.json
+    /// [default: --images]
     #[arg(long, value_name = "DIR")]
     vg_images: Option<PathBuf>,
-    /// Put every image in this split instead of the one the files give.
-    #[arg(long)]
-    split: Option<String>,
     #[command(flatten)]
-    image: ImageFlags,
-    #[command(flatten)]
-    common: CommonIngestArgs,
+    base: ImageIngestArgs,
 }
 
 /// Options of the URL datasets.
 #[derive(Debug, Args)]
 pub struct WebIngestArgs {
-    /// URL list files (the column order is detected per line).
-    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
-    annotations: Vec<PathBuf>,
-    /// Image folder: mplug's download folder or an img2dataset output folder.
-    #[arg(long, value_name = "DIR")]
-    images: PathBuf,
-    /// Put every image in this split instead of the one named by the file.
-    #[arg(long)]
-    split: Option<String>,
     /// First download the images not yet in --images (earlier failures are tried again); a dataset
     /// already in --out is rebuilt when the download state changed.
     #[arg(long)]
@@ -150,9 +130,19 @@ pub struct WebIngestArgs {
     #[command(flatten)]
     net: super::download::DownloadFlags,
     #[command(flatten)]
-    image: ImageFlags,
-    #[command(flatten)]
-    common: CommonIngestArgs,
+    base: ImageIngestArgs,
+}
+
+/// Frame sampling rule (`--sampling`).
+#[cfg(feature = "video")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplingArg {
+    /// i·floor(vlen/N), the reference's rule.
+    Uniform,
+    /// Segment centres.
+    Evenly,
+    /// One frame every 1/F seconds (needs --fps F), at most N.
+    Fps,
 }
 
 /// Options of every video ingest.
@@ -174,18 +164,18 @@ pub struct VideoIngestArgs {
     /// Frames per clip (N).
     #[arg(long, value_name = "N")]
     frames: Option<usize>,
-    /// Frame sampling: uniform (reference: i·floor(vlen/N)), evenly (segment centres), fps.
-    #[arg(long, value_parser = ["uniform", "evenly", "fps"])]
-    sampling: Option<String>,
-    /// Frames per second for --sampling fps.
+    /// Frame sampling rule.
+    #[arg(long, value_enum)]
+    sampling: Option<SamplingArg>,
+    /// Frames per second for --sampling fps (alone, it implies --sampling fps).
     #[arg(long, value_name = "F")]
     fps: Option<f64>,
     /// Stored frame size in pixels.
     #[arg(long, value_name = "PX")]
     size: Option<u32>,
     /// square: exactly SIZE×SIZE (decord, the reference); fit: longest side SIZE, aspect kept.
-    #[arg(long, value_parser = ["square", "fit"])]
-    resize: Option<String>,
+    #[arg(long, value_enum)]
+    resize: Option<crate::video::stage::FrameResize>,
     /// Frame storage: baseline JPEG or raw uint8 HWC.
     #[arg(long, value_enum)]
     codec: Option<PixelCodec>,
@@ -214,7 +204,7 @@ pub struct CommonIngestArgs {
     /// Worker threads (the output does not depend on it) [default: all cores]
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Pipeline file, or the name of a built-in one (coco, msrvtt, msrvtt-qa, msvd-qa, vatex)
+    /// Pipeline file, or the name of a built-in one (coco, msrvtt, msrvtt-qa, msvd-qa, vatex, ...)
     /// [default: the built-in pipeline of the dataset]
     #[arg(long, value_name = "FILE")]
     pipeline: Option<PathBuf>,
@@ -238,23 +228,6 @@ pub struct CommonIngestArgs {
     quiet: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct CocoArgs {
-    /// Annotation files (any mix of the three layouts; the layout is detected per file).
-    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
-    annotations: Vec<PathBuf>,
-    /// Image root: annotation image paths are relative to it.
-    #[arg(long, value_name = "DIR")]
-    images: PathBuf,
-    /// Put every image in this split instead of the one named by the file or the Karpathy field.
-    #[arg(long)]
-    split: Option<String>,
-    #[command(flatten)]
-    image: ImageFlags,
-    #[command(flatten)]
-    common: CommonIngestArgs,
-}
-
 /// Image-stage overrides of every image ingest.
 #[derive(Debug, Args)]
 pub struct ImageFlags {
@@ -272,6 +245,38 @@ pub struct ImageFlags {
     max_pixels: Option<u64>,
 }
 
+impl IngestCommand {
+    /// The built-in pipeline a dataset's command starts from.
+    fn builtin_pipeline(&self) -> &'static str {
+        match self {
+            IngestCommand::Coco(_) => "coco",
+            // A run reads either region or QA files; they go to different schemas.
+            IngestCommand::Vg(a) if a.annotations.iter().any(|p| is_vg_qa(p)) => "vg-qa",
+            IngestCommand::Vg(_) => "vg",
+            IngestCommand::Flickr30k(_) => "flickr30k",
+            IngestCommand::Vqa(_) => "vqa",
+            IngestCommand::Refcoco(_) => "refcoco",
+            IngestCommand::SnliVe(_) => "snli-ve",
+            IngestCommand::Nlvr2(_) => "nlvr2",
+            IngestCommand::Cc3m(_) => "cc3m",
+            IngestCommand::Cc12m(_) => "cc12m",
+            IngestCommand::Sbu(_) => "sbu",
+            #[cfg(feature = "video")]
+            IngestCommand::Msrvtt(_) => "msrvtt",
+            #[cfg(feature = "video")]
+            IngestCommand::MsvdQa(_) => "msvd-qa",
+            #[cfg(feature = "video")]
+            IngestCommand::Vatex(_) => "vatex",
+        }
+    }
+}
+
+fn is_vg_qa(path: &Path) -> bool {
+    path.to_string_lossy().contains("question_answers")
+}
+
+/// The pipeline of `--pipeline` (a file, or a built-in name) or the dataset's built-in one, with
+/// the shard-size flags applied.
 fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<PipelineSpec> {
     let mut p = match &a.pipeline {
         Some(path) if !path.exists() && path.extension().is_none() => {
@@ -289,317 +294,79 @@ fn resolve_pipeline(builtin: &str, a: &CommonIngestArgs) -> anyhow::Result<Pipel
     Ok(p)
 }
 
-fn apply_image_flags(p: &mut PipelineSpec, a: &ImageFlags) -> anyhow::Result<()> {
-    let Some(image) = p.image.as_mut() else {
-        anyhow::bail!(crate::Error::input(format!(
-            "pipeline `{}` has no [image] table",
-            p.name
-        )));
-    };
-    if let Some(v) = a.max_side {
-        image.max_side = v;
-    }
-    if let Some(v) = a.codec {
-        image.codec = v;
-    }
-    if let Some(v) = a.jpeg_quality {
-        image.jpeg_quality = v;
-    }
-    if let Some(v) = a.max_pixels {
-        image.max_pixels = v;
-    }
-    Ok(())
-}
-
-/// Runs a job and prints its summary.
-fn run_job<S, P>(job: &IngestJob<'_>, source: &S, processor: &P) -> anyhow::Result<()>
-where
-    S: crate::sources::Source<Sample = P::Sample>,
-    P: crate::ingest::SampleProcessor,
-{
-    let started = std::time::Instant::now();
-    let cpu_start = process_cpu_seconds();
-    match job.run(source, processor)? {
-        IngestOutcome::UpToDate(m) => {
-            println!(
-                "{}: already up to date (same inputs and settings); nothing to do",
-                job.out_dir.display()
-            );
-            print_summary(&m, None);
-        }
-        IngestOutcome::Written(m) => {
-            let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
-            print_summary(&m, Some((started.elapsed(), cpu)));
-        }
-    }
-    Ok(())
-}
-
-/// An image_text.v1 ingest of local files with `source`.
-fn run_captions<S>(builtin: &str, args: &CaptionIngestArgs, source: &S) -> anyhow::Result<()>
-where
-    S: crate::sources::Source<Sample = crate::sources::CaptionSample>,
-{
-    let a = &args.common;
-    let mut pipeline = resolve_pipeline(builtin, a)?;
-    apply_image_flags(&mut pipeline, &args.image)?;
-    let tokenizer = load_tokenizer(a)?;
-    let images = ImageRoot::open(&args.images)?;
-    let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
-    let job = new_job(a, pipeline, &args.split, &tokenizer);
-    run_job(&job, source, &processor)
-}
-
-fn run_vg(args: CaptionIngestArgs) -> anyhow::Result<()> {
-    let is_qa = |p: &PathBuf| p.to_string_lossy().contains("question_answers");
-    if args.annotations.iter().any(is_qa) {
-        let vqa = VqaIngestArgs {
-            annotations: args.annotations,
-            images: args.images.clone(),
-            vg_images: Some(args.images),
-            split: args.split,
-            image: args.image,
-            common: args.common,
-        };
-        return run_qa("vg-qa", vqa);
-    }
-    let source = crate::sources::vg::VgCaptionSource {
-        annotation_files: args.annotations.clone(),
-        image_root: ImageRoot::open(&args.images)?.path().to_path_buf(),
-        split_override: args.split.clone(),
-    };
-    run_captions("vg", &args, &source)
-}
-
-fn run_vqa(args: VqaIngestArgs) -> anyhow::Result<()> {
-    run_qa("vqa", args)
-}
-
-fn run_qa(builtin: &str, args: VqaIngestArgs) -> anyhow::Result<()> {
-    use crate::ingest::image_qa::QaTask;
-    use crate::ingest::image_task::ImageTaskProcessor;
-    let a = &args.common;
-    let mut pipeline = resolve_pipeline(builtin, a)?;
-    apply_image_flags(&mut pipeline, &args.image)?;
-    let tokenizer = load_tokenizer(a)?;
-    let coco = ImageRoot::open(&args.images)?;
-    let vg = match &args.vg_images {
-        Some(dir) => ImageRoot::open(dir)?,
-        None => coco.clone(),
-    };
-    let source = crate::sources::vqa::VqaSource {
-        annotation_files: args.annotations.clone(),
-        coco_root: coco.path().to_path_buf(),
-        vg_root: vg.path().to_path_buf(),
-        split_override: args.split.clone(),
-    };
-    let task = QaTask {
-        tokenizer: &tokenizer,
-        normalize: pipeline
-            .text
-            .question_normalize
-            .unwrap_or(pipeline.text.normalize),
-    };
-    let image = pipeline.image.clone().ok_or_else(|| {
-        crate::Error::input(format!("pipeline `{}` has no [image] table", pipeline.name))
-    })?;
-    let processor = ImageTaskProcessor::new(task, vec![coco, vg], image);
-    let job = new_job(a, pipeline, &args.split, &tokenizer);
-    run_job(&job, &source, &processor)
-}
-
-/// The resolved pipeline (with the image flags) and the tokenizer of a task ingest.
-fn task_setup(
+/// The plan of the flags every ingest shares; the caller applies its media flags.
+fn base_plan(
     builtin: &str,
-    args: &CaptionIngestArgs,
-) -> anyhow::Result<(PipelineSpec, BertTokenizer)> {
-    let mut pipeline = resolve_pipeline(builtin, &args.common)?;
-    apply_image_flags(&mut pipeline, &args.image)?;
-    Ok((pipeline, load_tokenizer(&args.common)?))
-}
-
-/// Runs an [`crate::ingest::image_task::ImageTask`] over one image root.
-fn run_task<S, T>(
-    args: &CaptionIngestArgs,
-    pipeline: PipelineSpec,
-    tokenizer: &BertTokenizer,
-    source: &S,
-    task: T,
-) -> anyhow::Result<()>
-where
-    T: crate::ingest::image_task::ImageTask,
-    S: crate::sources::Source<Sample = T::Sample>,
-{
-    use crate::ingest::image_task::ImageTaskProcessor;
-    let images = ImageRoot::open(&args.images)?;
-    let image = pipeline.image.clone().ok_or_else(|| {
-        crate::Error::input(format!("pipeline `{}` has no [image] table", pipeline.name))
-    })?;
-    let processor = ImageTaskProcessor::new(task, vec![images], image);
-    let job = new_job(&args.common, pipeline, &args.split, tokenizer);
-    run_job(&job, source, &processor)
-}
-
-fn run_refcoco(args: CaptionIngestArgs) -> anyhow::Result<()> {
-    use crate::ingest::grounding::GroundingTask;
-    let (pipeline, tokenizer) = task_setup("refcoco", &args)?;
-    let source = crate::sources::refcoco::RefcocoSource {
-        annotation_files: args.annotations.clone(),
-        image_root: ImageRoot::open(&args.images)?.path().to_path_buf(),
-        split_override: args.split.clone(),
-    };
-    let task = GroundingTask {
-        tokenizer: &tokenizer,
-        normalize: pipeline.text.normalize,
-        max_words: pipeline.text.max_words,
-    };
-    run_task(&args, pipeline.clone(), &tokenizer, &source, task)
-}
-
-fn run_statements(
-    dataset: crate::sources::statements::StatementDataset,
-    args: CaptionIngestArgs,
-) -> anyhow::Result<()> {
-    use crate::ingest::statement::StatementTask;
-    let (pipeline, tokenizer) = task_setup(dataset.name(), &args)?;
-    let source = crate::sources::statements::StatementSource {
-        dataset,
-        annotation_files: args.annotations.clone(),
-        split_override: args.split.clone(),
-    };
-    let task = StatementTask {
-        tokenizer: &tokenizer,
-        normalize: pipeline.text.normalize,
-        max_words: pipeline.text.max_words,
-    };
-    run_task(&args, pipeline.clone(), &tokenizer, &source, task)
-}
-
-fn run_web(builtin: &str, args: WebIngestArgs) -> anyhow::Result<()> {
-    use crate::sources::web::WebCaptionSource;
-    let a = &args.common;
-    let mut pipeline = resolve_pipeline(builtin, a)?;
-    apply_image_flags(&mut pipeline, &args.image)?;
-    let tokenizer = load_tokenizer(a)?;
-    if args.download {
-        super::download::download_lists(&args.annotations, &args.images, &args.net, a.quiet)?;
-    }
-    let images = ImageRoot::open(&args.images)?;
-    let source = WebCaptionSource {
-        annotation_files: args.annotations.clone(),
-        image_root: images.path().to_path_buf(),
-        split_override: args.split.clone(),
-    };
-    let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
-    let mut job = new_job(a, pipeline, &args.split, &tokenizer);
-    job.force |= args.download;
-    run_job(&job, &source, &processor)
-}
-
-#[cfg(feature = "video")]
-fn run_video(
-    dataset: crate::sources::video::VideoDataset,
-    builtin: &str,
-    args: VideoIngestArgs,
-) -> anyhow::Result<()> {
-    use crate::ingest::video_text::{VideoTextOptions, VideoTextProcessor};
-    use crate::sources::video::VideoTextSource;
-    use crate::text::TextNormalization;
-    use crate::video::sampler::FrameSampling;
-    use crate::video::stage::FrameResize;
-    let a = &args.common;
-    let mut pipeline = resolve_pipeline(builtin, a)?;
-    let Some(video) = pipeline.video.as_mut() else {
-        anyhow::bail!(crate::Error::input(format!(
-            "pipeline `{}` has no [video] table",
-            pipeline.name
-        )));
-    };
-    if let Some(v) = args.frames {
-        video.num_frames = v;
-    }
-    match (args.sampling.as_deref(), args.fps) {
-        (Some("uniform"), _) => video.sampling = FrameSampling::Uniform,
-        (Some("evenly"), _) => video.sampling = FrameSampling::Evenly,
-        (Some("fps"), Some(fps)) if fps > 0.0 => video.sampling = FrameSampling::Fps { fps },
-        (Some("fps"), _) => {
-            anyhow::bail!(crate::Error::input("--sampling fps needs --fps F (> 0)"))
-        }
-        (None, Some(fps)) if fps > 0.0 => video.sampling = FrameSampling::Fps { fps },
-        _ => {}
-    }
-    if let Some(v) = args.size {
-        video.size = v;
-    }
-    match args.resize.as_deref() {
-        Some("square") => video.resize = FrameResize::Square,
-        Some("fit") => video.resize = FrameResize::Fit,
-        _ => {}
-    }
-    if let Some(v) = args.codec {
-        video.codec = v;
-    }
-    if let Some(v) = args.jpeg_quality {
-        video.jpeg_quality = v;
-    }
-    if let Some(v) = args.min_frames {
-        video.min_frames = v;
-    }
-    if let Some(v) = args.timeout {
-        video.timeout_s = v;
-    }
-    if video.num_frames == 0 || video.size == 0 {
-        anyhow::bail!(crate::Error::input("--frames and --size must be positive"));
-    }
-    let video = video.clone();
-    if dataset == crate::sources::video::VideoDataset::MsvdQa && args.mapping.is_none() {
-        anyhow::bail!(crate::Error::input_with_hint(
-            "MSVD-QA needs the clip-name mapping",
-            "pass --mapping youtube_mapping.txt",
-        ));
-    }
-    let tokenizer = load_tokenizer(a)?;
-    let root = ImageRoot::open(&args.videos)?;
-    let source = VideoTextSource {
-        dataset,
-        annotation_files: args.annotations.clone(),
-        video_root: root.path().to_path_buf(),
-        mapping: args.mapping.clone(),
-        split_override: args.split.clone(),
-    };
-    let text = VideoTextOptions {
-        caption_normalize: pipeline.text.normalize,
-        caption_max_words: pipeline.text.max_words,
-        question_normalize: pipeline
-            .text
-            .question_normalize
-            .unwrap_or(TextNormalization::None),
-    };
-    let processor = VideoTextProcessor::new(root, video, text, &tokenizer);
-    let job = new_job(a, pipeline, &args.split, &tokenizer);
-    run_job(&job, &source, &processor)
-}
-
-/// The job for the common flags; `split` is recorded as the source option.
-fn new_job<'a>(
-    a: &CommonIngestArgs,
-    pipeline: PipelineSpec,
+    annotations: &[PathBuf],
+    media: (&Path, Media),
     split: &Option<String>,
-    tokenizer: &'a BertTokenizer,
-) -> IngestJob<'a> {
-    IngestJob {
-        name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
+    a: &CommonIngestArgs,
+) -> anyhow::Result<IngestPlan> {
+    Ok(IngestPlan {
+        pipeline: resolve_pipeline(builtin, a)?,
+        annotations: annotations.to_vec(),
+        media: media.0.to_path_buf(),
+        media_kind: media.1,
+        vg_images: None,
+        mapping: None,
+        split: split.clone(),
         out_dir: a.out.clone(),
-        pipeline,
-        source_options: serde_json::json!({ "split_override": split }),
-        tokenizer,
+        name: a.name.clone().unwrap_or_else(|| default_name(&a.out)),
         threads: a
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         strict: a.strict,
         force: a.force,
         quiet: a.quiet,
+    })
+}
+
+/// The plan of an image dataset, with the image-stage flags applied.
+fn image_plan(builtin: &str, args: &ImageIngestArgs) -> anyhow::Result<IngestPlan> {
+    let media = (args.images.as_path(), Media::Images);
+    let mut plan = base_plan(builtin, &args.annotations, media, &args.split, &args.common)?;
+    plan.check_media()?;
+    let flags = &args.image;
+    let image = plan.image_options()?.clone();
+    plan.pipeline.image = Some(ImageOptions {
+        max_side: flags.max_side.unwrap_or(image.max_side),
+        codec: flags.codec.unwrap_or(image.codec),
+        jpeg_quality: flags.jpeg_quality.unwrap_or(image.jpeg_quality),
+        max_pixels: flags.max_pixels.unwrap_or(image.max_pixels),
+        ..image
+    });
+    Ok(plan)
+}
+
+/// The plan of a video dataset, with the frame flags applied.
+#[cfg(feature = "video")]
+fn video_plan(builtin: &str, args: &VideoIngestArgs) -> anyhow::Result<IngestPlan> {
+    use crate::video::sampler::FrameSampling;
+    let media = (args.videos.as_path(), Media::Videos);
+    let mut plan = base_plan(builtin, &args.annotations, media, &args.split, &args.common)?;
+    plan.check_media()?;
+    plan.mapping = args.mapping.clone();
+    let mut video = plan.video_options()?.clone();
+    match (args.sampling, args.fps) {
+        (Some(SamplingArg::Uniform), _) => video.sampling = FrameSampling::Uniform,
+        (Some(SamplingArg::Evenly), _) => video.sampling = FrameSampling::Evenly,
+        (Some(SamplingArg::Fps) | None, Some(fps)) if fps > 0.0 => {
+            video.sampling = FrameSampling::Fps { fps }
+        }
+        (Some(SamplingArg::Fps), _) | (None, Some(_)) => {
+            anyhow::bail!(crate::Error::input("--sampling fps needs --fps F (> 0)"))
+        }
+        (None, None) => {}
     }
+    video.num_frames = args.frames.unwrap_or(video.num_frames);
+    video.size = args.size.unwrap_or(video.size);
+    video.resize = args.resize.unwrap_or(video.resize);
+    video.codec = args.codec.unwrap_or(video.codec);
+    video.jpeg_quality = args.jpeg_quality.unwrap_or(video.jpeg_quality);
+    video.min_frames = args.min_frames.unwrap_or(video.min_frames);
+    video.timeout_s = args.timeout.unwrap_or(video.timeout_s);
+    plan.pipeline.video = Some(video);
+    Ok(plan)
 }
 
 fn load_tokenizer(a: &CommonIngestArgs) -> anyhow::Result<BertTokenizer> {
@@ -612,54 +379,68 @@ fn load_tokenizer(a: &CommonIngestArgs) -> anyhow::Result<BertTokenizer> {
 }
 
 pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
-    match cmd {
-        IngestCommand::Coco(args) => {
-            let a = &args.common;
-            let mut pipeline = resolve_pipeline("coco", a)?;
-            apply_image_flags(&mut pipeline, &args.image)?;
-            let tokenizer = load_tokenizer(a)?;
-            let images = ImageRoot::open(&args.images)?;
-            let source = CocoSource {
-                annotation_files: args.annotations.clone(),
-                image_root: images.path().to_path_buf(),
-                split_override: args.split.clone(),
-            };
-            let processor = ImageTextProcessor::new(images, &pipeline, &tokenizer)?;
-            let job = new_job(a, pipeline, &args.split, &tokenizer);
-            run_job(&job, &source, &processor)
+    let builtin = cmd.builtin_pipeline();
+    let (plan, common) = match &cmd {
+        IngestCommand::Coco(a)
+        | IngestCommand::Vg(a)
+        | IngestCommand::Flickr30k(a)
+        | IngestCommand::Refcoco(a)
+        | IngestCommand::SnliVe(a)
+        | IngestCommand::Nlvr2(a) => {
+            let mut plan = image_plan(builtin, a)?;
+            if builtin == "vg-qa" {
+                plan.vg_images = Some(a.images.clone());
+            }
+            (plan, &a.common)
         }
-        IngestCommand::Vg(args) => run_vg(args),
-        IngestCommand::Flickr30k(args) => {
-            let source = crate::sources::flickr::FlickrSource {
-                annotation_files: args.annotations.clone(),
-                image_root: args.images.clone(),
-                split_override: args.split.clone(),
-            };
-            run_captions("flickr30k", &args, &source)
+        IngestCommand::Vqa(a) => {
+            let mut plan = image_plan(builtin, &a.base)?;
+            plan.vg_images = a.vg_images.clone();
+            (plan, &a.base.common)
         }
-        IngestCommand::Vqa(args) => run_vqa(args),
-        IngestCommand::Refcoco(args) => run_refcoco(args),
-        IngestCommand::SnliVe(args) => {
-            run_statements(crate::sources::statements::StatementDataset::SnliVe, args)
-        }
-        IngestCommand::Nlvr2(args) => {
-            run_statements(crate::sources::statements::StatementDataset::Nlvr2, args)
-        }
-        IngestCommand::Cc3m(args) => run_web("cc3m", args),
-        IngestCommand::Cc12m(args) => run_web("cc12m", args),
-        IngestCommand::Sbu(args) => run_web("sbu", args),
-        #[cfg(feature = "video")]
-        IngestCommand::Msrvtt(args) => {
-            run_video(crate::sources::video::VideoDataset::Msrvtt, "msrvtt", args)
+        IngestCommand::Cc3m(a) | IngestCommand::Cc12m(a) | IngestCommand::Sbu(a) => {
+            let mut plan = image_plan(builtin, &a.base)?;
+            if a.download {
+                let b = &a.base;
+                super::download::download_lists(&b.annotations, &b.images, &a.net, plan.quiet)?;
+                // The download state is not part of the manifest's inputs: always rebuild.
+                plan.force = true;
+            }
+            (plan, &a.base.common)
         }
         #[cfg(feature = "video")]
-        IngestCommand::MsvdQa(args) => {
-            run_video(crate::sources::video::VideoDataset::MsvdQa, "msvd-qa", args)
+        IngestCommand::Msrvtt(a) | IngestCommand::MsvdQa(a) | IngestCommand::Vatex(a) => {
+            (video_plan(builtin, a)?, &a.common)
         }
-        #[cfg(feature = "video")]
-        IngestCommand::Vatex(args) => {
-            run_video(crate::sources::video::VideoDataset::Vatex, "vatex", args)
+    };
+    plan.validate()?;
+    let tokenizer = load_tokenizer(common)?;
+    let started = std::time::Instant::now();
+    let cpu_start = process_cpu_seconds();
+    match ingest(&plan, &tokenizer)? {
+        IngestOutcome::UpToDate(m) => {
+            println!(
+                "{}: already up to date (same inputs and settings); nothing to do",
+                plan.out_dir.display()
+            );
+            print_summary(&m, None);
         }
+        IngestOutcome::Written(m) => {
+            let cpu = cpu_start.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+            print_summary(&m, Some((started.elapsed(), cpu)));
+        }
+    }
+    Ok(())
+}
+
+/// What a schema's rows and texts are called in the summary.
+fn nouns(schema: &str) -> (&'static str, &'static str) {
+    match schema.split('.').next().unwrap_or_default() {
+        "video_text" => ("clips", "captions"),
+        "image_grounding" => ("images", "expressions"),
+        "image_statement" => ("samples", "statements"),
+        "image_qa" => ("images", ""),
+        _ => ("images", "captions"),
     }
 }
 
@@ -667,55 +448,38 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
 /// `timing` is (wall time, CPU seconds of the job) when the dataset was just written.
 pub fn print_summary(m: &Manifest, timing: Option<(std::time::Duration, Option<f64>)>) {
     let t = &m.totals;
-    println!("dataset   {}  ({})", m.name, m.schema);
-    let unit = if m.schema.starts_with("video") {
-        "clips  "
-    } else {
-        "images "
-    };
-    println!(
-        "{unit}   {} written, {} rejected",
-        t.images_written, t.images_rejected
-    );
+    let (unit, texts) = nouns(&m.schema);
+    let line = |label: &str, value: String| println!("{label:<12}{value}");
+    line("dataset", format!("{}  ({})", m.name, m.schema));
+    let counts = |written: u64, rejected: u64| format!("{written} written, {rejected} rejected");
+    line(unit, counts(t.samples_written, t.samples_rejected));
     if t.questions_written + t.questions_rejected > 0 {
-        println!(
-            "questions {} written, {} rejected",
-            t.questions_written, t.questions_rejected
+        line(
+            "questions",
+            counts(t.questions_written, t.questions_rejected),
         );
     }
-    println!(
-        "captions  {} written, {} rejected",
-        t.captions_written, t.captions_rejected
-    );
-    println!(
-        "shards    {} files, {:.1} MiB",
-        t.shards,
-        t.shard_bytes as f64 / (1 << 20) as f64
-    );
+    if !texts.is_empty() {
+        line(texts, counts(t.texts_written, t.texts_rejected));
+    }
+    let mib = t.shard_bytes as f64 / (1 << 20) as f64;
+    line("shards", format!("{} files, {mib:.1} MiB", t.shards));
     if let Some((wall, cpu)) = timing {
         let secs = wall.as_secs_f64().max(1e-9);
-        println!(
-            "time      {:.2} s ({:.1} {}/s)",
-            secs,
-            t.images_seen as f64 / secs,
-            unit.trim()
-        );
+        let rate = t.samples_seen as f64 / secs;
+        line("time", format!("{secs:.2} s ({rate:.1} {unit}/s)"));
         if let Some(cpu) = cpu.filter(|c| *c > 0.0) {
-            println!(
-                "cpu       {:.2} s ({:.1} {} per CPU-second)",
-                cpu,
-                t.images_seen as f64 / cpu,
-                unit.trim()
+            let per_cpu = t.samples_seen as f64 / cpu;
+            line(
+                "cpu",
+                format!("{cpu:.2} s ({per_cpu:.1} {unit} per CPU-second)"),
             );
         }
     }
-    println!("hash      blake3:{}", m.dataset_blake3);
+    line("hash", format!("blake3:{}", m.dataset_blake3));
     if !m.rejects.is_empty() {
-        println!(
-            "rejects (first {} of {}):",
-            m.rejects.len().min(10),
-            m.rejects.len()
-        );
+        let shown = m.rejects.len().min(10);
+        println!("rejects (first {shown} of {}):", m.rejects.len());
         for r in m.rejects.iter().take(10) {
             println!("  - {r}");
         }

@@ -39,7 +39,7 @@ pub fn run(args: LeakageArgs) -> anyhow::Result<()> {
     let mut keys = Vec::new();
     for d in &datasets {
         let k = read_image_keys(d)?;
-        if k.is_empty() && d.manifest.totals.images_written > 0 {
+        if k.is_empty() && d.manifest.totals.samples_written > 0 {
             eprintln!(
                 "note: {} ({}) has no pixel_dhash column; skipped",
                 d.manifest.name, d.manifest.schema

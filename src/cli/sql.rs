@@ -155,7 +155,7 @@ fn interactive(session: &QuerySession) -> anyhow::Result<()> {
                         println!(
                             "{}  ({} rows, {})",
                             d.table,
-                            d.manifest.totals.images_written,
+                            d.manifest.totals.samples_written,
                             d.dir.display()
                         );
                     }

@@ -141,8 +141,8 @@ pub struct LogWriter {
 impl LogWriter {
     /// Appends one record.
     pub fn append(&mut self, rec: &DownloadRecord) -> Result<()> {
-        let mut line =
-            serde_json::to_vec(rec).map_err(|e| crate::Error::Internal(e.to_string()))?;
+        let mut line = serde_json::to_vec(rec)
+            .map_err(|e| crate::Error::internal_caused("JSON serialisation failed", e))?;
         line.push(b'\n');
         self.file.write_all(&line)?;
         self.file.flush()?;

@@ -12,7 +12,6 @@
 //! value for that item, so one bad input cannot take down a long run.
 
 pub mod cpu_time;
-pub mod pipeline;
 pub mod progress;
 
 use std::collections::BTreeMap;
@@ -76,7 +75,7 @@ where
         .num_threads(options.threads)
         .thread_name(|i| format!("mplug-stage-{i}"))
         .build()
-        .map_err(|e| Error::Internal(format!("cannot start worker pool: {e}")))?;
+        .map_err(|e| Error::internal_caused("cannot start worker pool", e))?;
     let window = options.max_in_flight.max(1);
     let (credit_tx, credit_rx) = bounded::<()>(window);
     for _ in 0..window {
@@ -135,7 +134,7 @@ where
         }
     }
     if !pending.is_empty() {
-        return Err(Error::Internal(format!(
+        return Err(Error::internal(format!(
             "engine lost item {next} ({} results stranded)",
             pending.len()
         )));
@@ -161,7 +160,7 @@ mod tests {
                     x * 2
                 },
                 |seq, r| {
-                    seen.push((seq, r.map_err(|e| Error::Internal(e.0))?));
+                    seen.push((seq, r.map_err(|e| Error::internal(e.0))?));
                     Ok(())
                 },
             )

@@ -42,8 +42,8 @@ impl ImageTask for GroundingTask<'_> {
     }
 
     fn count(&self, row: &GroundingRow, totals: &mut Totals) {
-        totals.images_written += 1;
-        totals.captions_written += row.sentences.len() as u64;
+        totals.samples_written += 1;
+        totals.texts_written += row.sentences.len() as u64;
     }
 
     fn build(
@@ -63,9 +63,7 @@ impl ImageTask for GroundingTask<'_> {
         )?;
         let mut rejects = t.rejects;
         let Some(image) = images.pop() else {
-            return Err(crate::Error::Internal(
-                "grounding sample without its image".into(),
-            ));
+            return Err(crate::Error::internal("grounding sample without its image"));
         };
         if t.kept.is_empty() {
             rejects.push(RejectRecord {

@@ -66,7 +66,7 @@ impl ImageTask for QaTask<'_> {
     }
 
     fn count(&self, row: &ImageQaRow, totals: &mut Totals) {
-        totals.images_written += 1;
+        totals.samples_written += 1;
         totals.questions_written += row.questions.len() as u64;
     }
 
@@ -101,7 +101,7 @@ impl ImageTask for QaTask<'_> {
             });
         }
         let Some(image) = images.pop() else {
-            return Err(crate::Error::Internal("QA sample without its image".into()));
+            return Err(crate::Error::internal("QA sample without its image"));
         };
         let mut row = ImageQaRow {
             image_id: s.image_id,

@@ -55,29 +55,42 @@ impl<T: ImageTask> ImageTaskProcessor<T> {
         }
     }
 
-    /// Reads and processes one image; `Err((stage, reason))` rejects the sample.
+    /// Reads and processes one image; `Err((stage, reason))` rejects the sample. `name_file`: the
+    /// reason names the file (samples of several images; a one-image sample's reject record
+    /// already names it as its `source`).
     fn load(
         &self,
         root: usize,
         rel: &str,
+        name_file: bool,
     ) -> Result<std::result::Result<(StoredImage, u64), (RejectStage, String)>> {
         let Some(images) = self.roots.get(root) else {
-            return Err(crate::Error::Internal(format!("no image root #{root}")));
+            return Err(crate::Error::internal(format!("no image root #{root}")));
         };
         let path = match images.resolve(rel) {
             Ok(p) => p,
             Err(reason) => return Ok(Err((RejectStage::Path, reason))),
         };
+        let which = if name_file {
+            format!("`{rel}`: ")
+        } else {
+            String::new()
+        };
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) => {
-                let reason = format!("cannot read image file `{rel}`: {e}");
+                let file = if name_file {
+                    format!(" `{rel}`")
+                } else {
+                    String::new()
+                };
+                let reason = format!("cannot read image file{file}: {e}");
                 return Ok(Err((RejectStage::Path, reason)));
             }
         };
         let img = match self.stage.process(&bytes)? {
             Ok(img) => img,
-            Err(e) => return Ok(Err((RejectStage::Decode, format!("`{rel}`: {e}")))),
+            Err(e) => return Ok(Err((RejectStage::Decode, format!("{which}{e}")))),
         };
         Ok(Ok((
             StoredImage {
@@ -125,8 +138,10 @@ impl<T: ImageTask> SampleProcessor for ImageTaskProcessor<T> {
         let (id, source) = self.task.identity(&sample);
         let mut images = Vec::new();
         let mut files = Vec::new();
-        for (root, rel) in self.task.image_paths(&sample) {
-            match self.load(root, &rel)? {
+        let paths = self.task.image_paths(&sample);
+        let name_file = paths.len() > 1;
+        for (root, rel) in paths {
+            match self.load(root, &rel, name_file)? {
                 Ok((img, bytes)) => {
                     files.push((rel, bytes, img.source_blake3.clone()));
                     images.push(img);

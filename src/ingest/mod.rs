@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::engine::pipeline::PipelineSpec;
 use crate::engine::{EngineOptions, StagePanic, panic_message, progress, run_ordered};
 use crate::error::{Error, Result};
+use crate::ingest::pipeline::PipelineSpec;
 use crate::shards::commit::write_atomic;
 use crate::shards::manifest::{
     ImageFilesSummary, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, RejectRecord,
@@ -27,10 +27,13 @@ use crate::shards::{SchemaSpec, ShardWriter};
 use crate::sources::Source;
 use crate::text::BertTokenizer;
 
+pub mod datasets;
 pub mod grounding;
 pub mod image_qa;
 pub mod image_task;
 pub mod image_text;
+pub mod pipeline;
+pub mod plan;
 pub mod statement;
 pub mod text;
 #[cfg(feature = "video")]
@@ -146,7 +149,7 @@ impl IngestJob<'_> {
             pipeline: &self.pipeline,
             source: &self.source_options,
         })
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_caused("JSON serialisation failed", e))?;
         let pipeline_blake3 = json_blake3(&recorded);
         let vocab = VocabInfo {
             name: "vocab.txt".to_string(),
@@ -249,12 +252,12 @@ impl IngestJob<'_> {
         let shards = writer.finish()?;
         files.blake3 = files_hasher.finalize().to_hex().to_string();
         let count = |unit: RejectUnit| rejects.iter().filter(|r| r.unit == unit).count() as u64;
-        totals.images_rejected = count(RejectUnit::Image) + count(RejectUnit::Clip);
+        totals.samples_rejected = count(RejectUnit::Image) + count(RejectUnit::Clip);
         // Grounding objects and statements are the texts of their schemas.
-        totals.captions_rejected =
+        totals.texts_rejected =
             count(RejectUnit::Caption) + count(RejectUnit::Ref) + count(RejectUnit::Statement);
         totals.questions_rejected = count(RejectUnit::Question);
-        totals.images_seen = totals.images_written + totals.images_rejected;
+        totals.samples_seen = totals.samples_written + totals.samples_rejected;
         totals.shards = shards.len() as u64;
         totals.shard_bytes = shards.iter().map(|s| s.bytes).sum();
 

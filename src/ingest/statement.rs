@@ -45,8 +45,8 @@ impl ImageTask for StatementTask<'_> {
     }
 
     fn count(&self, row: &StatementRow, totals: &mut Totals) {
-        totals.images_written += 1;
-        totals.captions_written += row.statements.len() as u64;
+        totals.samples_written += 1;
+        totals.texts_written += row.statements.len() as u64;
     }
 
     fn build(
@@ -68,9 +68,7 @@ impl ImageTask for StatementTask<'_> {
         let mut rejects = t.rejects;
         let mut images = images.into_iter();
         let (Some(image), right) = (images.next(), images.next()) else {
-            return Err(crate::Error::Internal(
-                "statement sample without images".into(),
-            ));
+            return Err(crate::Error::internal("statement sample without images"));
         };
         if t.kept.is_empty() {
             rejects.push(RejectRecord {

@@ -69,8 +69,8 @@ impl SampleProcessor for VideoTextProcessor<'_> {
     }
 
     fn count(&self, row: &VideoTextRow, totals: &mut Totals) {
-        totals.images_written += 1;
-        totals.captions_written += row.captions.len() as u64;
+        totals.samples_written += 1;
+        totals.texts_written += row.captions.len() as u64;
         totals.questions_written += row.questions.len() as u64;
     }
 

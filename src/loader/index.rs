@@ -299,8 +299,10 @@ impl DatasetIndex {
     /// datasets of this index whose `dataset_blake3` is unchanged since the list was made.
     pub fn listed_samples(&self, path: &Path) -> Result<HashSet<u64>> {
         let bytes = fs_err::read(path)?;
-        let list: crate::query::freeze::SampleList = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::input(format!("`{}` is not a sample list: {e}", path.display())))?;
+        let list: crate::query::freeze::SampleList =
+            serde_json::from_slice(&bytes).map_err(|e| {
+                Error::input_caused(format!("`{}` is not a sample list", path.display()), e)
+            })?;
         if list.format != crate::query::freeze::SAMPLE_LIST_FORMAT {
             return Err(Error::input(format!(
                 "`{}` is not a sample list",

@@ -303,7 +303,7 @@ impl Loader {
         let thread = std::thread::Builder::new()
             .name("mplug-loader".into())
             .spawn(move || produce(&index, &excluded, &config, state, &st, &tx))
-            .map_err(|e| Error::Internal(format!("cannot start the loader thread: {e}")))?;
+            .map_err(|e| Error::internal_caused("cannot start the loader thread", e))?;
         Ok(Loader {
             rx: Some(rx),
             thread: Some(thread),
@@ -457,7 +457,7 @@ fn run_epoch(
             Ok(Ok(o)) => o,
             Ok(Err(e)) => return Err(e),
             Err(panic) => {
-                return Err(Error::Internal(format!(
+                return Err(Error::internal(format!(
                     "a loader worker panicked: {}",
                     panic.0
                 )));
@@ -484,7 +484,7 @@ fn run_epoch(
             let batch = collate(std::mem::take(&mut pending), config, state_after);
             if tx.send(Ok(batch)).is_err() {
                 consumer_gone = true;
-                return Err(Error::Internal("consumer gone".into()));
+                return Err(Error::internal("consumer gone"));
             }
         }
         Ok(())
@@ -513,7 +513,7 @@ fn process_sample(
             pixels: stored.image.to_vec(),
         },
         _ => decode_rgb(stored.image, u64::MAX)
-            .map_err(|e| Error::format(format!("stored image {}: {e}", stored.image_id)))?,
+            .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?,
     };
     let (mut out, crop, flipped) = if config.train {
         let (o, b, f) = transform::train_transform(

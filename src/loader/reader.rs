@@ -63,7 +63,7 @@ pub fn read_row_group(index: &DatasetIndex, g: usize) -> Result<Arc<RowGroupData
         1 => batches
             .into_iter()
             .next()
-            .ok_or_else(|| Error::Internal("no batch".into()))?,
+            .ok_or_else(|| Error::internal("no batch"))?,
         _ => {
             let schema = batches
                 .first()

@@ -4,14 +4,7 @@
 
 use super::rng::LoaderRng;
 
-/// `[PAD]`.
-pub const PAD: i64 = 0;
-/// `[CLS]`.
-pub const CLS: i64 = 101;
-/// `[SEP]`.
-pub const SEP: i64 = 102;
-/// `[MASK]`.
-pub const MASK: i64 = 103;
+pub use crate::text::tokenizer::{CLS_ID as CLS, MASK_ID as MASK, PAD_ID as PAD, SEP_ID as SEP};
 /// bert-base-uncased vocabulary size.
 pub const VOCAB: u64 = 30522;
 

@@ -200,7 +200,8 @@ impl MplugConfig {
     /// As [`MplugConfig::from_yaml`] on YAML text; `path` names it in messages and is where
     /// `bert_config` is resolved from.
     pub fn from_yaml_str(text: &str, path: &Path) -> Result<(Self, Vec<String>)> {
-        let raw: RawYaml = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        let raw: RawYaml =
+            serde_yaml_ng::from_str(text).map_err(|e| yaml_error("model config", path, e))?;
         let mut warnings = Vec::new();
         for key in raw.other.keys() {
             if !YAML_KEYS_OF_OTHER_PARTS.contains(&key.as_str()) {
@@ -382,10 +383,9 @@ impl BertConfig {
     /// Reads `config_bert*.json`; unknown keys are returned as warnings.
     pub fn from_json(path: &Path) -> Result<(Self, Vec<String>)> {
         let text = fs_err::read_to_string(path)?;
-        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| Error::Annotation {
-            path: path.to_path_buf(),
-            position: format!("line {}, column {}", e.line(), e.column()),
-            message: e.to_string(),
+        let cfg: BertConfig = serde_json::from_str(&text).map_err(|e| {
+            let position = format!("line {}, column {}", e.line(), e.column());
+            Error::config("BERT config", path, Some(position), e)
         })?;
         let warnings = cfg
             .other
@@ -397,20 +397,16 @@ impl BertConfig {
     }
 }
 
-/// Resolves a path written in a config: as given (relative to the working directory, like the
-/// original scripts), else beside the config file, else by file name beside the config file.
 /// A YAML syntax or type error in `path`, with its line and column.
-pub(crate) fn yaml_error(path: &Path, e: &serde_yaml_ng::Error) -> Error {
-    Error::Annotation {
-        path: path.to_path_buf(),
-        position: e
-            .location()
-            .map(|l| format!("line {}, column {}", l.line(), l.column()))
-            .unwrap_or_else(|| "?".into()),
-        message: e.to_string(),
-    }
+pub(crate) fn yaml_error(kind: &'static str, path: &Path, e: serde_yaml_ng::Error) -> Error {
+    let position = e
+        .location()
+        .map(|l| format!("line {}, column {}", l.line(), l.column()));
+    Error::config(kind, path, position, e)
 }
 
+/// Resolves a path written in a config: as given (relative to the working directory, like the
+/// original scripts), else beside the config file, else by file name beside the config file.
 pub(crate) fn resolve_beside(config: &Path, written: &str) -> Result<PathBuf> {
     let as_given = PathBuf::from(written);
     let dir = config.parent().unwrap_or(Path::new("."));

@@ -13,9 +13,9 @@ use tch::{Kind, Tensor};
 use super::mplug::MplugModel;
 
 /// [CLS], the decoder's start token.
-pub const BOS_ID: i64 = 101;
+pub const BOS_ID: i64 = crate::text::tokenizer::CLS_ID;
 /// [SEP], the decoder's end token.
-pub const EOS_ID: i64 = 102;
+pub const EOS_ID: i64 = crate::text::tokenizer::SEP_ID;
 const LENGTH_PENALTY_ALPHA: f64 = 0.6;
 
 /// Generation settings (the reference's argparse names).

@@ -100,8 +100,11 @@ impl TorchCheckpoint {
     pub fn open(path: &Path) -> Result<Self> {
         let file = fs_err::File::open(path)?;
         let mut archive = zip::ZipArchive::new(file).map_err(|e| {
-            Error::input_with_hint(
-                format!("`{}` is not a PyTorch zip checkpoint: {e}", path.display()),
+            Error::input_caused(
+                format!("`{}` is not a PyTorch zip checkpoint", path.display()),
+                e,
+            )
+            .with_hint(
                 "files saved by PyTorch < 1.6 (legacy tar/pickle format): re-save with \
                  `torch.save(torch.load(f), g)` in a current PyTorch",
             )
@@ -119,10 +122,10 @@ impl TorchCheckpoint {
         let mut bytes = Vec::new();
         archive
             .by_name(&pkl_name)
-            .map_err(|e| Error::format(format!("`{}`: {e}", path.display())))?
+            .map_err(|e| Error::format_caused(format!("`{}`", path.display()), e))?
             .read_to_end(&mut bytes)?;
         let root = super::load(&bytes, &mut torch_reducer)
-            .map_err(|e| Error::format(format!("`{}`: data.pkl: {e}", path.display())))?;
+            .map_err(|e| Error::format_caused(format!("`{}`: data.pkl", path.display()), e))?;
         Ok(TorchCheckpoint {
             archive,
             prefix,
@@ -137,7 +140,7 @@ impl TorchCheckpoint {
         let mut bytes = Vec::new();
         self.archive
             .by_name(&name)
-            .map_err(|e| Error::format(format!("`{}`: {name}: {e}", self.path.display())))?
+            .map_err(|e| Error::format_caused(format!("`{}`: {name}", self.path.display()), e))?
             .read_to_end(&mut bytes)?;
         let elem = t.kind.elt_size_in_bytes();
         let numel = (bytes.len() / elem) as i64;

@@ -194,7 +194,8 @@ pub fn freeze_query(session: &QuerySession, sql: &str) -> Result<SampleList> {
 
 /// Writes the list as pretty JSON, atomically.
 pub fn write_list(list: &SampleList, path: &Path) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(list).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(list)
+        .map_err(|e| Error::internal_caused("JSON serialisation failed", e))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
@@ -32,19 +33,54 @@ pub struct QuerySession {
     datasets: Vec<DatasetEntry>,
 }
 
-/// Maps a DataFusion error to ours: SQL/plan/schema errors are the user's (exit 2).
+/// Maps a DataFusion error to ours: SQL/plan/schema errors are the user's (exit 2), with
+/// DataFusion's error kept as the source.
 pub fn map_df_error(e: DataFusionError) -> Error {
     let root = e.find_root();
-    match root {
-        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
-            Error::input_with_hint(
-                root.to_string(),
-                "tables: `SHOW TABLES`; columns: `DESCRIBE <table>`",
-            )
-        }
-        DataFusionError::NotImplemented(_) => Error::input(root.to_string()),
-        _ => Error::format(format!("query failed: {e}")),
+    if let DataFusionError::SQL(parser, _) = root {
+        // The parser's own error is the whole story; DataFusion's wrappers only repeat it.
+        return Error::Query {
+            message: "Cannot parse the SQL".to_string(),
+            source: Box::new(parser.as_ref().clone()),
+            hint: None,
+        };
     }
+    let hint = match root {
+        DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            Some("tables: `SHOW TABLES`; columns: `DESCRIBE <table>`")
+        }
+        // Execution errors are raised by functions on the user's values (e.g. a hash_split
+        // fraction outside [0, 1]); I/O, Parquet and Arrow failures are the shards'.
+        DataFusionError::NotImplemented(_) | DataFusionError::Execution(_) => None,
+        _ => return Error::format_caused("query failed", e),
+    };
+    Error::Query {
+        message: root.to_string(),
+        source: Box::new(e),
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// The first node of `plan` that writes or registers files (DDL, DML, `COPY`, `SET`, ...), named
+/// as the user would write it.
+fn first_write(plan: &LogicalPlan) -> Option<String> {
+    let mut found = None;
+    // The closure never fails; the traversal's Result only carries DataFusion's own errors.
+    let _ = plan.apply_with_subqueries(|node| {
+        found = match node {
+            LogicalPlan::Ddl(ddl) => Some(ddl.name().to_string()),
+            LogicalPlan::Dml(dml) => Some(dml.op.to_string()),
+            LogicalPlan::Copy(_) => Some("COPY".to_string()),
+            LogicalPlan::Statement(stmt) => Some(stmt.name().to_string()),
+            _ => None,
+        };
+        Ok(if found.is_some() {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 fn string_col(values: Vec<String>) -> ArrayRef {
@@ -79,7 +115,7 @@ impl QuerySession {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Internal(format!("cannot start the query runtime: {e}")))?;
+            .map_err(|e| Error::internal_caused("cannot start the query runtime", e))?;
         // DATAFUSION_* environment variables tune the engine (e.g. DATAFUSION_EXECUTION_TARGET_PARTITIONS).
         let config = SessionConfig::from_env()
             .map_err(map_df_error)?
@@ -152,10 +188,10 @@ impl QuerySession {
                 m(&|d| d.manifest.schema.clone()),
                 m(&|d| d.manifest.dataset_blake3.clone()),
                 m(&|d| d.manifest.tool.version.clone()),
-                n(&|d| d.manifest.totals.images_written),
-                n(&|d| d.manifest.totals.captions_written),
-                n(&|d| d.manifest.totals.images_rejected),
-                n(&|d| d.manifest.totals.captions_rejected),
+                n(&|d| d.manifest.totals.samples_written),
+                n(&|d| d.manifest.totals.texts_written),
+                n(&|d| d.manifest.totals.samples_rejected),
+                n(&|d| d.manifest.totals.texts_rejected),
                 n(&|d| d.manifest.totals.shards),
                 n(&|d| d.manifest.totals.shard_bytes),
             ],
@@ -217,24 +253,22 @@ impl QuerySession {
         &self.datasets
     }
 
-    /// Plans `sql` under the session's policy.
+    /// Plans `sql` under the session's policy: a statement that writes or registers files is
+    /// refused as [`Error::ReadOnlySql`] unless the policy allows writing.
     pub fn plan(&self, sql: &str) -> Result<DataFrame> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(self.policy.allow_write)
-            .with_allow_dml(self.policy.allow_write)
-            .with_allow_statements(self.policy.allow_write);
-        self.runtime.block_on(self.ctx.sql_with_options(sql, options)).map_err(|e| {
-            let err = map_df_error(e);
-            match err {
-                Error::Input { message, .. } if message.contains("not supported") || message.contains("Only") => {
-                    Error::input_with_hint(
-                        message,
-                        "mplug sql is read-only by default; pass --allow-write to run statements that write or register files",
-                    )
-                }
-                other => other,
-            }
-        })
+        let state = self.ctx.state();
+        let plan = self
+            .runtime
+            .block_on(state.create_logical_plan(sql))
+            .map_err(map_df_error)?;
+        if !self.policy.allow_write
+            && let Some(statement) = first_write(&plan)
+        {
+            return Err(Error::ReadOnlySql { statement });
+        }
+        self.runtime
+            .block_on(self.ctx.execute_logical_plan(plan))
+            .map_err(map_df_error)
     }
 
     /// Runs `sql` and collects every batch.

@@ -140,21 +140,28 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
-/// Counts. `images_*` count rows: images, or clips in video datasets.
+/// Counts. The JSON keys keep their format-1 names (`images_*`, `captions_*`), so every manifest
+/// written so far still reads and hashes the same; the Rust names say what they count.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Totals {
-    /// Distinct images named by the annotations.
-    pub images_seen: u64,
-    /// Rows written (one per image).
-    pub images_written: u64,
-    /// Images rejected.
-    pub images_rejected: u64,
-    /// Captions written (referring expressions for grounding, statements for NLVR2/SNLI-VE).
-    pub captions_written: u64,
-    /// Captions (or grounding objects and expressions, or statements) rejected; the image may still
-    /// be written with its other texts.
-    pub captions_rejected: u64,
+    /// Distinct samples (images, image pairs or clips) named by the annotations (`images_seen`).
+    #[serde(rename = "images_seen")]
+    pub samples_seen: u64,
+    /// Rows written, one per sample (`images_written`).
+    #[serde(rename = "images_written")]
+    pub samples_written: u64,
+    /// Samples rejected whole (`images_rejected`).
+    #[serde(rename = "images_rejected")]
+    pub samples_rejected: u64,
+    /// Texts written: captions, referring expressions (grounding) or statements (NLVR2/SNLI-VE)
+    /// (`captions_written`).
+    #[serde(rename = "captions_written")]
+    pub texts_written: u64,
+    /// Texts (captions, grounding objects and expressions, statements) rejected; the sample may
+    /// still be written with its other texts (`captions_rejected`).
+    #[serde(rename = "captions_rejected")]
+    pub texts_rejected: u64,
     /// Questions written (QA datasets; absent when 0).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub questions_written: u64,
@@ -272,13 +279,16 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let bytes = fs_err::read(&path).map_err(|e| {
-            Error::input_with_hint(
-                format!("`{}` is not a complete mplug dataset: {e}", dir.display()),
+            Error::input_caused(
+                format!("`{}` is not a complete mplug dataset", dir.display()),
+                e,
+            )
+            .with_hint(
                 "a dataset directory holds manifest.json, written when `mplug ingest` finishes",
             )
         })?;
         let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::format(format!("`{}` is not a valid manifest: {e}", path.display()))
+            Error::format_caused(format!("`{}` is not a valid manifest", path.display()), e)
         })?;
         if manifest.format != MANIFEST_FORMAT || manifest.format_version != MANIFEST_VERSION {
             return Err(Error::format(format!(

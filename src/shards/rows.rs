@@ -8,6 +8,7 @@ use arrow::array::{
 };
 use arrow::datatypes::SchemaRef;
 
+use super::image_columns::{ImageColumns, StoredImage, append_i32_lists, append_strings};
 use crate::error::Result;
 
 /// A row type the [`super::ShardWriter`] can write.
@@ -27,26 +28,8 @@ pub struct ImageTextRow {
     pub image_id: String,
     /// Split name.
     pub split: String,
-    /// Path relative to the image root.
-    pub source_path: String,
-    /// blake3 of the source file.
-    pub source_blake3: String,
-    /// blake3 of the decoded pixels.
-    pub pixel_blake3: String,
-    /// dHash of the decoded pixels (16 hex digits).
-    pub pixel_dhash: String,
-    /// Displayed source size.
-    pub orig_width: u32,
-    /// Displayed source size.
-    pub orig_height: u32,
-    /// Stored size.
-    pub width: u32,
-    /// Stored size.
-    pub height: u32,
-    /// `jpeg` or `raw`.
-    pub image_codec: &'static str,
-    /// Stored pixels.
-    pub image: Vec<u8>,
+    /// The stored image (the shared image columns).
+    pub image: StoredImage,
     /// Raw captions.
     pub captions: Vec<String>,
     /// Token ids per caption.
@@ -54,11 +37,13 @@ pub struct ImageTextRow {
 }
 
 impl ShardRow for ImageTextRow {
+    // Not `StoredImage::byte_size`: this sum decides where row groups and shards are cut, so it
+    // stays what image_text.v1 datasets were written with (changing it changes their bytes).
     fn byte_size(&self) -> usize {
-        self.image.len()
+        self.image.image.len()
             + self.image_id.len()
             + self.split.len()
-            + self.source_path.len()
+            + self.image.source_path.len()
             + 144 // three hex hashes
             + 16
             + self.captions.iter().map(String::len).sum::<usize>()
@@ -68,58 +53,24 @@ impl ShardRow for ImageTextRow {
     fn to_batch(rows: &[Self], schema: &SchemaRef) -> Result<RecordBatch> {
         let mut image_id = StringBuilder::new();
         let mut split = StringBuilder::new();
-        let mut source_path = StringBuilder::new();
-        let mut source_blake3 = StringBuilder::new();
-        let mut pixel_blake3 = StringBuilder::new();
-        let mut pixel_dhash = StringBuilder::new();
-        let mut orig_width = Int32Builder::new();
-        let mut orig_height = Int32Builder::new();
-        let mut width = Int32Builder::new();
-        let mut height = Int32Builder::new();
-        let mut image_codec = StringBuilder::new();
-        let mut image =
-            BinaryBuilder::with_capacity(rows.len(), rows.iter().map(|r| r.image.len()).sum());
+        let mut images =
+            ImageColumns::new(rows.len(), rows.iter().map(|r| r.image.image.len()).sum());
         let mut captions = ListBuilder::new(StringBuilder::new());
         let mut tokens = ListBuilder::new(ListBuilder::new(Int32Builder::new()));
         for r in rows {
             image_id.append_value(&r.image_id);
             split.append_value(&r.split);
-            source_path.append_value(&r.source_path);
-            source_blake3.append_value(&r.source_blake3);
-            pixel_blake3.append_value(&r.pixel_blake3);
-            pixel_dhash.append_value(&r.pixel_dhash);
-            orig_width.append_value(r.orig_width as i32);
-            orig_height.append_value(r.orig_height as i32);
-            width.append_value(r.width as i32);
-            height.append_value(r.height as i32);
-            image_codec.append_value(r.image_codec);
-            image.append_value(&r.image);
-            for c in &r.captions {
-                captions.values().append_value(c);
-            }
-            captions.append(true);
-            for t in &r.caption_tokens {
-                tokens.values().values().append_slice(t);
-                tokens.values().append(true);
-            }
-            tokens.append(true);
+            images.append(&r.image);
+            append_strings(&mut captions, &r.captions);
+            append_i32_lists(&mut tokens, &r.caption_tokens);
         }
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(image_id.finish()),
-            Arc::new(split.finish()),
-            Arc::new(source_path.finish()),
-            Arc::new(source_blake3.finish()),
-            Arc::new(pixel_blake3.finish()),
-            Arc::new(pixel_dhash.finish()),
-            Arc::new(orig_width.finish()),
-            Arc::new(orig_height.finish()),
-            Arc::new(width.finish()),
-            Arc::new(height.finish()),
-            Arc::new(image_codec.finish()),
-            Arc::new(image.finish()),
-            Arc::new(captions.finish()),
+        let mut columns: Vec<ArrayRef> =
+            vec![Arc::new(image_id.finish()), Arc::new(split.finish())];
+        columns.extend(images.finish());
+        columns.extend([
+            Arc::new(captions.finish()) as ArrayRef,
             Arc::new(tokens.finish()),
-        ];
+        ]);
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
 }
@@ -177,21 +128,6 @@ pub struct VideoTextRow {
     pub question_tokens: Vec<Vec<i32>>,
     /// Answers.
     pub answers: Vec<String>,
-}
-
-fn append_nested(b: &mut ListBuilder<ListBuilder<Int32Builder>>, lists: &[Vec<i32>]) {
-    for t in lists {
-        b.values().values().append_slice(t);
-        b.values().append(true);
-    }
-    b.append(true);
-}
-
-fn append_strings(b: &mut ListBuilder<StringBuilder>, items: &[String]) {
-    for s in items {
-        b.values().append_value(s);
-    }
-    b.append(true);
 }
 
 impl ShardRow for VideoTextRow {
@@ -262,11 +198,11 @@ impl ShardRow for VideoTextRow {
             }
             frames.append(true);
             append_strings(&mut captions, &r.captions);
-            append_nested(&mut caption_tokens, &r.caption_tokens);
+            append_i32_lists(&mut caption_tokens, &r.caption_tokens);
             question_ids.values().append_slice(&r.question_ids);
             question_ids.append(true);
             append_strings(&mut questions, &r.questions);
-            append_nested(&mut question_tokens, &r.question_tokens);
+            append_i32_lists(&mut question_tokens, &r.question_tokens);
             append_strings(&mut answers, &r.answers);
         }
         let columns: Vec<ArrayRef> = vec![

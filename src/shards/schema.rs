@@ -66,7 +66,7 @@ impl SchemaSpec {
     /// Parses a schema file's JSON text.
     pub fn parse(json: &str) -> Result<Self> {
         let spec: SchemaSpec = serde_json::from_str(json)
-            .map_err(|e| Error::format(format!("invalid schema file: {e}")))?;
+            .map_err(|e| Error::format_caused("invalid schema file", e))?;
         for f in &spec.fields {
             parse_type(&f.type_name)?;
         }

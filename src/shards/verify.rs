@@ -38,10 +38,10 @@ pub fn verify_dataset(dir: &Path) -> Result<VerifyReport> {
         ));
     }
     let rows_in_manifest: u64 = manifest.shards.iter().map(|s| s.rows).sum();
-    if rows_in_manifest != manifest.totals.images_written {
+    if rows_in_manifest != manifest.totals.samples_written {
         report.problems.push(format!(
             "manifest: shards hold {rows_in_manifest} rows but totals.images_written is {}",
-            manifest.totals.images_written
+            manifest.totals.samples_written
         ));
     }
     for shard in &manifest.shards {

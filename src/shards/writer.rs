@@ -105,8 +105,9 @@ impl<R: ShardRow> ShardWriter<R> {
         precompressed: &[&str],
     ) -> Result<Self> {
         fs_err::create_dir_all(dataset_dir.join(SHARDS_DIR))?;
-        let level = ZstdLevel::try_new(options.zstd_level)
-            .map_err(|e| Error::input(format!("invalid zstd level {}: {e}", options.zstd_level)))?;
+        let level = ZstdLevel::try_new(options.zstd_level).map_err(|e| {
+            Error::input_caused(format!("invalid zstd level {}", options.zstd_level), e)
+        })?;
         let mut kv = vec![KeyValue::new("mplug.schema".to_string(), spec.id())];
         kv.extend(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)));
         let mut builder = WriterProperties::builder()

@@ -84,11 +84,6 @@ impl Source for CocoSource {
     type Sample = CaptionSample;
 
     fn read(&self) -> Result<SourceOutput<CaptionSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let mut collector = CaptionCollector::new();
         let mut files = Vec::new();
         for path in &self.annotation_files {

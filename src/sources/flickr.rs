@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::coco::{CocoSource, file_label, read_annotation_file};
 use super::collect::CaptionCollector;
 use super::{CaptionSample, Source, SourceOutput};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Reads Flickr30K caption files.
 #[derive(Debug, Clone)]
@@ -26,11 +26,6 @@ impl Source for FlickrSource {
     type Sample = CaptionSample;
 
     fn read(&self) -> Result<SourceOutput<CaptionSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let json = CocoSource {
             annotation_files: Vec::new(),
             image_root: self.image_root.clone(),

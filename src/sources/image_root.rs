@@ -14,10 +14,8 @@ impl ImageRoot {
     /// Opens `dir`, which must exist and be a directory.
     pub fn open(dir: &Path) -> Result<Self> {
         let root = fs_err::canonicalize(dir).map_err(|e| {
-            Error::input_with_hint(
-                format!("image directory `{}` not found: {e}", dir.display()),
-                "pass --images DIR",
-            )
+            Error::input_caused(format!("image directory `{}` not found", dir.display()), e)
+                .with_hint("pass --images DIR")
         })?;
         if !root.is_dir() {
             return Err(Error::input(format!(

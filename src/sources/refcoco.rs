@@ -400,11 +400,6 @@ impl Source for RefcocoSource {
     type Sample = RefSample;
 
     fn read(&self) -> Result<SourceOutput<RefSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let mut files = Vec::new();
         let mut instances = Instances::new();
         let mut pickles = Vec::new();

@@ -366,11 +366,6 @@ impl Source for StatementSource {
     type Sample = StatementSample;
 
     fn read(&self) -> Result<SourceOutput<StatementSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let mut files = Vec::new();
         let mut c = Collector::default();
         for path in &self.annotation_files {

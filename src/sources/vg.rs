@@ -166,11 +166,6 @@ impl super::Source for VgCaptionSource {
     type Sample = super::CaptionSample;
 
     fn read(&self) -> Result<super::SourceOutput<super::CaptionSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(crate::Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let vg = read_vg_files(&self.annotation_files)?;
         if let Some((path, _)) = vg.qas.first() {
             return Err(crate::Error::input_with_hint(

@@ -52,7 +52,7 @@ impl VideoIndex {
         let mut stack = vec![root.to_path_buf()];
         while let Some(dir) = stack.pop() {
             let entries = fs_err::read_dir(&dir).map_err(|e| {
-                Error::input_with_hint(format!("cannot list videos: {e}"), "pass --videos DIR")
+                Error::input_caused("cannot list videos", e).with_hint("pass --videos DIR")
             })?;
             for entry in entries {
                 let path = entry?.path();
@@ -226,11 +226,6 @@ impl super::Source for VideoTextSource {
     type Sample = VideoSample;
 
     fn read(&self) -> Result<super::SourceOutput<VideoSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let index = VideoIndex::scan(&self.video_root)?;
         let mut files = Vec::new();
         let mut c = VideoCollector::new();

@@ -435,11 +435,6 @@ impl Source for VqaSource {
     type Sample = QaSample;
 
     fn read(&self) -> Result<SourceOutput<QaSample>> {
-        if self.annotation_files.is_empty() {
-            return Err(crate::Error::input(
-                "no annotation file given (pass --annotations FILE...)",
-            ));
-        }
         let mut files = Vec::new();
         let mut official_questions = Vec::new();
         let mut albef = Vec::new();

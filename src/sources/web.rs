@@ -58,11 +58,6 @@ fn list_split(path: &Path, split_override: Option<&str>) -> String {
 
 /// Reads every list file. SBU's txt pair is recognised by `urls`/`captions` in the file names.
 pub fn read_web_lists(files: &[PathBuf], split_override: Option<&str>) -> Result<WebLists> {
-    if files.is_empty() {
-        return Err(Error::input(
-            "no annotation file given (pass --annotations FILE...)",
-        ));
-    }
     let mut out = WebLists::default();
     let mut sbu_urls: Option<(PathBuf, Vec<String>)> = None;
     let mut sbu_caps: Option<(PathBuf, Vec<String>)> = None;

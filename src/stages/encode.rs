@@ -32,7 +32,7 @@ pub fn encode_pixels(img: &RgbImage, codec: PixelCodec, jpeg_quality: u8) -> Res
     match codec {
         PixelCodec::Raw => Ok(img.pixels.clone()),
         PixelCodec::Jpeg => {
-            let map = |e: turbojpeg::Error| Error::Internal(format!("JPEG encode failed: {e}"));
+            let map = |e: turbojpeg::Error| Error::internal_caused("JPEG encode failed", e);
             let mut c = Compressor::new().map_err(map)?;
             c.set_quality(jpeg_quality as i32).map_err(map)?;
             c.set_subsamp(Subsamp::Sub2x2).map_err(map)?;

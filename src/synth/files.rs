@@ -158,7 +158,7 @@ fn insert_app1(jpeg: &[u8], payload: &[u8]) -> Vec<u8> {
 }
 
 fn jpeg_encoder_error(e: jpeg_encoder::EncodingError) -> Error {
-    Error::Internal(format!("synthetic JPEG encode failed: {e}"))
+    Error::internal_caused("synthetic JPEG encode failed", e)
 }
 
 fn encode_file(img: &RgbImage, variant: FileVariant, rng: &mut SynthRng) -> Result<Vec<u8>> {
@@ -246,7 +246,7 @@ fn encode_file(img: &RgbImage, variant: FileVariant, rng: &mut SynthRng) -> Resu
                     image::ExtendedColorType::Rgb8,
                 )
             };
-            result.map_err(|e| Error::Internal(format!("synthetic PNG encode failed: {e}")))?;
+            result.map_err(|e| Error::internal_caused("synthetic PNG encode failed", e))?;
             Ok(out)
         }
     }
@@ -286,7 +286,8 @@ fn make_image(opts: &SynthOptions, index: usize) -> Result<(SynthImage, Vec<u8>)
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| Error::internal_caused("JSON serialisation failed", e))?;
     fs_err::write(path, bytes)?;
     Ok(())
 }

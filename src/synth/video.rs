@@ -117,7 +117,7 @@ pub fn render(spec: &ClipSpec, t: f64) -> RgbImage {
 }
 
 fn ff(e: ffmpeg::Error, what: &str) -> Error {
-    Error::Internal(format!("synthetic video: {what}: {e}"))
+    Error::internal_caused(format!("synthetic video: {what}"), e)
 }
 
 /// Encodes the clip to `path` (single-threaded encoders: same spec, same bytes).
@@ -130,7 +130,7 @@ pub fn write_clip(path: &Path, spec: &ClipSpec) -> Result<()> {
         ClipFormat::AviMjpeg => ("mjpeg", Pixel::YUVJ420P),
     };
     let codec = ffmpeg::encoder::find_by_name(enc_name)
-        .ok_or_else(|| Error::Internal(format!("FFmpeg has no `{enc_name}` encoder")))?;
+        .ok_or_else(|| Error::internal(format!("FFmpeg has no `{enc_name}` encoder")))?;
     let orientation = rotation_to_exif(spec.rotation);
     // stored pixels are the displayed ones turned back, so playback with rotation shows `render`
     let stored_size = if spec.rotation % 180 == 90 {
@@ -191,7 +191,7 @@ pub fn write_clip(path: &Path, spec: &ClipSpec) -> Result<()> {
                     36,
                 );
                 if data.is_null() {
-                    return Err(Error::Internal("cannot allocate a display matrix".into()));
+                    return Err(Error::internal("cannot allocate a display matrix"));
                 }
                 ffmpeg::ffi::av_display_rotation_set(data as *mut i32, f64::from(spec.rotation));
             }

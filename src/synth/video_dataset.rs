@@ -131,8 +131,8 @@ fn qa(c: &Clip) -> Vec<(String, String)> {
 }
 
 fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
-    let bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| crate::Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| crate::Error::internal_caused("JSON serialisation failed", e))?;
     fs_err::write(path, bytes)?;
     Ok(())
 }

@@ -15,6 +15,16 @@ use crate::error::{Error, Result};
 /// Special tokens of bert-base-uncased, recognised inside input text as the reference does.
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
+/// `[PAD]`'s id in the BERT uncased vocab. The ids below are the only definitions of the special
+/// tokens: the loader, the objectives and generation use them, and loading a vocab checks them.
+pub const PAD_ID: i64 = 0;
+/// `[CLS]`'s id (also the decoder's start token).
+pub const CLS_ID: i64 = 101;
+/// `[SEP]`'s id (also the decoder's end token).
+pub const SEP_ID: i64 = 102;
+/// `[MASK]`'s id.
+pub const MASK_ID: i64 = 103;
+
 /// A WordPiece tokenizer equivalent to HF `BertTokenizer(vocab, do_lower_case=True)`.
 pub struct BertTokenizer {
     inner: Tokenizer,
@@ -26,10 +36,8 @@ impl BertTokenizer {
     /// Loads the vocabulary file (one token per line, id = line number).
     pub fn from_vocab_file(path: &Path) -> Result<Self> {
         let bytes = fs_err::read(path).map_err(|e| {
-            Error::input_with_hint(
-                format!("Cannot read the vocab `{}`: {e}", path.display()),
-                "run scripts/setup.sh to install the BERT vocab, or pass --vocab FILE",
-            )
+            Error::input_caused(format!("Cannot read the vocab `{}`", path.display()), e)
+                .with_hint("run scripts/setup.sh to install the BERT vocab, or pass --vocab FILE")
         })?;
         let vocab_size = bytes
             .split(|b| *b == b'\n')
@@ -41,11 +49,10 @@ impl BertTokenizer {
         let model = WordPiece::from_file(path_str)
             .unk_token("[UNK]".to_string())
             .build()
-            .map_err(|e| Error::input(format!("Invalid vocab `{}`: {e}", path.display())))?;
+            .map_err(|e| Error::config("vocab", path, None, e))?;
         let mut inner = Tokenizer::new(model);
         // clean_text, handle_chinese_chars, strip_accents = None (follows lowercase), lowercase
-        let internal =
-            |e: tokenizers::Error| Error::Internal(format!("tokenizer set-up failed: {e}"));
+        let internal = |e: tokenizers::Error| Error::internal_caused("tokenizer set-up failed", e);
         inner
             .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
             .map_err(internal)?;
@@ -63,6 +70,24 @@ impl BertTokenizer {
                 )));
             }
         }
+        let fixed = [
+            ("[PAD]", PAD_ID),
+            ("[CLS]", CLS_ID),
+            ("[SEP]", SEP_ID),
+            ("[MASK]", MASK_ID),
+        ];
+        for (t, id) in fixed {
+            let found = inner.token_to_id(t).map(i64::from);
+            if found != Some(id) {
+                return Err(Error::input_with_hint(
+                    format!(
+                        "vocab `{}` has {t} at id {found:?}; mplug's model and loader expect {id}",
+                        path.display()
+                    ),
+                    "use the BERT uncased vocab (scripts/setup.sh installs it)",
+                ));
+            }
+        }
         Ok(Self {
             inner,
             vocab_blake3: blake3::hash(&bytes).to_hex().to_string(),
@@ -75,7 +100,7 @@ impl BertTokenizer {
         let enc = self
             .inner
             .encode(text, false)
-            .map_err(|e| Error::Internal(format!("tokenizer failed on {text:?}: {e}")))?;
+            .map_err(|e| Error::internal_caused(format!("tokenizer failed on {text:?}"), e))?;
         Ok(enc.get_ids().iter().map(|&id| id as i32).collect())
     }
 

@@ -89,7 +89,7 @@ pub fn write(run_dir: &Path, parts: CheckpointParts<'_>) -> Result<PathBuf> {
     }
     Tensor::write_safetensors(&parts.optimizer, tmp.join(OPTIMIZER_FILE))?;
     let json = serde_json::to_string_pretty(&parts.state)
-        .map_err(|e| Error::Internal(format!("train state: {e}")))?;
+        .map_err(|e| Error::internal_caused("train state", e))?;
     fs_err::write(tmp.join(STATE_FILE), json)?;
     for f in [MODEL_FILE, MOMENTUM_FILE, OPTIMIZER_FILE, STATE_FILE] {
         sync_file(&tmp.join(f))?;
@@ -140,7 +140,7 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
 pub fn read_state(dir: &Path) -> Result<TrainState> {
     let text = fs_err::read_to_string(dir.join(STATE_FILE))?;
     let st: TrainState = serde_json::from_str(&text)
-        .map_err(|e| Error::format(format!("`{}`: {e}", dir.join(STATE_FILE).display())))?;
+        .map_err(|e| Error::format_caused(format!("`{}`", dir.join(STATE_FILE).display()), e))?;
     if st.format != "mplug.train_state" || st.version != 1 {
         return Err(Error::format(format!(
             "`{}` is not an mplug.train_state v1",

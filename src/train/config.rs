@@ -268,7 +268,7 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
         )
     })?;
     let value: Value = serde_yaml_ng::from_str(value)
-        .map_err(|e| Error::input(format!("override `{spec}`: bad value: {e}")))?;
+        .map_err(|e| Error::input_caused(format!("override `{spec}`: bad value"), e))?;
     let mut node = root;
     let parts: Vec<&str> = key.split('.').collect();
     for (k, part) in parts.iter().enumerate() {
@@ -289,8 +289,8 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
 
 fn read_tree(path: &Path, overrides: &[String]) -> Result<Value> {
     let text = fs_err::read_to_string(path)?;
-    let mut tree: Value =
-        serde_yaml_ng::from_str(&text).map_err(|e| crate::model::config::yaml_error(path, &e))?;
+    let mut tree: Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| crate::model::config::yaml_error("training config", path, e))?;
     for o in overrides {
         apply_override(&mut tree, o)?;
     }
@@ -299,7 +299,7 @@ fn read_tree(path: &Path, overrides: &[String]) -> Result<Value> {
 
 fn to_yaml(tree: &Value) -> Result<String> {
     serde_yaml_ng::to_string(tree)
-        .map_err(|e| Error::Internal(format!("re-serialising the config: {e}")))
+        .map_err(|e| Error::internal_caused("re-serialising the config", e))
 }
 
 impl TrainConfig {
@@ -348,10 +348,8 @@ impl TrainConfig {
     /// Parses effective YAML text; `path` names it and anchors `bert_config`.
     pub fn from_yaml_str(yaml: &str, path: &Path) -> Result<Self> {
         let raw: RawTrainYaml = serde_yaml_ng::from_str(yaml).map_err(|e| {
-            Error::input_with_hint(
-                format!("`{}`: {e}", path.display()),
-                "training configs take the keys of configs/pretrain_tiny.yaml",
-            )
+            crate::model::config::yaml_error("training config", path, e)
+                .with_hint("training configs take the keys of configs/pretrain_tiny.yaml")
         })?;
         let (model, warnings) = MplugConfig::from_yaml_str(yaml, path)?;
         let cfg = TrainConfig {

@@ -29,7 +29,7 @@ impl MomentumModel {
         let mut pairs = Vec::with_capacity(mine.len());
         for (name, m) in mine {
             let p = theirs.get(&name).ok_or_else(|| {
-                Error::Internal(format!("momentum model has `{name}`, the model not"))
+                Error::internal(format!("momentum model has `{name}`, the model not"))
             })?;
             pairs.push((m, p.shallow_clone()));
         }

@@ -10,8 +10,7 @@ use crate::loader::rng::LoaderRng;
 use crate::model::MplugModel;
 
 const IGNORE: i64 = -100;
-const CLS: i64 = 101;
-const SEP: i64 = 102;
+use crate::text::tokenizer::{CLS_ID as CLS, SEP_ID as SEP};
 
 /// ITC targets: every bank entry with the batch row's image index is a positive, weighted 1/count.
 pub fn itc_targets(idx: &Tensor, idx_all: &Tensor) -> Tensor {

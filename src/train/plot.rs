@@ -44,7 +44,7 @@ pub fn read_series(path: &Path, names: &[&str]) -> Result<Vec<Vec<(f64, f64)>>> 
     let mut out = vec![Vec::new(); names.len()];
     for (n, line) in text.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| Error::format(format!("{} line {}: {e}", path.display(), n + 1)))?;
+            .map_err(|e| Error::format_caused(format!("{} line {}", path.display(), n + 1), e))?;
         let Some(step) = v.get("step").and_then(|s| s.as_f64()) else {
             continue;
         };
@@ -96,7 +96,7 @@ fn panel(
     series: &[(&str, Vec<(f64, f64)>)],
     log_y: bool,
 ) -> Result<()> {
-    let err = |e: String| Error::Internal(format!("plot `{title}`: {e}"));
+    let err = |e: String| Error::internal_caused(format!("plot `{title}`"), e);
     let pts: Vec<(f64, f64)> = series.iter().flat_map(|(_, s)| s.iter().copied()).collect();
     if pts.is_empty() {
         return Ok(());
@@ -193,7 +193,7 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE)
-            .map_err(|e| Error::Internal(format!("plot: {e}")))?;
+            .map_err(|e| Error::internal_caused("plot", e))?;
         let areas = root.split_evenly((2, 2));
         let take = |k: usize| (names[k], s[k].clone());
         panel(
@@ -243,11 +243,11 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
             )?;
         }
         root.present()
-            .map_err(|e| Error::Internal(format!("plot: {e}")))?;
+            .map_err(|e| Error::internal_caused("plot", e))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf)
-        .ok_or_else(|| Error::Internal("plot buffer size".into()))?;
+    let img =
+        image::RgbImage::from_raw(w, h, buf).ok_or_else(|| Error::internal("plot buffer size"))?;
     img.save(out)
-        .map_err(|e| Error::Internal(format!("writing {}: {e}", out.display())))?;
+        .map_err(|e| Error::internal(format!("writing {}: {e}", out.display())))?;
     Ok(())
 }

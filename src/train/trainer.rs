@@ -341,7 +341,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             tr.device,
             tr.state.step,
         )?;
-        let json = serde_json::to_string(&m).map_err(|e| Error::Internal(format!("eval: {e}")))?;
+        let json = serde_json::to_string(&m).map_err(|e| Error::internal_caused("eval", e))?;
         let mut f = fs_err::OpenOptions::new()
             .append(true)
             .create(true)
@@ -446,7 +446,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         });
         let total = losses.total.double_value(&[]);
         if !total.is_finite() {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "loss is {total} at step {} (epoch {epoch}, iter {iter}); the last checkpoint is intact",
                 tr.state.step
             )));
@@ -512,8 +512,8 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         acc_loss = [0.0; 7];
         step_samples = 0;
         if tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps {
-            let json = serde_json::to_string(&line)
-                .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
+            let json =
+                serde_json::to_string(&line).map_err(|e| Error::internal_caused("metrics", e))?;
             writeln!(metrics, "{json}")?;
             metrics.flush()?;
         }

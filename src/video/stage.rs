@@ -13,7 +13,7 @@ use crate::stages::orient::apply_orientation;
 use crate::stages::resize::{fit_within, resize_rgb};
 
 /// How frames are sized for storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum FrameResize {
     /// Exactly `size`×`size`, aspect ratio not kept: what decord's `VideoReader(width=S, height=S)`

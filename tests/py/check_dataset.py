@@ -1,4 +1,4 @@
-"""Independent checks of an mplug dataset, run by tests/ingest.rs with the project venv's Python.
+"""Independent checks of an mplug dataset, run by tests/it/ingest.rs with the project venv's Python.
 
 Nothing here imports mplug: the oracles are pyarrow, DuckDB, Pillow, Hugging Face `tokenizers`,
 `jsonschema`, and a transcription of the reference's `pre_caption` (mPLUG dataset/utils.py).

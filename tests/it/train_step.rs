@@ -8,12 +8,10 @@
 //! Everything random is fixed: the tiny BERT has no dropout, `vision_dropout` is 0, masks and the
 //! PrefixLM split are inputs, and a batch of two distinct images leaves each row one ITM negative.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
 
-use common::{ok, python, repo};
+use crate::common::{ok, python, repo};
 use mplug::loader::rng::{LoaderRng, Purpose};
 use mplug::model::weights::{named_variables, write_safetensors};
 use mplug::model::{MplugConfig, MplugModel};

@@ -1,7 +1,5 @@
-//! Loader shutdown, alone in its test process (other tests' loader threads would blur the count):
+//! Loader shutdown, alone in its own test process (other tests' loader threads would blur the count):
 //! 1000 create/drop cycles, some mid-epoch with batches waiting, leave no thread behind.
-
-mod common;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,8 +21,13 @@ fn thread_count() -> usize {
 
 #[test]
 fn create_and_drop_1000_times_leaves_no_threads() {
+    if !crate::common::in_own_process(
+        "loader_shutdown::create_and_drop_1000_times_leaves_no_threads",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let data = common::synth_coco_dataset(dir.path(), 30, 5);
+    let data = crate::common::synth_coco_dataset(dir.path(), 30, 5);
     let idx = Arc::new(
         DatasetIndex::open(&[DatasetInput {
             path: data,

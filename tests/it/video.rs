@@ -1,8 +1,5 @@
 //! Video reading against the synthetic clips' ground truth: the square is drawn at a known position
 //! for each presentation time, so every decoded frame can be checked against its timestamp.
-#![cfg(feature = "video")]
-
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -385,7 +382,7 @@ mod datasets {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    use super::common::{mplug, ok, python};
+    use crate::common::{mplug, ok, python};
 
     fn synth(dir: &Path) -> PathBuf {
         let raw = dir.join("raw");

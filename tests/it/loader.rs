@@ -1,16 +1,14 @@
 //! The streaming loader on a synthetic dataset ingested by mplug: the same global order for world
 //! sizes 1/2/4, every sample exactly once per epoch, exact resume (also with another world size),
 //! identical batches for any thread count, a tampered shard refused, the transforms against Pillow
-//! and the reference's RandAugment (shutdown: tests/loader_shutdown.rs, alone in its process).
-
-mod common;
+//! and the reference's RandAugment (shutdown: loader_shutdown.rs, alone in its own process).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use common::{mplug, ok, python};
+use crate::common::{mplug, ok, python};
 use mplug::loader::index::{DatasetIndex, DatasetInput};
 use mplug::loader::{HostBatch, Loader, LoaderConfig, LoaderState, recv_timeout};
 
@@ -25,7 +23,7 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let data = common::synth_coco_dataset(dir.path(), 61, 3);
+        let data = crate::common::synth_coco_dataset(dir.path(), 61, 3);
         Fixture { _dir: dir, data }
     })
 }
@@ -533,7 +531,7 @@ fn randaugment_ops_match_the_reference_numpy_opencv_code() {
         let ours = apply(&img, op);
         let out = t.path().join(format!("{name}.bin"));
         let run = std::process::Command::new(python())
-            .arg(common::repo().join("tests/py/randaugment_reference.py"))
+            .arg(crate::common::repo().join("tests/py/randaugment_reference.py"))
             .args([name, &format!("{arg:.17}"), &w.to_string(), &h.to_string()])
             .arg(&input)
             .arg(&out)

@@ -69,10 +69,8 @@ impl PipelineSpec {
     /// Parses TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| {
-            Error::input_with_hint(
-                format!("Invalid pipeline file `{origin}`: {e}"),
-                "compare with the built-in pipelines/coco.toml",
-            )
+            Error::config("pipeline file", origin, None, e)
+                .with_hint("compare with the built-in pipelines/coco.toml")
         })
     }
 
@@ -87,7 +85,13 @@ impl PipelineSpec {
         let (_, text) = BUILTIN_PIPELINES
             .iter()
             .find(|(n, _)| *n == name)
-            .ok_or_else(|| Error::input(format!("no built-in pipeline named `{name}`")))?;
+            .ok_or_else(|| {
+                let names: Vec<&str> = BUILTIN_PIPELINES.iter().map(|(n, _)| *n).collect();
+                Error::input_with_hint(
+                    format!("no built-in pipeline named `{name}`"),
+                    format!("the built-in pipelines are: {}", names.join(", ")),
+                )
+            })?;
         Self::parse(text, &format!("pipelines/{name}.toml"))
     }
 }
@@ -108,9 +112,10 @@ mod tests {
     fn unknown_keys_are_refused() {
         let text =
             include_str!("../../pipelines/coco.toml").replace("max_side = 512", "max_sid = 512");
-        let err = PipelineSpec::parse(&text, "x.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("max_sid"), "{err}");
+        let err = PipelineSpec::parse(&text, "x.toml").unwrap_err();
+        assert_eq!(err.to_string(), "invalid pipeline file `x.toml`");
+        let cause = std::error::Error::source(&err).unwrap().to_string();
+        assert!(cause.contains("max_sid"), "{cause}");
+        assert!(err.hint().unwrap().contains("coco.toml"));
     }
 }

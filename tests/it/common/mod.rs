@@ -1,6 +1,8 @@
-//! Helpers shared by the integration test binaries: the binary under test, the repository, and the
+//! Helpers shared by the integration test modules: the binary under test, the repository, and the
 //! project venv's Python and the BERT vocab that scripts/setup.sh installs (the tests' oracles).
-#![allow(dead_code)] // each test binary uses a subset
+#![allow(dead_code)] // not every helper is used by every build (the `video` feature)
+
+pub mod http;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -120,4 +122,71 @@ pub fn synth_coco_dataset(dir: &std::path::Path, images: usize, seed: u64) -> Pa
         .output()
         .expect("run mplug ingest"));
     data
+}
+
+/// Runs the calling test alone in a fresh process of this test binary: a test that counts the
+/// process's threads would see other tests' threads in the shared binary.
+///
+/// Returns `true` in that child (run the body); in the parent it runs the child, asserts it
+/// passed and returns `false`. `name` is the test's path (`loader_shutdown::create_and_drop…`).
+pub fn in_own_process(name: &str) -> bool {
+    const VAR: &str = "MPLUG_TEST_OWN_PROCESS";
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return true;
+    }
+    let out = Command::new(std::env::current_exe().expect("the test binary's path"))
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(VAR, name)
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    false
+}
+
+/// The whole exchange of a finished command, as the CLI snapshots record it (uv style): exit
+/// status, stdout and stderr.
+pub fn exchange(out: &Output) -> String {
+    format!(
+        "success: {}\nexit_code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+        out.status.success(),
+        out.status
+            .code()
+            .map_or("none".to_string(), |c| c.to_string()),
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        String::from_utf8_lossy(&out.stderr).trim_end()
+    )
+}
+
+/// insta settings for CLI snapshots: `dir` (a test's temp dir) becomes `[TEMP]`, and what changes
+/// from run to run (hashes, timings, sizes) is masked. Counts stay: each snapshot's fixture fixes them.
+pub fn snapshot_settings(dir: &std::path::Path) -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(repo().join("tests/it/snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    for d in [canonical, dir.to_path_buf()] {
+        s.add_filter(&regex_escape(&d.display().to_string()), "[TEMP]");
+    }
+    s.add_filter(r"blake3:[0-9a-f]{64}", "blake3:[HASH]");
+    s.add_filter(r"\d+\.\d+ s \(\d+\.\d+ ", "[SECS] s ([RATE] ");
+    s.add_filter(r"\d+\.\d+ MiB", "[SIZE] MiB");
+    s
+}
+
+/// `s` with regex metacharacters escaped.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -2,11 +2,9 @@
 //! and after a crash inside a checkpoint write, configuration errors before any work, and the
 //! per-phase step times of `train.profile`.
 
-mod common;
-
 use std::path::Path;
 
-use common::{mplug, ok, repo, synth_coco_dataset};
+use crate::common::{mplug, ok, repo, synth_coco_dataset};
 
 const TINY: &str = "configs/pretrain_tiny.yaml";
 

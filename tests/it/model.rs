@@ -2,13 +2,11 @@
 //! reference doc (tests/py/mplug_reference.py) on random weights saved by `torch.save` with the
 //! original keys; hand-derived parameter counts; and invariants (round trips, gradients, determinism).
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{mplug, ok, python, repo};
+use crate::common::{mplug, ok, python, repo};
 use mplug::model::weights::{LoadOptions, load_state_dict, named_variables, write_safetensors};
 use mplug::model::{MplugConfig, MplugModel};
 use tch::nn::VarStore;

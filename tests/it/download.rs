@@ -2,16 +2,12 @@
 //! redirecting, failing and non-image answers), kill -9 and resume, img2dataset folders, and the
 //! CC3M/CC12M/SBU readers on the real first records in ../shared/samples when present.
 
-mod common;
-#[path = "common/http.rs"]
-mod http;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{mplug, ok, pattern_jpeg, python, vocab};
-use http::TestServer;
+use crate::common::http::TestServer;
+use crate::common::{mplug, ok, pattern_jpeg, python, vocab};
 
 /// The server's images: 64x48, or 2048x1536 for `big`.
 fn jpeg(token: &str, big: bool) -> Vec<u8> {
@@ -316,7 +312,7 @@ fn img2dataset_folder_and_sbu_txt_pair_are_read_without_network() {
 
 #[test]
 fn real_sample_lists_parse_into_one_record_per_line() {
-    let samples = common::repo().join("../shared/samples");
+    let samples = crate::common::repo().join("../shared/samples");
     let files = [
         ("cc3m", "cc3m/Train_GCC-training_first5.tsv"),
         ("cc3m", "cc3m/Validation_GCC-1.1.0-Validation_first5.tsv"),

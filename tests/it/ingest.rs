@@ -4,12 +4,10 @@
 //! Hugging Face `tokenizers` and `jsonschema` (tests/py/check_dataset.py, run with the project venv's
 //! Python that scripts/setup.sh installs), and hand-built bad inputs.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{mplug, ok, python, repo, vocab};
+use crate::common::{mplug, ok, python, repo, vocab};
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("spawn mplug")

@@ -4,12 +4,10 @@
 //! by pyarrow against the annotation files (tests/py/check_image_datasets.py), answer weights
 //! against the reference's own loop.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{mplug, ok, python, repo, vocab, write_jpeg};
+use crate::common::{mplug, ok, python, repo, vocab, write_jpeg};
 use serde_json::json;
 
 fn manifest(dir: &Path) -> serde_json::Value {
@@ -733,7 +731,7 @@ fn every_reader_names_the_file_and_position_of_malformed_input_and_rejects_bad_i
         64,
         48,
     );
-    let full = common::pattern_jpeg("cut", 64, 48);
+    let full = crate::common::pattern_jpeg("cut", 64, 48);
     std::fs::write(
         coco.join("train2014/COCO_train2014_000000000002.jpg"),
         &full[..full.len() / 3],

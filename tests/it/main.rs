@@ -1,0 +1,21 @@
+//! The integration tests: one binary, one module per area, so CI links libtorch, DataFusion and
+//! FFmpeg once instead of once per file. Run one area with `cargo test --test it sql::`.
+//!
+//! Every module drives the built `mplug` binary or the library against independent oracles (the
+//! project venv's Python: pyarrow, DuckDB, Pillow, PyTorch, tokenizers); `common` holds the helpers.
+
+mod common;
+
+mod cli;
+mod datasets;
+mod download;
+mod ingest;
+mod loader;
+mod loader_shutdown;
+mod model;
+mod sql;
+mod sql_logic;
+mod train;
+mod train_step;
+#[cfg(feature = "video")]
+mod video;
