@@ -3,6 +3,8 @@
 //! and calls [`ingest`]; adding a dataset is a source reader, one entry in [`DATASETS`] and a
 //! pipeline file (see docs/ARCHITECTURE.md, "Adding a dataset").
 
+use std::path::PathBuf;
+
 use super::grounding::GroundingTask;
 use super::image_qa::QaTask;
 use super::image_task::{ImageTask, ImageTaskProcessor};
@@ -11,7 +13,12 @@ use super::plan::{IngestPlan, Media};
 use super::statement::StatementTask;
 use super::{IngestJob, IngestOutcome};
 use crate::error::{Error, Result};
+use crate::sources::coco::CocoSource;
+use crate::sources::flickr::FlickrSource;
+use crate::sources::refcoco::RefcocoSource;
 use crate::sources::statements::{StatementDataset, StatementSource};
+use crate::sources::vg::VgCaptionSource;
+use crate::sources::web::WebCaptionSource;
 use crate::sources::{ImageRoot, Source};
 use crate::text::BertTokenizer;
 
@@ -25,14 +32,34 @@ pub struct Dataset {
     run: fn(&IngestPlan, &IngestJob<'_>) -> Result<IngestOutcome>,
 }
 
+/// A source of the usual three inputs (annotation files, canonical image root, split override),
+/// built from the plan's [`SourceInputs`].
+macro_rules! from_inputs {
+    ($source:ident) => {
+        |(annotation_files, image_root, split_override)| $source {
+            annotation_files,
+            image_root,
+            split_override,
+        }
+    };
+}
+
 /// Every dataset, keyed by the pipeline's `source`.
 pub const DATASETS: &[Dataset] = &[
-    image("coco", run_coco),
-    image("vg", run_vg),
+    image("coco", |p, j| {
+        run_one_root(p, j, from_inputs!(CocoSource), caption_task(p, j))
+    }),
+    image("vg", |p, j| {
+        run_one_root(p, j, from_inputs!(VgCaptionSource), caption_task(p, j))
+    }),
     image("vg-qa", run_qa),
-    image("flickr30k", run_flickr),
+    image("flickr30k", |p, j| {
+        run_one_root(p, j, from_inputs!(FlickrSource), caption_task(p, j))
+    }),
     image("vqa", run_qa),
-    image("refcoco", run_refcoco),
+    image("refcoco", |p, j| {
+        run_one_root(p, j, from_inputs!(RefcocoSource), grounding_task(p, j))
+    }),
     image("snli-ve", |p, j| {
         run_statements(StatementDataset::SnliVe, p, j)
     }),
@@ -117,44 +144,33 @@ fn caption_task<'a>(plan: &IngestPlan, job: &IngestJob<'a>) -> CaptionTask<'a> {
     }
 }
 
-fn run_coco(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
+/// The inputs most sources take: (annotation files, canonical image root, split override).
+type SourceInputs = (Vec<PathBuf>, PathBuf, Option<String>);
+
+/// Runs `task` over one image root with the source `make_source` builds from the plan's inputs.
+fn run_one_root<S, T>(
+    plan: &IngestPlan,
+    job: &IngestJob<'_>,
+    make_source: fn(SourceInputs) -> S,
+    task: T,
+) -> Result<IngestOutcome>
+where
+    T: ImageTask,
+    S: Source<Sample = T::Sample>,
+{
     let images = ImageRoot::open(&plan.media)?;
-    let source = crate::sources::coco::CocoSource {
-        annotation_files: plan.annotations.clone(),
-        image_root: images.path().to_path_buf(),
-        split_override: plan.split.clone(),
-    };
-    run_image_task(plan, job, &source, caption_task(plan, job), vec![images])
+    let inputs = (
+        plan.annotations.clone(),
+        images.path().to_path_buf(),
+        plan.split.clone(),
+    );
+    run_image_task(plan, job, &make_source(inputs), task, vec![images])
 }
 
-fn run_vg(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
-    let images = ImageRoot::open(&plan.media)?;
-    let source = crate::sources::vg::VgCaptionSource {
-        annotation_files: plan.annotations.clone(),
-        image_root: images.path().to_path_buf(),
-        split_override: plan.split.clone(),
-    };
-    run_image_task(plan, job, &source, caption_task(plan, job), vec![images])
-}
-
-fn run_flickr(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
-    let images = ImageRoot::open(&plan.media)?;
-    let source = crate::sources::flickr::FlickrSource {
-        annotation_files: plan.annotations.clone(),
-        image_root: plan.media.clone(),
-        split_override: plan.split.clone(),
-    };
-    run_image_task(plan, job, &source, caption_task(plan, job), vec![images])
-}
-
+/// CC3M, CC12M, SBU: URL lists over a downloaded image folder.
 fn run_web(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
-    let images = ImageRoot::open(&plan.media)?;
-    let source = crate::sources::web::WebCaptionSource {
-        annotation_files: plan.annotations.clone(),
-        image_root: images.path().to_path_buf(),
-        split_override: plan.split.clone(),
-    };
-    run_image_task(plan, job, &source, caption_task(plan, job), vec![images])
+    let task = caption_task(plan, job);
+    run_one_root(plan, job, from_inputs!(WebCaptionSource), task)
 }
 
 /// VQA v2 and Visual Genome QA: COCO images are root 0, VG images root 1.
@@ -178,19 +194,13 @@ fn run_qa(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
     run_image_task(plan, job, &source, task, vec![coco, vg])
 }
 
-fn run_refcoco(plan: &IngestPlan, job: &IngestJob<'_>) -> Result<IngestOutcome> {
-    let images = ImageRoot::open(&plan.media)?;
-    let source = crate::sources::refcoco::RefcocoSource {
-        annotation_files: plan.annotations.clone(),
-        image_root: images.path().to_path_buf(),
-        split_override: plan.split.clone(),
-    };
-    let task = GroundingTask {
+/// RefCOCO/+/g: boxes and referring expressions.
+fn grounding_task<'a>(plan: &IngestPlan, job: &IngestJob<'a>) -> GroundingTask<'a> {
+    GroundingTask {
         tokenizer: job.tokenizer,
         normalize: plan.pipeline.text.normalize,
         max_words: plan.pipeline.text.max_words,
-    };
-    run_image_task(plan, job, &source, task, vec![images])
+    }
 }
 
 fn run_statements(

@@ -29,10 +29,6 @@ impl ImageTask for GroundingTask<'_> {
         SchemaSpec::image_grounding_v1()
     }
 
-    fn image_columns(&self) -> &'static [&'static str] {
-        &["image"]
-    }
-
     fn identity(&self, s: &RefSample) -> (String, String) {
         (s.image_id.clone(), s.source_path.clone())
     }

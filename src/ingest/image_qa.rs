@@ -53,10 +53,6 @@ impl ImageTask for QaTask<'_> {
         SchemaSpec::image_qa_v1()
     }
 
-    fn image_columns(&self) -> &'static [&'static str] {
-        &["image"]
-    }
-
     fn identity(&self, s: &QaSample) -> (String, String) {
         (s.image_id.clone(), s.source_path.clone())
     }

@@ -19,8 +19,10 @@ pub trait ImageTask: Sync {
     type Row: ShardRow + Send;
     /// The row schema.
     fn schema(&self) -> SchemaSpec;
-    /// The binary image columns (written without zstd when they hold JPEG).
-    fn image_columns(&self) -> &'static [&'static str];
+    /// The binary image columns (written without zstd when they hold JPEG): one `image` by default.
+    fn image_columns(&self) -> &'static [&'static str] {
+        &["image"]
+    }
     /// (sample id, first image path) for reject records.
     fn identity(&self, sample: &Self::Sample) -> (String, String);
     /// (root index, path relative to that root) of each image, in row order.

@@ -30,10 +30,6 @@ impl ImageTask for CaptionTask<'_> {
         SchemaSpec::image_text_v1()
     }
 
-    fn image_columns(&self) -> &'static [&'static str] {
-        &["image"]
-    }
-
     fn identity(&self, sample: &CaptionSample) -> (String, String) {
         (sample.image_id.clone(), sample.source_path.clone())
     }
