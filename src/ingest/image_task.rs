@@ -78,7 +78,7 @@ impl<T: ImageTask> ImageTaskProcessor<T> {
         } else {
             String::new()
         };
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::sources::files::read_regular_file(&path) {
             Ok(b) => b,
             Err(e) => {
                 let file = if name_file {

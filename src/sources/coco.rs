@@ -101,11 +101,12 @@ impl Source for CocoSource {
 
 /// Reads an annotation file and records its name, size and hash in `files`.
 pub fn read_annotation_file(path: &Path, files: &mut Vec<SourceFile>) -> Result<Vec<u8>> {
-    let bytes = fs_err::read(path).map_err(|e| {
-        Error::input_with_hint(
-            format!("cannot read annotation file: {e}"),
-            "check the --annotations paths",
+    let bytes = super::files::read_regular_file(path).map_err(|e| {
+        Error::input_caused(
+            format!("cannot read annotation file `{}`", path.display()),
+            e,
         )
+        .with_hint("check the --annotations paths")
     })?;
     files.push(SourceFile {
         name: file_label(path),

@@ -48,7 +48,11 @@ impl ImageRoot {
                 canonical.display()
             ));
         }
-        Ok(canonical)
+        // stat, not open: opening a FIFO would wait for a writer forever.
+        match std::fs::metadata(&canonical).and_then(|m| super::files::check_regular(&m)) {
+            Ok(()) => Ok(canonical),
+            Err(e) => Err(format!("cannot open image file: {e}")),
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod coco;
 pub mod collect;
+pub mod files;
 pub mod flickr;
 pub mod image_root;
 pub mod json;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::shards::manifest::{RejectRecord, RejectStage, RejectUnit, SourceFile};
+use crate::shards::manifest::{RejectRecord, RejectStage, RejectUnit};
 
 /// One question with its answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,10 +55,24 @@ impl VideoIndex {
                 Error::input_caused("cannot list videos", e).with_hint("pass --videos DIR")
             })?;
             for entry in entries {
-                let path = entry?.path();
-                if path.is_dir() {
+                let entry = entry?;
+                let path = entry.path();
+                // file_type() does not follow links: a directory link is never walked (a loop, a
+                // link to `/`, a folder outside the root), and a link counts only when it points
+                // inside the root at something that is not a directory. Other non-regular files
+                // (a FIFO named like a clip) are indexed so that opening them is a reject that
+                // says what they are, not a "missing" clip.
+                let t = entry.file_type()?;
+                if t.is_dir() {
                     stack.push(path);
                     continue;
+                }
+                if t.is_symlink() {
+                    let inside = std::fs::canonicalize(&path)
+                        .is_ok_and(|target| target.starts_with(root) && !target.is_dir());
+                    if !inside {
+                        continue;
+                    }
                 }
                 let ext = path
                     .extension()
@@ -180,22 +194,6 @@ impl VideoCollector {
     }
 }
 
-/// Reads an annotation file and records it (name, size, blake3).
-pub fn read_annotation(path: &Path, files: &mut Vec<SourceFile>) -> Result<Vec<u8>> {
-    let bytes = fs_err::read(path).map_err(|e| {
-        Error::input_with_hint(
-            format!("cannot read annotation file: {e}"),
-            "check the --annotations paths",
-        )
-    })?;
-    files.push(SourceFile {
-        name: super::coco::file_label(path),
-        bytes: bytes.len() as u64,
-        blake3: blake3::hash(&bytes).to_hex().to_string(),
-    });
-    Ok(bytes)
-}
-
 /// Which annotation family a video source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VideoDataset {
@@ -232,13 +230,13 @@ impl super::Source for VideoTextSource {
         let split = self.split_override.as_deref();
         let mapping = match (&self.mapping, self.dataset) {
             (Some(p), VideoDataset::MsvdQa) => {
-                let bytes = read_annotation(p, &mut files)?;
+                let bytes = super::coco::read_annotation_file(p, &mut files)?;
                 super::msvd_qa::parse_mapping(p, &bytes)?
             }
             _ => HashMap::new(),
         };
         for path in &self.annotation_files {
-            let bytes = read_annotation(path, &mut files)?;
+            let bytes = super::coco::read_annotation_file(path, &mut files)?;
             match self.dataset {
                 VideoDataset::Msrvtt => {
                     super::msrvtt::read_msrvtt_file(path, &bytes, &index, &mut c, split)?

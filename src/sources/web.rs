@@ -62,17 +62,7 @@ pub fn read_web_lists(files: &[PathBuf], split_override: Option<&str>) -> Result
     let mut sbu_urls: Option<(PathBuf, Vec<String>)> = None;
     let mut sbu_caps: Option<(PathBuf, Vec<String>)> = None;
     for path in files {
-        let bytes = fs_err::read(path).map_err(|e| {
-            Error::input_with_hint(
-                format!("cannot read annotation file: {e}"),
-                "check the --annotations paths",
-            )
-        })?;
-        out.files.push(SourceFile {
-            name: file_label(path),
-            bytes: bytes.len() as u64,
-            blake3: blake3::hash(&bytes).to_hex().to_string(),
-        });
+        let bytes = super::coco::read_annotation_file(path, &mut out.files)?;
         let name = file_label(path).to_lowercase();
         let split = list_split(path, split_override);
         if name.ends_with(".json") {

@@ -188,7 +188,7 @@ impl VideoStage {
 
 fn hash_file(path: &Path) -> std::io::Result<String> {
     let mut hasher = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path)?;
+    let mut f = crate::sources::files::open_regular_file(path)?;
     std::io::copy(&mut f, &mut hasher)?;
     Ok(hasher.finalize().to_hex().to_string())
 }

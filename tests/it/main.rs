@@ -9,6 +9,7 @@ mod common;
 mod cli;
 mod datasets;
 mod download;
+mod hostile;
 mod ingest;
 mod loader;
 mod loader_shutdown;
