@@ -24,6 +24,13 @@ pub struct DataArgs {
     /// Allow statements that write or register files (CREATE EXTERNAL TABLE, COPY, INSERT, SET).
     #[arg(long)]
     allow_write: bool,
+    /// Memory a query's sorts, aggregates and joins may reserve (e.g. 4GiB); past it the query fails
+    /// with "Resources exhausted" instead of taking the machine.
+    #[arg(long, value_name = "BYTES", default_value = "4GiB", value_parser = super::parse_bytes)]
+    memory_limit: u64,
+    /// Stop a query that runs longer than this many seconds (0: no limit).
+    #[arg(long, value_name = "S", default_value_t = 600.0)]
+    timeout: f64,
 }
 
 impl DataArgs {
@@ -43,13 +50,21 @@ impl DataArgs {
             .filter(|p| p.exists())
             .and_then(|p| BertTokenizer::from_vocab_file(&p).ok())
             .map(Arc::new);
-        Ok(QuerySession::new(
+        let session = QuerySession::new(
             datasets,
             SqlPolicy {
                 allow_write: self.allow_write,
+                memory_limit: usize::try_from(self.memory_limit).ok(),
+                timeout: std::time::Duration::try_from_secs_f64(self.timeout)
+                    .ok()
+                    .filter(|d| !d.is_zero()),
             },
             tokenizer,
-        )?)
+        )?;
+        for w in session.warnings() {
+            eprintln!("warning: {w}");
+        }
+        Ok(session)
     }
 }
 

@@ -22,7 +22,7 @@ use crate::shards::manifest::{
     RejectStage, RejectUnit, Sources, ToolInfo, Totals, VocabInfo, json_blake3,
 };
 use crate::shards::rows::ShardRow;
-use crate::shards::writer::SHARDS_DIR;
+use crate::shards::writer::{PIPELINE_BLAKE3_KEY, SHARDS_DIR};
 use crate::shards::{SchemaSpec, ShardWriter};
 use crate::sources::Source;
 use crate::text::BertTokenizer;
@@ -188,7 +188,7 @@ impl IngestJob<'_> {
             &self.out_dir,
             &spec,
             self.pipeline.shards.clone(),
-            vec![("mplug.pipeline_blake3".to_string(), pipeline_blake3.clone())],
+            vec![(PIPELINE_BLAKE3_KEY.to_string(), pipeline_blake3.clone())],
             processor.precompressed_columns(),
         )?;
         let crate::sources::SourceOutput {

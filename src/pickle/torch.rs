@@ -86,6 +86,46 @@ fn torch_reducer(module: &str, name: &str, args: &Value) -> Option<Value> {
     }
 }
 
+/// Checks a tensor's view against its storage of `numel` elements before libtorch sees it: sizes,
+/// strides and offset non-negative, every index inside the storage (checked arithmetic: a wrapped
+/// product would pass the bound), and no more elements than the storage holds (a stride-0 view of
+/// a huge shape would otherwise be materialised by `contiguous()`).
+fn check_view(t: &TensorRef, numel: i64) -> std::result::Result<(), String> {
+    if t.size.len() != t.stride.len() {
+        return Err(format!(
+            "{} sizes but {} strides",
+            t.size.len(),
+            t.stride.len()
+        ));
+    }
+    if t.offset < 0 || t.size.iter().chain(&t.stride).any(|&v| v < 0) {
+        return Err("negative size, stride or offset".into());
+    }
+    let elements = t
+        .size
+        .iter()
+        .try_fold(1i64, |acc, &s| acc.checked_mul(s))
+        .ok_or("element count overflows")?;
+    if elements == 0 {
+        return Ok(());
+    }
+    if elements > numel {
+        return Err(format!("{elements} elements from a storage of {numel}"));
+    }
+    let last = t
+        .size
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&s, &st)| {
+            (s - 1).checked_mul(st).and_then(|d| acc.checked_add(d))
+        })
+        .ok_or("index arithmetic overflows")?;
+    if last >= numel {
+        return Err(format!("reads element {last}"));
+    }
+    Ok(())
+}
+
 /// An opened checkpoint: the unpickled object tree plus access to the storages.
 pub struct TorchCheckpoint {
     archive: zip::ZipArchive<fs_err::File>,
@@ -144,16 +184,9 @@ impl TorchCheckpoint {
             .read_to_end(&mut bytes)?;
         let elem = t.kind.elt_size_in_bytes();
         let numel = (bytes.len() / elem) as i64;
-        let needed = t.offset
-            + t.size
-                .iter()
-                .zip(&t.stride)
-                .map(|(s, st)| (s - 1).max(0) * st)
-                .sum::<i64>()
-            + 1;
-        if t.size.iter().all(|&s| s > 0) && needed > numel {
+        if let Err(why) = check_view(t, numel) {
             return Err(Error::format(format!(
-                "`{}`: storage {} has {numel} elements, tensor needs {needed}",
+                "`{}`: tensor on storage {} ({numel} elements) is not a valid view: {why}",
                 self.path.display(),
                 t.storage_key
             )));
@@ -189,5 +222,35 @@ impl TorchCheckpoint {
             }
         }
         Ok((tensors, skipped))
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+
+    fn view(size: &[i64], stride: &[i64], offset: i64) -> TensorRef {
+        TensorRef {
+            storage_key: "0".into(),
+            kind: Kind::Float,
+            offset,
+            size: size.to_vec(),
+            stride: stride.to_vec(),
+        }
+    }
+
+    #[test]
+    fn views_outside_their_storage_are_refused_without_overflow() {
+        assert!(check_view(&view(&[2, 3], &[3, 1], 0), 6).is_ok());
+        assert!(check_view(&view(&[3, 2], &[1, 3], 0), 6).is_ok()); // transposed
+        assert!(check_view(&view(&[0, 5], &[5, 1], 0), 0).is_ok()); // empty
+        assert!(check_view(&view(&[2, 3], &[3, 1], 1), 6).is_err()); // one past the end
+        assert!(check_view(&view(&[4], &[-1], 3), 4).is_err()); // negative stride
+        assert!(check_view(&view(&[1 << 40], &[0], 0), 4).is_err()); // stride-0 bomb
+        let huge = view(&[i64::MAX / 2, 4], &[4, 1], 0);
+        assert!(check_view(&huge, 8).is_err()); // element count overflows
+        let wrap = view(&[2], &[i64::MAX], 0);
+        assert!(check_view(&wrap, 8).is_err()); // one element past i64 would wrap
+        assert!(check_view(&view(&[2], &[1, 1], 0), 8).is_err());
     }
 }

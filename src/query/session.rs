@@ -7,6 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
@@ -19,10 +20,34 @@ use crate::text::BertTokenizer;
 
 /// What SQL may do. The default is read-only: no DDL (e.g. `CREATE EXTERNAL TABLE`, which registers
 /// arbitrary files), no DML (`INSERT`, `COPY ... TO`), no `SET`.
+///
+/// Limits keep one query from taking the machine: `memory_limit` caps what DataFusion's operators
+/// reserve (sorts, aggregates and joins fail with "Resources exhausted" past it), `timeout` cancels
+/// a query that runs longer.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SqlPolicy {
     /// Allow statements that write or register files.
     pub allow_write: bool,
+    /// Bytes DataFusion's memory pool may hand out (`None`: unbounded).
+    pub memory_limit: Option<usize>,
+    /// Wall time a query may take (`None`: unbounded).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// The first shard of `d` whose Parquet footer cannot be read, described with its path.
+fn unreadable_shard(d: &DatasetEntry) -> Option<String> {
+    use parquet::file::reader::SerializedFileReader;
+    d.manifest.shards.iter().find_map(|shard| {
+        let path = d.dir.join(&shard.path);
+        let problem = match crate::sources::files::open_regular_file(&path) {
+            Ok(file) => SerializedFileReader::new(file).err()?.to_string(),
+            Err(e) => e.to_string(),
+        };
+        Some(format!(
+            "shard `{}` is not readable Parquet: {problem}",
+            path.display()
+        ))
+    })
 }
 
 /// Datasets registered as tables, ready for SQL.
@@ -31,6 +56,7 @@ pub struct QuerySession {
     runtime: tokio::runtime::Runtime,
     policy: SqlPolicy,
     datasets: Vec<DatasetEntry>,
+    warnings: Vec<String>,
 }
 
 /// Maps a DataFusion error to ours: SQL/plan/schema errors are the user's (exit 2), with
@@ -48,6 +74,9 @@ pub fn map_df_error(e: DataFusionError) -> Error {
     let hint = match root {
         DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
             Some("tables: `SHOW TABLES`; columns: `DESCRIBE <table>`")
+        }
+        DataFusionError::ResourcesExhausted(_) => {
+            Some("the query needs more memory than --memory-limit allows; raise it")
         }
         // Execution errors are raised by functions on the user's values (e.g. a hash_split
         // fraction outside [0, 1]); I/O, Parquet and Arrow failures are the shards'.
@@ -120,7 +149,13 @@ impl QuerySession {
         let config = SessionConfig::from_env()
             .map_err(map_df_error)?
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime_env = RuntimeEnvBuilder::new();
+        if let Some(bytes) = policy.memory_limit {
+            runtime_env = runtime_env.with_memory_limit(bytes, 1.0);
+        }
+        let runtime_env = runtime_env.build_arc().map_err(map_df_error)?;
+        let ctx = SessionContext::new_with_config_rt(config, runtime_env);
+        let mut warnings = Vec::new();
         for name in ["datasets", "shards", "rejects"] {
             if datasets.iter().any(|d| d.table == name) {
                 return Err(Error::input(format!(
@@ -146,6 +181,16 @@ impl QuerySession {
                     .map_err(map_df_error)?;
                 continue;
             }
+            // One unreadable shard must not take every query down (DataFusion reads all footers
+            // when a table is registered): leave that dataset out and say which file it is.
+            if let Some(problem) = unreadable_shard(d) {
+                warnings.push(format!(
+                    "dataset `{}` is left out: {problem} (`mplug verify {}` checks it)",
+                    d.table,
+                    d.dir.display()
+                ));
+                continue;
+            }
             runtime
                 .block_on(ctx.register_parquet(&d.table, &url, ParquetReadOptions::default()))
                 .map_err(map_df_error)?;
@@ -162,7 +207,13 @@ impl QuerySession {
             runtime,
             policy,
             datasets,
+            warnings,
         })
+    }
+
+    /// What the session left out and why (unreadable shards), for the CLI to print.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     fn datasets_table(ds: &[DatasetEntry]) -> Result<Arc<MemTable>> {
@@ -271,11 +322,36 @@ impl QuerySession {
             .map_err(map_df_error)
     }
 
+    /// Runs a query's execution under the policy's time limit; dropping the future on timeout
+    /// cancels DataFusion's tasks.
+    fn run_limited<T>(
+        &self,
+        work: impl std::future::Future<Output = datafusion::error::Result<T>>,
+    ) -> Result<T> {
+        let Some(limit) = self.policy.timeout else {
+            return self.runtime.block_on(work).map_err(map_df_error);
+        };
+        // The timer must be created inside the runtime (it registers with its clock).
+        match self
+            .runtime
+            .block_on(async { tokio::time::timeout(limit, work).await })
+        {
+            Ok(result) => result.map_err(map_df_error),
+            Err(_) => Err(Error::input_with_hint(
+                format!(
+                    "the query ran longer than {} s and was stopped",
+                    limit.as_secs_f64()
+                ),
+                "pass a larger --timeout (or 0 for none)",
+            )),
+        }
+    }
+
     /// Runs `sql` and collects every batch.
     pub fn query(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let df = self.plan(sql)?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = self.runtime.block_on(df.collect()).map_err(map_df_error)?;
+        let batches = self.run_limited(df.collect())?;
         Ok((schema, batches))
     }
 
@@ -287,10 +363,7 @@ impl QuerySession {
             .block_on(df.create_physical_plan())
             .map_err(map_df_error)?;
         let task = self.ctx.task_ctx();
-        let batches = self
-            .runtime
-            .block_on(datafusion::physical_plan::collect(plan.clone(), task))
-            .map_err(map_df_error)?;
+        let batches = self.run_limited(datafusion::physical_plan::collect(plan.clone(), task))?;
         Ok((batches, plan))
     }
 }

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, json_blake3};
+use super::writer::PIPELINE_BLAKE3_KEY;
 use super::writer::SHARDS_DIR;
 use crate::error::Result;
 
@@ -35,6 +36,16 @@ pub fn verify_dataset(dir: &Path) -> Result<VerifyReport> {
         report.problems.push(format!(
             "manifest: dataset_blake3 is {} but its content hashes to {recomputed} (manifest edited?)",
             manifest.dataset_blake3
+        ));
+    }
+    // dataset_blake3 covers pipeline_blake3, not the settings themselves: check that they still
+    // hash to it, so an edited setting (a JPEG quality, a max side) cannot pass as the data's.
+    let settings = json_blake3(&manifest.pipeline);
+    if settings != manifest.pipeline_blake3 {
+        report.problems.push(format!(
+            "manifest: `pipeline` (the resolved settings) hashes to {settings}, but the dataset was \
+             written with settings hashing to {} (settings edited?)",
+            manifest.pipeline_blake3
         ));
     }
     let rows_in_manifest: u64 = manifest.shards.iter().map(|s| s.rows).sum();
@@ -80,6 +91,20 @@ pub fn verify_dataset(dir: &Path) -> Result<VerifyReport> {
                     report.problems.push(format!(
                         "{}: footer has {rows} rows, manifest says {}",
                         shard.path, shard.rows
+                    ));
+                }
+                // Each shard records the settings hash it was written with.
+                let written_with = meta.key_value_metadata().and_then(|kv| {
+                    kv.iter()
+                        .find(|e| e.key == PIPELINE_BLAKE3_KEY)
+                        .and_then(|e| e.value.clone())
+                });
+                if written_with.as_deref() != Some(manifest.pipeline_blake3.as_str()) {
+                    report.problems.push(format!(
+                        "{}: written with settings hashing to {}, manifest says {}",
+                        shard.path,
+                        written_with.as_deref().unwrap_or("(none)"),
+                        manifest.pipeline_blake3
                     ));
                 }
                 let groups = reader.metadata().num_row_groups() as u64;

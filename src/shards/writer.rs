@@ -21,6 +21,10 @@ use super::rows::ShardRow;
 use super::schema::SchemaSpec;
 use crate::error::{Error, Result};
 
+/// The Parquet footer key holding the hash of the resolved pipeline settings a shard was written
+/// with (`mplug verify` checks it against the manifest).
+pub const PIPELINE_BLAKE3_KEY: &str = "mplug.pipeline_blake3";
+
 /// Where shards live inside a dataset directory.
 pub const SHARDS_DIR: &str = "shards";
 

@@ -188,11 +188,7 @@ fn read_jsonl(
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| Error::Annotation {
-            path: path.to_path_buf(),
-            position: format!("line {}, column {}", n + 1, e.column()),
-            message: e.to_string(),
-        })?;
+        let v: Value = super::json::parse_json_line(path, n + 1, line)?;
         if let (Some(id), Some(caption)) = (v["clip_name"].as_str(), v["caption"].as_str()) {
             if let Some(sample) = c.sample(index, &label, id, id, &split) {
                 sample.captions.push(caption.to_string());

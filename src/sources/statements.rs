@@ -170,11 +170,7 @@ fn records(path: &Path, bytes: &[u8]) -> Result<(Vec<Value>, bool)> {
         if line.trim().is_empty() {
             continue;
         }
-        let v: Value = serde_json::from_str(line).map_err(|e| Error::Annotation {
-            path: path.to_path_buf(),
-            position: format!("line {}, column {}", i + 1, e.column()),
-            message: e.to_string(),
-        })?;
+        let v: Value = super::json::parse_json_line(path, i + 1, line)?;
         out.push(v);
     }
     Ok((out, false))

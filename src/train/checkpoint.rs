@@ -125,6 +125,19 @@ pub fn latest(run_dir: &Path) -> Result<Option<PathBuf>> {
         return Ok(None);
     }
     let rel = fs_err::read_to_string(&pointer)?;
+    // `latest` only ever names `checkpoints/step-N` of its own run: anything else (another run's
+    // directory, `..`, an absolute path) is refused rather than resumed from.
+    let own = rel
+        .trim()
+        .strip_prefix("checkpoints/step-")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !own {
+        return Err(Error::format(format!(
+            "`{}` names `{}`, which is not a checkpoint of this run (checkpoints/step-N)",
+            pointer.display(),
+            rel.trim()
+        )));
+    }
     let dir = run_dir.join(rel.trim());
     if !dir.join(STATE_FILE).is_file() {
         return Err(Error::format(format!(
@@ -148,4 +161,33 @@ pub fn read_state(dir: &Path) -> Result<TrainState> {
         )));
     }
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latest_never_leaves_its_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        let other = dir.path().join("other/checkpoints/step-00000002");
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(other.join(STATE_FILE), "{}").unwrap();
+        std::fs::create_dir_all(&run).unwrap();
+        for bad in [
+            "../other/checkpoints/step-00000002",
+            other.to_str().unwrap(),
+            "checkpoints/step-2/../../../other/checkpoints/step-00000002",
+        ] {
+            std::fs::write(run.join("latest"), format!("{bad}\n")).unwrap();
+            let err = latest(&run).unwrap_err().to_string();
+            assert!(err.contains("not a checkpoint of this run"), "{bad}: {err}");
+        }
+        let own = run.join("checkpoints/step-00000002");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join(STATE_FILE), "{}").unwrap();
+        std::fs::write(run.join("latest"), "checkpoints/step-00000002\n").unwrap();
+        assert_eq!(latest(&run).unwrap(), Some(own));
+    }
 }

@@ -231,3 +231,144 @@ mod video {
         assert_eq!(b["dataset_blake3"], a["dataset_blake3"]);
     }
 }
+
+/// Settings edited inside manifest.json fail `mplug verify`, which names what changed: the
+/// `pipeline` field when only it is edited, and every shard when a forger also rewrites its hash
+/// and the dataset hash (each shard's footer keeps the settings hash it was written with).
+#[test]
+fn edited_settings_in_the_manifest_fail_verify() {
+    use mplug::shards::manifest::{Manifest, json_blake3};
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "4", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let ann = raw.join("annotations");
+    let out = dir.path().join("coco");
+    ok(
+        ingest_coco(&raw, &[ann.join("captions_train2017.json")], &out)
+            .output()
+            .unwrap(),
+    );
+    let verify = || mplug().arg("verify").arg(&out).output().unwrap();
+    ok(verify());
+    let original = std::fs::read(out.join("manifest.json")).unwrap();
+
+    let mut m = Manifest::read(&out).unwrap();
+    m.pipeline["pipeline"]["image"]["jpeg_quality"] = serde_json::json!(50);
+    std::fs::write(out.join("manifest.json"), m.to_json_bytes()).unwrap();
+    let res = verify();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("manifest: `pipeline` (the resolved settings)"),
+        "{err}"
+    );
+
+    m.pipeline_blake3 = json_blake3(&m.pipeline);
+    m.dataset_blake3 = m.compute_dataset_hash();
+    std::fs::write(out.join("manifest.json"), m.to_json_bytes()).unwrap();
+    let res = verify();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("shards/part-00000.parquet: written with settings hashing to"),
+        "{err}"
+    );
+
+    std::fs::write(out.join("manifest.json"), original).unwrap();
+    ok(verify());
+}
+
+/// A query that would run for hours is stopped by --timeout, and one whose sort needs more memory
+/// than --memory-limit fails with a hint, both as user errors (exit 2), without taking the machine.
+#[test]
+fn sql_queries_are_bounded_in_time_and_memory() {
+    let root = &crate::sql::fixture().root;
+    let sql = |args: &[&str]| {
+        let mut cmd = mplug();
+        cmd.arg("sql").arg("--data").arg(root).args(args);
+        run_within(cmd, 60)
+    };
+    let res = sql(&[
+        "--timeout",
+        "1",
+        "SELECT count(*) FROM generate_series(1, 100000000000)",
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("ran longer than 1 s and was stopped"), "{err}");
+
+    let res = sql(&[
+        "--memory-limit",
+        "1KiB",
+        "SELECT c FROM (SELECT unnest(captions) AS c FROM coco) t ORDER BY c",
+    ]);
+    assert_eq!(res.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("Resources exhausted") && err.contains("--memory-limit"),
+        "{err}"
+    );
+    // The default limits leave ordinary queries alone.
+    let res = sql(&["SELECT c FROM (SELECT unnest(captions) AS c FROM coco) t ORDER BY c"]);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+}
+
+/// A truncated shard leaves its dataset out of `mplug sql` with a warning naming the file; queries
+/// on the healthy dataset beside it and `SHOW TABLES` keep working.
+#[test]
+fn one_bad_shard_does_not_break_every_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "4", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let ann = raw.join("annotations");
+    let root = dir.path().join("data");
+    for name in ["good", "broken"] {
+        ok(ingest_coco(
+            &raw,
+            &[ann.join("captions_train2017.json")],
+            &root.join(name),
+        )
+        .output()
+        .unwrap());
+    }
+    let shard = root.join("broken/shards/part-00000.parquet");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let sql = |q: &str| {
+        let mut cmd = mplug();
+        cmd.arg("sql")
+            .arg("--data")
+            .arg(&root)
+            .args(["--format", "csv", q]);
+        run_within(cmd, 60)
+    };
+    let res = sql("SELECT count(*) AS n FROM good");
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(
+        err.contains("dataset `broken` is left out") && err.contains("part-00000.parquet"),
+        "{err}"
+    );
+    let tables = ok(sql("SHOW TABLES"));
+    assert!(
+        tables.contains("good") && !tables.contains(",broken,"),
+        "{tables}"
+    );
+    assert_eq!(sql("SELECT count(*) FROM broken").status.code(), Some(2));
+}
