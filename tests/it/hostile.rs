@@ -49,6 +49,24 @@ fn ingest_coco(raw: &Path, annotations: &[PathBuf], out: &Path) -> Command {
     cmd
 }
 
+/// `synth --images n --seed seed` into `dir/raw`.
+fn synth_images(dir: &Path, n: usize, seed: u64) -> PathBuf {
+    let raw = dir.join("raw");
+    ok(mplug()
+        .args([
+            "synth",
+            "--images",
+            &n.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    raw
+}
+
 /// The files of `dir` (sorted), one level deep.
 fn sorted_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -64,12 +82,7 @@ fn sorted_files(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn special_files_where_images_are_expected_are_rejects_not_hangs() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "8", "--seed", "4", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    let raw = synth_images(dir.path(), 8, 4);
     let train = sorted_files(&raw.join("images/train2017"));
     std::fs::remove_file(&train[0]).unwrap();
     mkfifo(&train[0]);
@@ -114,12 +127,7 @@ fn special_files_where_images_are_expected_are_rejects_not_hangs() {
 #[test]
 fn a_fifo_as_annotation_file_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "2", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    let raw = synth_images(dir.path(), 2, 1);
     let fifo = dir.path().join("captions_train2017.json");
     mkfifo(&fifo);
     let res = run_within(ingest_coco(&raw, &[fifo], &dir.path().join("out")), 60);
@@ -239,12 +247,7 @@ mod video {
 fn edited_settings_in_the_manifest_fail_verify() {
     use mplug::shards::manifest::{Manifest, json_blake3};
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "4", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    let raw = synth_images(dir.path(), 4, 1);
     let ann = raw.join("annotations");
     let out = dir.path().join("coco");
     ok(
@@ -326,12 +329,7 @@ fn sql_queries_are_bounded_in_time_and_memory() {
 #[test]
 fn one_bad_shard_does_not_break_every_query() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "4", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    let raw = synth_images(dir.path(), 4, 1);
     let ann = raw.join("annotations");
     let root = dir.path().join("data");
     for name in ["good", "broken"] {
