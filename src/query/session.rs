@@ -181,19 +181,24 @@ impl QuerySession {
                     .map_err(map_df_error)?;
                 continue;
             }
-            // One unreadable shard must not take every query down (DataFusion reads all footers
-            // when a table is registered): leave that dataset out and say which file it is.
-            if let Some(problem) = unreadable_shard(d) {
+            // One unreadable shard must not take every query down: when registering fails (DataFusion
+            // reads every footer then), find the file, leave that dataset out and say which file it
+            // is. Footers are read again only on that failure path.
+            let registered = runtime.block_on(ctx.register_parquet(
+                &d.table,
+                &url,
+                ParquetReadOptions::default(),
+            ));
+            if let Err(e) = registered {
+                let Some(problem) = unreadable_shard(d) else {
+                    return Err(map_df_error(e));
+                };
                 warnings.push(format!(
                     "dataset `{}` is left out: {problem} (`mplug verify {}` checks it)",
                     d.table,
                     d.dir.display()
                 ));
-                continue;
             }
-            runtime
-                .block_on(ctx.register_parquet(&d.table, &url, ParquetReadOptions::default()))
-                .map_err(map_df_error)?;
         }
         ctx.register_table("datasets", Self::datasets_table(&datasets)?)
             .map_err(map_df_error)?;
