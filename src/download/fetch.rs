@@ -108,10 +108,7 @@ impl Fetcher {
             .map_err(|e| self.classify(e))?;
         let extension = match sniff(&bytes) {
             Some(SourceFormat::Jpeg) => "jpg",
-            Some(SourceFormat::Other(image::ImageFormat::Png)) => "png",
-            Some(SourceFormat::Other(image::ImageFormat::WebP)) => "webp",
-            Some(SourceFormat::Other(image::ImageFormat::Gif)) => "gif",
-            Some(SourceFormat::Other(_)) => "bmp",
+            Some(SourceFormat::Other(format)) => format.extensions_str().first().unwrap_or(&"img"),
             None => {
                 return Err(FetchError::NotAnImage {
                     content_type,

@@ -19,7 +19,7 @@ use crate::error::Result;
 pub const DOWNLOAD_LOG: &str = "downloads.jsonl";
 
 /// Image extensions a stored file may have (what [`super::fetch::Fetched`] produces).
-pub const EXTENSIONS: [&str; 5] = ["jpg", "png", "webp", "gif", "bmp"];
+pub const EXTENSIONS: [&str; 6] = ["jpg", "png", "webp", "gif", "bmp", "tiff"];
 
 /// The URL key: 32 hex digits of blake3(url).
 pub fn url_key(url: &str) -> String {

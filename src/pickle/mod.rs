@@ -147,20 +147,151 @@ pub enum PickleError {
     },
 }
 
+/// Deepest nesting accepted. Python's own pickler recurses per level and stops at its recursion limit
+/// (1000 by default), so a real file is never deeper; a deeper one is built by hand to exhaust a stack.
+pub const MAX_DEPTH: usize = 1000;
+
+impl Drop for Value {
+    /// Iterative, so that dropping a deeply nested value cannot overflow the stack: children are moved
+    /// into a work list instead of being dropped recursively. A list or dict still shared elsewhere is
+    /// only released (its count drops), never emptied.
+    fn drop(&mut self) {
+        let mut work = Vec::new();
+        take_children(self, &mut work);
+        while let Some(mut v) = work.pop() {
+            take_children(&mut v, &mut work);
+        }
+    }
+}
+
+/// Moves `v`'s directly owned children into `work`, leaving `v` a leaf.
+fn take_children(v: &mut Value, work: &mut Vec<Value>) {
+    match v {
+        Value::Tuple(items) => work.append(items),
+        Value::List(l) => {
+            if let Some(cell) = Rc::get_mut(l) {
+                work.append(cell.get_mut());
+            }
+        }
+        Value::Dict(d) => {
+            if let Some(cell) = Rc::get_mut(d) {
+                for (k, v) in cell.get_mut().drain(..) {
+                    work.push(k);
+                    work.push(v);
+                }
+            }
+        }
+        Value::Object { args, state, .. } => {
+            work.push(std::mem::replace(&mut **args, Value::None));
+            if let Some(s) = state.take() {
+                work.push(*s);
+            }
+        }
+        Value::PersistentId(inner) => work.push(std::mem::replace(&mut **inner, Value::None)),
+        _ => {}
+    }
+}
+
 /// Hook for constructors the caller understands (e.g. torch tensors); returns `None` to fall back to
 /// a generic [`Value::Object`].
 pub type Reducer<'a> = dyn FnMut(&str, &str, &Value) -> Option<Value> + 'a;
 
 /// Reads one pickle from `data`. `reduce` may interpret calls of known globals.
+///
+/// Hostile input is an error, never an abort: nesting deeper than [`MAX_DEPTH`] (or a list that
+/// contains itself) is refused, and so is a stream whose memo copies would materialise more than
+/// [`Machine::budget`] bytes (a few hundred bytes can otherwise double a tuple through the memo until
+/// memory runs out).
 pub fn load(data: &[u8], reduce: &mut Reducer<'_>) -> Result<Value, PickleError> {
-    Machine {
+    let value = Machine {
         data,
         pos: 0,
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
+        copied: 0,
     }
-    .run(reduce)
+    .run(reduce)?;
+    let mut heights = HashMap::new();
+    if height(&value, 0, &mut heights).is_none() {
+        return Err(PickleError::Malformed {
+            at: data.len(),
+            message: format!(
+                "nesting deeper than {MAX_DEPTH} levels, or a list or dict that contains itself"
+            ),
+        });
+    }
+    Ok(value)
+}
+
+/// The nesting height of `v` (a leaf is 0), or `None` past [`MAX_DEPTH`]. The recursion is bounded
+/// by that limit, and shared lists/dicts are measured once (`heights`, by address), so a DAG that
+/// reuses a list at every level costs linear time; a cycle never finishes a height and runs into the
+/// limit.
+fn height(v: &Value, depth: usize, heights: &mut HashMap<usize, usize>) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let shared = match v {
+        Value::List(l) => Some(Rc::as_ptr(l) as *const () as usize),
+        Value::Dict(d) => Some(Rc::as_ptr(d) as *const () as usize),
+        _ => None,
+    };
+    if let Some(h) = shared.and_then(|p| heights.get(&p)) {
+        return (depth + h <= MAX_DEPTH).then_some(*h);
+    }
+    let mut below = 0;
+    let mut visit = |c: &Value, heights: &mut HashMap<usize, usize>| -> Option<()> {
+        below = below.max(1 + height(c, depth + 1, heights)?);
+        Some(())
+    };
+    match v {
+        Value::Tuple(items) => items.iter().try_for_each(|c| visit(c, heights))?,
+        Value::List(l) => l.borrow().iter().try_for_each(|c| visit(c, heights))?,
+        Value::Dict(d) => d
+            .borrow()
+            .iter()
+            .try_for_each(|(k, c)| visit(k, heights).and_then(|_| visit(c, heights)))?,
+        Value::Object { args, state, .. } => {
+            visit(args, heights)?;
+            if let Some(s) = state {
+                visit(s, heights)?;
+            }
+        }
+        Value::PersistentId(inner) => visit(inner, heights)?,
+        _ => {}
+    }
+    if let Some(p) = shared {
+        heights.insert(p, below);
+    }
+    Some(below)
+}
+
+/// Bytes a deep copy of `v` allocates (lists and dicts are shared, so they cost one node), or
+/// `None` when it nests deeper than [`MAX_DEPTH`]: checked before every memo copy, since `clone`
+/// recurses.
+fn copy_cost(v: &Value, depth: usize) -> Option<usize> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let node = std::mem::size_of::<Value>();
+    Some(match v {
+        Value::Str(s) => node + s.len(),
+        Value::Bytes(b) | Value::BigInt(b) => node + b.len(),
+        Value::Tuple(items) => items
+            .iter()
+            .try_fold(node, |sum, c| Some(sum + copy_cost(c, depth + 1)?))?,
+        Value::Object { class, args, state } => {
+            let state = match state {
+                Some(s) => copy_cost(s, depth + 1)?,
+                None => 0,
+            };
+            node + class.0.len() + class.1.len() + copy_cost(args, depth + 1)? + state
+        }
+        Value::PersistentId(inner) => node + copy_cost(inner, depth + 1)?,
+        Value::Global(m, n) => node + m.len() + n.len(),
+        _ => node,
+    })
 }
 
 /// Reads a pickle with no special constructors (dicts, lists, scalars; OrderedDict as dict).
@@ -174,9 +305,44 @@ struct Machine<'a> {
     stack: Vec<Value>,
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
+    /// Bytes allocated so far by memo and DUP copies.
+    copied: usize,
 }
 
 impl<'a> Machine<'a> {
+    /// Most bytes the memo and DUP copies may allocate: 64 MiB or 16 bytes per input byte, whichever
+    /// is more. Real pickles copy little (memo GETs of shared objects, which are cheap); a memo bomb
+    /// copies ever larger tuples.
+    fn budget(&self) -> usize {
+        (64 << 20).max(self.data.len().saturating_mul(16))
+    }
+
+    /// A copy of `v` for the memo or DUP, charged against [`Machine::budget`].
+    fn copy(&mut self, v: &Value, at: usize) -> Result<Value, PickleError> {
+        let cost = copy_cost(v, 0)
+            .ok_or_else(|| self.bad(at, format!("nesting deeper than {MAX_DEPTH} levels")))?;
+        self.copied = self.copied.saturating_add(cost);
+        if self.copied > self.budget() {
+            return Err(self.bad(
+                at,
+                format!(
+                    "memo copies would materialise more than {} MiB from {} bytes of pickle (a memo bomb?)",
+                    self.budget() >> 20,
+                    self.data.len()
+                ),
+            ));
+        }
+        Ok(v.clone())
+    }
+
+    /// A charged copy of the top of the stack (see [`Machine::copy`]).
+    fn copy_top(&mut self, at: usize) -> Result<Value, PickleError> {
+        let v = self.pop(at)?;
+        let copy = self.copy(&v, at);
+        self.stack.push(v);
+        copy
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], PickleError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         let end = end.ok_or(PickleError::Truncated(self.pos))?;
@@ -261,7 +427,7 @@ impl<'a> Machine<'a> {
                     self.pop_mark(at)?;
                 }
                 b'2' => {
-                    let v = self.top(at)?.clone();
+                    let v = self.copy_top(at)?;
                     self.stack.push(v);
                 }
                 b'N' => self.stack.push(Value::None),
@@ -410,7 +576,7 @@ impl<'a> Machine<'a> {
                 b'p' => {
                     let line = self.line()?;
                     let idx = parse_ascii(line).ok_or_else(|| self.bad(at, "bad PUT"))?;
-                    let v = self.top(at)?.clone();
+                    let v = self.copy_top(at)?;
                     self.memo.insert(idx, v);
                 }
                 b'q' | b'r' | 0x94 => {
@@ -419,7 +585,7 @@ impl<'a> Machine<'a> {
                         b'r' => u32::from_le_bytes(self.le()?) as u64,
                         _ => self.memo.len() as u64,
                     };
-                    let v = self.top(at)?.clone();
+                    let v = self.copy_top(at)?;
                     self.memo.insert(idx, v);
                 }
                 b'g' | b'h' | b'j' => {
@@ -428,9 +594,11 @@ impl<'a> Machine<'a> {
                         b'h' => self.u8()? as u64,
                         _ => u32::from_le_bytes(self.le()?) as u64,
                     };
-                    let v = self.memo.get(&idx).cloned();
+                    let v = self.memo.remove(&idx);
                     let v = v.ok_or_else(|| self.bad(at, format!("memo {idx} missing")))?;
-                    self.stack.push(v);
+                    let copy = self.copy(&v, at);
+                    self.memo.insert(idx, v);
+                    self.stack.push(copy?);
                 }
                 b'c' => {
                     let module = String::from_utf8_lossy(self.line()?).into_owned();
@@ -440,8 +608,10 @@ impl<'a> Machine<'a> {
                 0x93 => {
                     let name = self.pop(at)?;
                     let module = self.pop(at)?;
-                    match (module, name) {
-                        (Value::Str(m), Value::Str(n)) => self.stack.push(Value::Global(m, n)),
+                    match (&module, &name) {
+                        (Value::Str(m), Value::Str(n)) => {
+                            self.stack.push(Value::Global(m.clone(), n.clone()))
+                        }
                         _ => return Err(self.bad(at, "STACK_GLOBAL needs two str")),
                     }
                 }
@@ -512,9 +682,10 @@ impl<'a> Machine<'a> {
         reduce: &mut Reducer<'_>,
         at: usize,
     ) -> Result<Value, PickleError> {
-        let Value::Global(module, name) = callable else {
+        let Value::Global(module, name) = &callable else {
             return Err(self.bad(at, format!("call of a {}", callable.type_name())));
         };
+        let (module, name) = (module.clone(), name.clone());
         if let Some(v) = reduce(&module, &name, &args) {
             return Ok(v);
         }
@@ -599,9 +770,9 @@ mod tests {
     fn globals_are_never_called() {
         // cos\nsystem\n(S'echo pwned'\ntR.  — the classic exploit becomes an inert object
         let p = b"cos\nsystem\n(S'echo pwned'\ntR.";
-        match load_plain(p).unwrap() {
+        match &load_plain(p).unwrap() {
             Value::Object { class, args, .. } => {
-                assert_eq!(class, ("os".to_string(), "system".to_string()));
+                assert_eq!(*class, ("os".to_string(), "system".to_string()));
                 assert_eq!(args.as_items().unwrap()[0].as_str(), Some("echo pwned"));
             }
             other => panic!("{other:?}"),
@@ -627,6 +798,71 @@ mod tests {
             assert!(load_plain(&p[..n]).is_err());
         }
         assert!(load_plain(p).is_ok());
+    }
+
+    fn malformed_message(bytes: &[u8]) -> String {
+        match load_plain(bytes) {
+            Err(PickleError::Malformed { message, .. }) => message,
+            other => panic!("expected a malformed-pickle error, got {other:?}"),
+        }
+    }
+
+    /// 200 000 nested tuples (MARK … TUPLE) and lists (EMPTY_LIST … APPEND): an error, not a stack
+    /// overflow, on a test thread's 2 MiB stack, including when the deep value is dropped.
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let n = 200_000;
+        let mut tuples = vec![b'('; n];
+        tuples.extend(std::iter::repeat_n(b't', n));
+        tuples.push(b'.');
+        assert!(malformed_message(&tuples).contains("nesting deeper than 1000"));
+
+        let mut lists = vec![b']'; n];
+        lists.extend(std::iter::repeat_n(b'a', n - 1));
+        lists.push(b'.');
+        assert!(malformed_message(&lists).contains("nesting deeper than 1000"));
+
+        // DUP of the deep tuple: the copy would recurse, so it is refused before copying
+        let mut dup = vec![b'('; n];
+        dup.extend(std::iter::repeat_n(b't', n));
+        dup.extend([b'2', b'.']);
+        assert!(malformed_message(&dup).contains("nesting deeper than 1000"));
+
+        // 1000 levels is what Python can write, and reads
+        let mut ok = vec![b'('; MAX_DEPTH];
+        ok.extend(std::iter::repeat_n(b't', MAX_DEPTH));
+        ok.push(b'.');
+        assert!(load_plain(&ok).is_ok());
+    }
+
+    /// `t = (); repeat 64 times: t = (t, t)` through the memo: 2^64 nodes if copied naively. A few
+    /// hundred bytes must be refused with a reason, quickly.
+    #[test]
+    fn a_memo_bomb_is_refused() {
+        let mut p = vec![0x80, 2, b')', b'q', 0];
+        for _ in 0..64 {
+            p.extend([b'0', b'h', 0, b'h', 0, 0x86, b'q', 0]);
+        }
+        p.push(b'.');
+        assert!(p.len() < 600);
+        let started = std::time::Instant::now();
+        assert!(malformed_message(&p).contains("memo bomb"));
+        assert!(started.elapsed().as_secs() < 10);
+    }
+
+    /// A list that contains itself is refused (walkers would never finish); a list shared by every
+    /// level of a 60-level DAG (2^60 paths) is fine and measured once per list.
+    #[test]
+    fn cycles_are_refused_and_shared_lists_are_measured_once() {
+        // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP
+        assert!(malformed_message(b"]q\x00h\x00a.").contains("contains itself"));
+        let mut p = vec![b']', b'q', 0];
+        for i in 1..60u8 {
+            p.extend([b']', b'q', i, b'(', b'h', i - 1, b'h', i - 1, b'e']);
+        }
+        p.push(b'.');
+        let v = load_plain(&p).unwrap();
+        assert_eq!(v.as_items().unwrap().len(), 2);
     }
 
     #[test]

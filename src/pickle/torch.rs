@@ -216,8 +216,8 @@ impl TorchCheckpoint {
         let mut skipped = Vec::new();
         for (k, v) in entries {
             let Some(key) = k.as_str() else { continue };
-            match v {
-                Value::Tensor(t) => tensors.push((key.to_string(), self.tensor(&t)?)),
+            match &v {
+                Value::Tensor(t) => tensors.push((key.to_string(), self.tensor(t)?)),
                 _ => skipped.push(key.to_string()),
             }
         }

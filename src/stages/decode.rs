@@ -42,6 +42,19 @@ pub enum DecodeError {
         /// The configured limit.
         limit: u64,
     },
+    /// A metadata chunk inflates past the cap Pillow applies, so the reference rejects the file too;
+    /// decoding it would only spend memory (a few KB can inflate to gigabytes).
+    #[error(
+        "{format} {chunk} chunk inflates to more than {limit} bytes (metadata bomb guard, as Pillow)"
+    )]
+    MetadataBomb {
+        /// The container format.
+        format: &'static str,
+        /// The chunk type (or "text chunks" for the total).
+        chunk: String,
+        /// The cap in bytes.
+        limit: u64,
+    },
     /// The decoder failed (truncated or corrupt data).
     #[error("corrupt or truncated {format}: {message}")]
     Corrupt {
@@ -57,7 +70,7 @@ pub enum DecodeError {
 pub enum SourceFormat {
     /// JFIF/EXIF JPEG.
     Jpeg,
-    /// Any other format the `image` crate decodes (PNG, WebP, GIF, BMP).
+    /// Any other format the `image` crate decodes (PNG, WebP, GIF, BMP, TIFF).
     Other(image::ImageFormat),
 }
 
@@ -71,7 +84,8 @@ pub fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
             f @ (image::ImageFormat::Png
             | image::ImageFormat::WebP
             | image::ImageFormat::Gif
-            | image::ImageFormat::Bmp),
+            | image::ImageFormat::Bmp
+            | image::ImageFormat::Tiff),
         ) => Some(SourceFormat::Other(f)),
         _ => None,
     }
@@ -237,24 +251,61 @@ fn decode_other(
         image::ImageFormat::Png => "PNG",
         image::ImageFormat::WebP => "WebP",
         image::ImageFormat::Gif => "GIF",
+        image::ImageFormat::Bmp => "BMP",
+        image::ImageFormat::Tiff => "TIFF",
         _ => "image",
     };
     let corrupt = |e: image::ImageError| DecodeError::Corrupt {
         format: name,
         message: e.to_string(),
     };
+    if format == image::ImageFormat::Png {
+        super::png_chunks::check_metadata(bytes)?;
+    }
     let reader = image::ImageReader::with_format(Cursor::new(bytes), format);
     let (w, h) = reader.into_dimensions().map_err(corrupt)?;
     check_pixels(w as u64, h as u64, max_pixels)?;
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format);
-    reader.no_limits(); // the pixel limit above is ours; image's default alloc limit would differ
+    // The pixel limit above is ours; the allocation cap follows from it (16-bit RGBA is the widest
+    // buffer a decoder builds, plus room for palettes, strips and metadata), so no file under the
+    // pixel limit is refused and no file can allocate without bound.
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(limits);
     let img = reader.decode().map_err(corrupt)?;
-    let rgb = img.into_rgb8();
-    Ok(RgbImage {
-        width: rgb.width(),
-        height: rgb.height(),
-        pixels: rgb.into_raw(),
-    })
+    Ok(to_rgb_like_pillow(img))
+}
+
+/// Pillow's `convert("RGB")` of what it opened: 16-bit grey opens as mode `I;16`, whose conversion
+/// clips each value to 255; 16-bit colour (and grey with alpha) opens through raw modes that keep the
+/// high byte. The `image` crate rescales both (`v / 257`), which would differ by up to 254 levels.
+/// Everything 8-bit converts alike: alpha dropped, grey replicated, palettes expanded.
+fn to_rgb_like_pillow(img: image::DynamicImage) -> RgbImage {
+    let (width, height) = (img.width(), img.height());
+    let pixels = match img {
+        image::DynamicImage::ImageLuma16(g) => g
+            .into_raw()
+            .into_iter()
+            .flat_map(|v| [v.min(255) as u8; 3])
+            .collect(),
+        image::DynamicImage::ImageLumaA16(g) => g
+            .into_raw()
+            .chunks_exact(2)
+            .flat_map(|p| [(p[0] >> 8) as u8; 3])
+            .collect(),
+        image::DynamicImage::ImageRgb16(c) => c.into_raw().iter().map(|v| (v >> 8) as u8).collect(),
+        image::DynamicImage::ImageRgba16(c) => c
+            .into_raw()
+            .chunks_exact(4)
+            .flat_map(|p| [(p[0] >> 8) as u8, (p[1] >> 8) as u8, (p[2] >> 8) as u8])
+            .collect(),
+        other => other.into_rgb8().into_raw(),
+    };
+    RgbImage {
+        width,
+        height,
+        pixels,
+    }
 }
 
 #[cfg(test)]

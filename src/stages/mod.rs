@@ -9,6 +9,7 @@ pub mod encode;
 pub mod image;
 pub mod orient;
 pub mod pillow_resize;
+pub mod png_chunks;
 pub mod resize;
 
 pub use decode::{DecodeError, RgbImage, decode_rgb};

@@ -6,8 +6,17 @@ use std::io::Cursor;
 use super::decode::RgbImage;
 
 /// The EXIF orientation tag (1..=8) of a JPEG/PNG/WebP file, or 1 when absent or unreadable.
+///
+/// Read as Pillow's `getexif()` does: the first IFD counts even when a later part of the EXIF block
+/// is broken (a next-IFD pointer that loops back, a truncated thumbnail IFD), so the reader continues
+/// on errors and keeps what it parsed.
 pub fn exif_orientation(bytes: &[u8]) -> u8 {
-    let Ok(exif) = exif::Reader::new().read_from_container(&mut Cursor::new(bytes)) else {
+    let mut reader = exif::Reader::new();
+    reader.continue_on_error(true);
+    let parsed = reader
+        .read_from_container(&mut Cursor::new(bytes))
+        .or_else(|e| e.distill_partial_result(|_| {}));
+    let Ok(exif) = parsed else {
         return 1;
     };
     exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)

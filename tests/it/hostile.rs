@@ -370,3 +370,228 @@ fn one_bad_shard_does_not_break_every_query() {
     );
     assert_eq!(sql("SELECT count(*) FROM broken").status.code(), Some(2));
 }
+
+/// Runs `tests/py/<script>` with the venv's Python; its stdout.
+fn py(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(crate::common::python())
+        .arg(crate::common::repo().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `hostile_images.py MODE` over the first train images of `raw`; the variant names.
+fn write_variants(raw: &Path, mode: &str) -> Vec<String> {
+    let train = sorted_files(&raw.join("images/train2017"));
+    let mut args: Vec<&std::ffi::OsStr> = vec![mode.as_ref()];
+    args.extend(train.iter().map(|p| p.as_os_str()));
+    py("hostile_images.py", &args)
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+        .collect()
+}
+
+/// Classes 8 and 9: 16-bit PNG in all four colour types, GIF (still, animated, transparent index),
+/// WebP (lossless and lossy, with and without alpha), BMP (RGB, palette), TIFF (raw, LZW, deflate
+/// grey, RGBA) and a JPEG whose EXIF next-IFD pointer loops to itself are all kept, and their stored
+/// pixels equal Pillow's `exif_transpose(open(p)).convert("RGB")` exactly (tests/py/check_dataset.py).
+#[test]
+fn web_formats_and_16_bit_pngs_are_kept_and_equal_pillow() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = synth_images(dir.path(), 30, 5);
+    let variants = write_variants(&raw, "good");
+    assert!(variants.len() >= 18, "{variants:?}");
+    let out = dir.path().join("coco");
+    let ann = raw.join("annotations");
+    let files = [
+        ann.join("captions_train2017.json"),
+        ann.join("captions_val2017.json"),
+    ];
+    let mut cmd = ingest_coco(&raw, &files, &out);
+    cmd.args(["--codec", "raw", "--max-side", "0"]);
+    let res = run_within(cmd, 120);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let m = manifest(&out);
+    assert_eq!(m["rejects"], serde_json::json!([]), "good samples lost");
+    assert_eq!(m["totals"]["images_written"], 30);
+    let report = py(
+        "check_dataset.py",
+        &[
+            "pixels".as_ref(),
+            out.as_os_str(),
+            raw.join("images").as_os_str(),
+            "0".as_ref(),
+            "0".as_ref(),
+        ],
+    );
+    for kind in [
+        "PNG/I;16",
+        "PNG/RGB\"",
+        "PNG/RGBA",
+        "GIF/P",
+        "WEBP/RGB\"",
+        "WEBP/RGBA",
+        "BMP/RGB",
+        "BMP/P",
+        "TIFF/RGB\"",
+        "TIFF/L",
+        "TIFF/RGBA",
+        "JPEG/RGB/exif",
+    ] {
+        assert!(report.contains(kind), "{kind} not exercised: {report}");
+    }
+}
+
+/// Class 4: PNG metadata that inflates past Pillow's 1 MiB cap (an ICC profile of 256 MiB of zeros,
+/// compressed and uncompressed-flagged text) is a reject naming the chunk, decided without inflating
+/// it; the other images are written.
+#[test]
+fn png_metadata_bombs_are_rejects_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = synth_images(dir.path(), 8, 6);
+    let variants = write_variants(&raw, "bombs");
+    let out = dir.path().join("coco");
+    let files = [raw.join("annotations/captions_train2017.json")];
+    let res = run_within(ingest_coco(&raw, &files, &out), 60);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let m = manifest(&out);
+    let reasons: Vec<&str> = m["rejects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons.len(), variants.len(), "{reasons:?}");
+    for chunk in ["iCCP", "zTXt", "iTXt"] {
+        let want = format!("PNG {chunk} chunk inflates to more than 1048576 bytes");
+        assert!(
+            reasons.iter().any(|r| r.contains(&want)),
+            "{want}: {reasons:?}"
+        );
+    }
+    let seen = m["totals"]["images_seen"].as_u64().unwrap();
+    assert_eq!(m["totals"]["images_written"].as_u64().unwrap(), seen - 3);
+}
+
+/// Pickles built to exhaust the process, as bytes a hostile `refs(unc).p` or `.pth` would hold.
+fn hostile_pickles() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let n = 100_000;
+    let mut lists = vec![0x80, 2];
+    lists.extend(std::iter::repeat_n(b']', n));
+    lists.extend(std::iter::repeat_n(b'a', n - 1));
+    lists.push(b'.');
+    let mut tuples = vec![0x80, 2];
+    tuples.extend(std::iter::repeat_n(b'(', n));
+    tuples.extend(std::iter::repeat_n(b't', n));
+    tuples.push(b'.');
+    // t = (); 64 times: t = (t, t), through BINPUT/BINGET
+    let mut bomb = vec![0x80, 2, b')', b'q', 0];
+    for _ in 0..64 {
+        bomb.extend([b'0', b'h', 0, b'h', 0, 0x86, b'q', 0]);
+    }
+    bomb.push(b'.');
+    vec![
+        ("deep lists", lists, "nesting deeper than 1000"),
+        ("deep tuples", tuples, "nesting deeper than 1000"),
+        ("memo bomb", bomb, "memo bomb"),
+        (
+            "self-containing list",
+            b"\x80\x02]q\x00h\x00a.".to_vec(),
+            "contains itself",
+        ),
+    ]
+}
+
+/// Class 3: each hostile pickle as RefCOCO's `refs(unc).p` is an error naming the file and the
+/// reason (exit 2), never a stack overflow or an allocation failure.
+#[test]
+fn hostile_refcoco_pickles_are_errors_not_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("refcoco");
+    std::fs::create_dir_all(&folder).unwrap();
+    let instances = folder.join("instances.json");
+    std::fs::write(
+        &instances,
+        r#"{"images": [], "annotations": [], "categories": []}"#,
+    )
+    .unwrap();
+    let refs = folder.join("refs(unc).p");
+    for (name, bytes, want) in hostile_pickles() {
+        std::fs::write(&refs, bytes).unwrap();
+        let mut cmd = mplug();
+        cmd.args(["ingest", "refcoco", "--quiet", "--annotations"])
+            .arg(&refs)
+            .arg(&instances)
+            .arg("--images")
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .arg("--vocab")
+            .arg(vocab());
+        let res = run_within(cmd, 60);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains("refs(unc).p") && err.contains(want),
+            "{name}: {err}"
+        );
+    }
+}
+
+/// Class 3: the same pickles as a checkpoint's `data.pkl` (`torch.save`'s zip layout): `mplug
+/// convert` reports them as a malformed file (exit 1, like every unreadable checkpoint; an abort
+/// would have no exit code at all).
+#[test]
+fn hostile_checkpoint_pickles_are_errors_not_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (name, bytes, want)) in hostile_pickles().into_iter().enumerate() {
+        let pkl = dir.path().join(format!("data{i}.pkl"));
+        std::fs::write(&pkl, bytes).unwrap();
+        let pth = dir.path().join(format!("ckpt{i}.pth"));
+        py_inline(
+            "import sys, zipfile\n\
+             with zipfile.ZipFile(sys.argv[2], 'w') as z:\n    \
+                 z.write(sys.argv[1], 'archive/data.pkl')\n    \
+                 z.writestr('archive/version', '3\\n')",
+            &[&pkl, &pth],
+        );
+        let mut cmd = mplug();
+        cmd.arg("convert")
+            .arg(&pth)
+            .arg(dir.path().join("out.safetensors"));
+        let res = run_within(cmd, 60);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("data.pkl") && err.contains(want), "{name}: {err}");
+        assert!(!dir.path().join("out.safetensors").exists());
+    }
+}
+
+/// Runs an inline Python program with `args`.
+fn py_inline(code: &str, args: &[&Path]) {
+    let out = Command::new(crate::common::python())
+        .arg("-c")
+        .arg(code)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
