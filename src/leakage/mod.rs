@@ -14,11 +14,11 @@ use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::query::catalog::DatasetEntry;
+use crate::shards::reader::unreadable;
 
 /// Split names that hold evaluation data (everything else counts as training).
 pub const EVAL_SPLITS: &[&str] = &[
@@ -65,8 +65,7 @@ pub fn read_image_keys(d: &DatasetEntry) -> Result<Vec<ImageKey>> {
 }
 
 fn read_shard_keys(path: &Path, dataset: &str, out: &mut Vec<ImageKey>) -> Result<()> {
-    let file = fs_err::File::open(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)?;
+    let builder = crate::shards::reader::open(path, dataset)?;
     let schema = builder.schema().clone();
     let has = |c: &str| schema.column_with_name(c).is_some();
     if !has("pixel_dhash") {
@@ -89,9 +88,12 @@ fn read_shard_keys(path: &Path, dataset: &str, out: &mut Vec<ImageKey>) -> Resul
         }
     }
     let mask = ProjectionMask::columns(builder.parquet_schema(), wanted.iter().map(String::as_str));
-    let reader = builder.with_projection(mask).build()?;
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(path, dataset, e))?;
     for batch in reader {
-        let batch = batch?;
+        let batch = batch.map_err(|e| unreadable(path, dataset, e))?;
         let col = |name: &str| {
             batch
                 .column_by_name(name)

@@ -6,13 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use parquet::file::reader::{FileReader, SerializedFileReader};
-
 use super::order::Block;
 use super::rng::{LoaderRng, Purpose};
 use crate::error::{Error, Result};
 use crate::query::catalog::discover_datasets;
 use crate::shards::Manifest;
+use crate::shards::reader::unreadable;
 
 /// One input dataset with its mixing weight.
 #[derive(Debug, Clone)]
@@ -98,8 +97,7 @@ impl DatasetIndex {
                 for shard in &entry.manifest.shards {
                     let path = entry.dir.join(&shard.path);
                     let s = shards.len();
-                    let reader =
-                        SerializedFileReader::new(fs_err::File::open(&path)?.into_parts().0)?;
+                    let reader = crate::shards::reader::open(&path, &entry.manifest.name)?;
                     for (g, rg) in reader.metadata().row_groups().iter().enumerate() {
                         row_groups.push(RowGroupRef {
                             dataset: d,
@@ -273,14 +271,14 @@ impl DatasetIndex {
                 continue;
             };
             let first = self.first_sample[first_group];
-            let file = fs_err::File::open(shard_path)?.into_parts().0;
-            let builder =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+            let dataset = &self.datasets[*d].manifest.name;
+            let builder = crate::shards::reader::open(shard_path, dataset)?;
             let mask =
                 parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), ["image_id"]);
             let mut row = 0u64;
-            for batch in builder.with_projection(mask).build()? {
-                let batch = batch?;
+            let batches = builder.with_projection(mask).build();
+            for batch in batches.map_err(|e| unreadable(shard_path, dataset, e))? {
+                let batch = batch.map_err(|e| unreadable(shard_path, dataset, e))?;
                 let col = arrow::array::AsArray::as_string::<i32>(batch.column(0));
                 for i in 0..batch.num_rows() {
                     if ids.contains(col.value(i)) {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::index::DatasetIndex;
 use crate::error::{Error, Result};
@@ -49,16 +48,21 @@ pub struct StoredSample<'a> {
 pub fn read_row_group(index: &DatasetIndex, g: usize) -> Result<Arc<RowGroupData>> {
     let rg = &index.row_groups[g];
     index.verify_shard(rg.shard)?;
-    let path = &index.shards[rg.shard].1;
-    let file = fs_err::File::open(path)?.into_parts().0;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
+    let (d, path, _) = &index.shards[rg.shard];
+    let dataset = &index.datasets[*d].manifest.name;
+    let builder = crate::shards::reader::open(path, dataset)?;
+    let unreadable =
+        |e: crate::error::BoxError| crate::shards::reader::unreadable(path, dataset, e);
     let mask = ProjectionMask::columns(builder.parquet_schema(), COLUMNS);
     let reader = builder
         .with_projection(mask)
         .with_row_groups(vec![rg.row_group])
         .with_batch_size(rg.rows.max(1) as usize)
-        .build()?;
-    let batches: Vec<RecordBatch> = reader.collect::<std::result::Result<_, _>>()?;
+        .build()
+        .map_err(|e| unreadable(Box::new(e)))?;
+    let batches: Vec<RecordBatch> = reader
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| unreadable(Box::new(e)))?;
     let batch = match batches.len() {
         1 => batches
             .into_iter()

@@ -12,7 +12,6 @@ use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::DatasetEntry;
@@ -82,8 +81,8 @@ type RowPositions = HashMap<String, (String, u64)>;
 fn positions(entry: &DatasetEntry) -> Result<RowPositions> {
     let mut map = HashMap::new();
     for shard in &entry.manifest.shards {
-        let file = fs_err::File::open(entry.dir.join(&shard.path))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0)?;
+        let path = entry.dir.join(&shard.path);
+        let builder = crate::shards::reader::open(&path, &entry.manifest.name)?;
         let mask = ProjectionMask::columns(builder.parquet_schema(), ["image_id"]);
         let mut row = 0u64;
         for batch in builder.with_projection(mask).build()? {

@@ -9,6 +9,7 @@ pub mod grounding_rows;
 pub mod image_columns;
 pub mod manifest;
 pub mod qa_rows;
+pub mod reader;
 pub mod rows;
 pub mod schema;
 pub mod statement_rows;

@@ -369,6 +369,41 @@ fn one_bad_shard_does_not_break_every_query() {
         "{tables}"
     );
     assert_eq!(sql("SELECT count(*) FROM broken").status.code(), Some(2));
+
+    // leakage and the loader cannot leave a dataset out silently: they stop, naming file and dataset
+    let mut leakage = mplug();
+    leakage.arg("leakage").arg("--data").arg(&root);
+    let mut loader = mplug();
+    loader
+        .args(["loader", "bench", "--data"])
+        .arg(root.join("broken"));
+    let mut select = mplug();
+    select
+        .arg("select")
+        .arg("--data")
+        .arg(&root)
+        .args([
+            "--sql",
+            "SELECT 'good' AS dataset, image_id FROM good",
+            "--out",
+        ])
+        .arg(dir.path().join("list.json"));
+    for (name, cmd) in [("leakage", leakage), ("loader", loader)] {
+        let res = run_within(cmd, 60);
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains("broken/shards/part-00000.parquet` of dataset `broken` is unreadable"),
+            "{name}: {err}"
+        );
+    }
+    // a sample list over the healthy dataset does not read the broken one
+    let res = run_within(select, 60);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
 }
 
 /// Runs `tests/py/<script>` with the venv's Python; its stdout.
@@ -576,7 +611,10 @@ fn hostile_checkpoint_pickles_are_errors_not_aborts() {
         let res = run_within(cmd, 60);
         let err = String::from_utf8_lossy(&res.stderr);
         assert_eq!(res.status.code(), Some(1), "{name}: {err}");
-        assert!(err.contains("data.pkl") && err.contains(want), "{name}: {err}");
+        assert!(
+            err.contains("data.pkl") && err.contains(want),
+            "{name}: {err}"
+        );
         assert!(!dir.path().join("out.safetensors").exists());
     }
 }
