@@ -29,6 +29,10 @@ pub struct DownloadFlags {
     /// Largest accepted image in bytes (e.g. 50MiB).
     #[arg(long, value_name = "BYTES", value_parser = super::parse_bytes, default_value = "50MiB")]
     pub max_bytes: u64,
+    /// Try URLs that failed in an earlier run again (by default their recorded failure stands, so a
+    /// rerun with nothing new to fetch changes nothing).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 impl DownloadFlags {
@@ -41,6 +45,7 @@ impl DownloadFlags {
             backoff_s: self.backoff,
             per_host_per_second: self.per_host_rate,
             max_bytes: self.max_bytes,
+            retry_failed: self.retry_failed,
         }
     }
 }
@@ -50,7 +55,8 @@ impl DownloadFlags {
 /// Each image is stored as IMAGES/<h[0..2]>/<h>.<ext> (h = blake3 of the URL) and every finished URL
 /// is appended to IMAGES/downloads.jsonl with its outcome (HTTP status, timeout, not an image, …).
 /// The folder is the --images of `mplug ingest cc3m|cc12m|sbu`. Interrupt it at any time (even
-/// kill -9): a rerun skips what is on disk and tries every failure again.
+/// kill -9): a rerun fetches only URLs that have neither a file nor a recorded failure; pass
+/// --retry-failed to try the failures again.
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct DownloadArgs {
@@ -93,6 +99,12 @@ pub fn download_lists(
             .join(crate::download::store::DOWNLOAD_LOG)
             .display()
     );
+    if s.failed_earlier > 0 {
+        println!(
+            "          {} failed in an earlier run and were not tried again (pass --retry-failed)",
+            s.failed_earlier
+        );
+    }
     Ok(s)
 }
 

@@ -123,8 +123,9 @@ pub struct VqaIngestArgs {
 /// Options of the URL datasets.
 #[derive(Debug, Args)]
 pub struct WebIngestArgs {
-    /// First download the images not yet in --images (earlier failures are tried again); a dataset
-    /// already in --out is rebuilt when the download state changed.
+    /// First download the images not yet in --images (earlier failures only with --retry-failed). A
+    /// dataset already in --out is rebuilt when the images or their per-URL outcomes changed, and is
+    /// "already up to date" when nothing new was fetched.
     #[arg(long)]
     download: bool,
     #[command(flatten)]
@@ -399,12 +400,10 @@ pub fn run(cmd: IngestCommand) -> anyhow::Result<()> {
             (plan, &a.base.common)
         }
         IngestCommand::Cc3m(a) | IngestCommand::Cc12m(a) | IngestCommand::Sbu(a) => {
-            let mut plan = image_plan(builtin, &a.base)?;
+            let plan = image_plan(builtin, &a.base)?;
             if a.download {
                 let b = &a.base;
                 super::download::download_lists(&b.annotations, &b.images, &a.net, plan.quiet)?;
-                // The download state is not part of the manifest's inputs: always rebuild.
-                plan.force = true;
             }
             (plan, &a.base.common)
         }

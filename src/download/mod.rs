@@ -37,6 +37,9 @@ pub struct DownloadOptions {
     pub per_host_per_second: f64,
     /// Largest accepted body in bytes.
     pub max_bytes: u64,
+    /// Try URLs whose last recorded outcome is a failure again (otherwise they stay failed: a rerun
+    /// with nothing new to fetch changes nothing, and the dataset stays up to date).
+    pub retry_failed: bool,
 }
 
 impl Default for DownloadOptions {
@@ -48,6 +51,7 @@ impl Default for DownloadOptions {
             backoff_s: 1.0,
             per_host_per_second: 10.0,
             max_bytes: 50 << 20,
+            retry_failed: false,
         }
     }
 }
@@ -59,6 +63,8 @@ pub struct DownloadSummary {
     pub urls: usize,
     /// Already on disk before this run (not requested).
     pub already_present: usize,
+    /// Failed in an earlier run and not tried again (no `retry_failed`).
+    pub failed_earlier: usize,
     /// Downloaded in this run.
     pub downloaded: usize,
     /// Failed in this run (recorded in the log).
@@ -67,8 +73,9 @@ pub struct DownloadSummary {
     pub bytes: u64,
 }
 
-/// Downloads every URL of `urls` that has no file in `store` yet; failures (also earlier ones) are
-/// tried again. Results are appended to the store's log as they finish.
+/// Downloads every URL of `urls` that has no file in `store` yet and, unless
+/// [`DownloadOptions::retry_failed`], no recorded failure. Results are appended to the store's log as
+/// they finish.
 pub fn download_all(
     urls: &[String],
     store: &UrlStore,
@@ -77,14 +84,22 @@ pub fn download_all(
 ) -> Result<DownloadSummary> {
     let mut seen = HashSet::new();
     let distinct: Vec<&String> = urls.iter().filter(|u| seen.insert(u.as_str())).collect();
-    let todo: Vec<&String> = distinct
+    let missing: Vec<&String> = distinct
         .iter()
         .copied()
         .filter(|u| store.find(u).is_none())
         .collect();
+    let log = store.read_log()?;
+    let failed_before = |u: &str| log.get(u).is_some_and(|r| r.outcome == "failed");
+    let todo: Vec<&String> = missing
+        .iter()
+        .copied()
+        .filter(|u| options.retry_failed || !failed_before(u))
+        .collect();
     let mut summary = DownloadSummary {
         urls: distinct.len(),
-        already_present: distinct.len() - todo.len(),
+        already_present: distinct.len() - missing.len(),
+        failed_earlier: missing.len() - todo.len(),
         ..Default::default()
     };
     if todo.is_empty() {

@@ -19,7 +19,7 @@ use crate::ingest::pipeline::PipelineSpec;
 use crate::shards::commit::write_atomic;
 use crate::shards::manifest::{
     ImageFilesSummary, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, RejectRecord,
-    RejectStage, RejectUnit, Sources, ToolInfo, Totals, VocabInfo, json_blake3,
+    RejectStage, RejectUnit, SourceFile, Sources, ToolInfo, Totals, VocabInfo, json_blake3,
 };
 use crate::shards::rows::ShardRow;
 use crate::shards::writer::{PIPELINE_BLAKE3_KEY, SHARDS_DIR};
@@ -158,13 +158,20 @@ impl IngestJob<'_> {
         };
 
         if let Some(existing) = self.existing_manifest()? {
-            let same = existing.pipeline_blake3 == pipeline_blake3
-                && existing.sources.annotations == parsed.files
+            let same_settings = existing.pipeline_blake3 == pipeline_blake3
                 && existing.vocab.as_ref() == Some(&vocab);
-            if same && !self.force {
+            if same_settings && existing.sources.annotations == parsed.files && !self.force {
                 return Ok(IngestOutcome::UpToDate(existing));
             }
-            if !self.force {
+            // A URL dataset whose lists and settings are unchanged but whose image folder gained
+            // downloads is rebuilt: fetching more is why the command was run again.
+            let lists = |files: &[SourceFile]| -> Vec<SourceFile> {
+                let not_outcomes = |f: &&SourceFile| f.name != crate::sources::web::URL_OUTCOMES;
+                files.iter().filter(not_outcomes).cloned().collect()
+            };
+            let only_downloads_changed =
+                same_settings && lists(&existing.sources.annotations) == lists(&parsed.files);
+            if !self.force && !only_downloads_changed {
                 return Err(Error::input_with_hint(
                     format!(
                         "`{}` already holds a dataset built from other inputs or settings",

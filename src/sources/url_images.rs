@@ -82,12 +82,6 @@ impl UrlImageIndex {
             _ => UrlImage::Missing,
         }
     }
-
-    /// The download log's blake3, when there is a log (it is an input of the dataset).
-    pub fn log_file(&self) -> Option<PathBuf> {
-        let p = self.store.root().join(crate::download::store::DOWNLOAD_LOG);
-        p.is_file().then_some(p)
-    }
 }
 
 /// Every `*.json` file under `dir` (img2dataset puts them in numbered sub-folders).

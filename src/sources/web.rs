@@ -226,20 +226,14 @@ impl Source for WebCaptionSource {
         let lists = read_web_lists(&self.annotation_files, self.split_override.as_deref())?;
         let index = UrlImageIndex::open(&self.image_root)?;
         let mut files = lists.files;
-        if let Some(log) = index.log_file() {
-            // What was downloaded is an input: a retry that fetched more images rebuilds the dataset.
-            let bytes = fs_err::read(&log)?;
-            files.push(SourceFile {
-                name: file_label(&log),
-                bytes: bytes.len() as u64,
-                blake3: blake3::hash(&bytes).to_hex().to_string(),
-            });
-        }
+        let mut outcomes = UrlOutcomes::default();
         let mut c = CaptionCollector::new();
         let mut rejects = lists.rejects;
         let mut reported = HashSet::new();
         for r in &lists.records {
-            let rel = match index.lookup(&r.url) {
+            let image = index.lookup(&r.url);
+            outcomes.add(&r.url, &image, &self.image_root);
+            let rel = match image {
                 UrlImage::Found(rel) => rel,
                 UrlImage::Failed(reason) => {
                     push_missing(
@@ -267,11 +261,53 @@ impl Source for WebCaptionSource {
         }
         let (samples, more) = c.finish();
         rejects.extend(more);
+        files.push(outcomes.finish());
         Ok(SourceOutput {
             samples,
             rejects,
             files,
         })
+    }
+}
+
+/// The name of the [`UrlOutcomes`] entry in a manifest's `sources.annotations`.
+pub const URL_OUTCOMES: &str = "image folder (outcome per listed URL)";
+
+/// What the image folder held for each listed URL, as an input of the dataset: the file (path and
+/// size) or the recorded failure, per distinct URL in list order. Hashing this instead of the
+/// append-only download log makes the dataset's identity depend on what was ingested, not on the
+/// log's history: a kill and rerun that ends with the same images gives the same hashes, and a
+/// rerun that fetched nothing new is "already up to date".
+#[derive(Default)]
+struct UrlOutcomes {
+    seen: HashSet<String>,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl UrlOutcomes {
+    fn add(&mut self, url: &str, image: &UrlImage, root: &std::path::Path) {
+        if !self.seen.insert(url.to_string()) {
+            return;
+        }
+        let line = match image {
+            UrlImage::Found(rel) => {
+                let size = std::fs::metadata(root.join(rel)).map_or(0, |m| m.len());
+                format!("{url}\tok\t{rel}\t{size}\n")
+            }
+            UrlImage::Failed(reason) => format!("{url}\tfailed\t{reason}\n"),
+            UrlImage::Missing => format!("{url}\tmissing\n"),
+        };
+        self.hasher.update(line.as_bytes());
+        self.bytes += line.len() as u64;
+    }
+
+    fn finish(self) -> SourceFile {
+        SourceFile {
+            name: URL_OUTCOMES.to_string(),
+            bytes: self.bytes,
+            blake3: self.hasher.finalize().to_hex().to_string(),
+        }
     }
 }
 

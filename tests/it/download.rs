@@ -58,7 +58,7 @@ fn reject_for<'a>(m: &'a serde_json::Value, url: &str) -> &'a serde_json::Value 
 }
 
 #[test]
-fn download_ingest_records_every_failure_and_reruns_only_failures() {
+fn download_ingest_records_every_failure_and_retries_them_only_when_asked() {
     let server = TestServer::start(jpeg);
     let t = tempfile::tempdir().unwrap();
     let u = |p: &str| server.url(p);
@@ -148,11 +148,26 @@ for url, r in sorted(rows.items()):
     // The redirect target holds the content of /img/c.jpg, not of /img/a.jpg.
     assert_ne!(by_route("redirect")[6], by_route("img")[6]);
 
-    // A rerun downloads nothing that is on disk and tries every failure again.
-    ok(ingest_cc3m(&list, &images, &out).output().unwrap());
+    // A plain rerun fetches nothing (files on disk stay, recorded failures stand) and the dataset
+    // is up to date, with the same identity; the log's growth is not part of it.
+    let first_hash = manifest(&out)["dataset_blake3"].clone();
+    let rerun = ok(ingest_cc3m(&list, &images, &out).output().unwrap());
+    assert!(rerun.contains("already up to date"), "{rerun}");
+    assert!(rerun.contains("6 failed in an earlier run"), "{rerun}");
     assert_eq!(server.count("/img/a.jpg"), 1);
     assert_eq!(server.count("/big/b.jpg"), 1);
+    assert_eq!(server.count("/404/e"), 1);
+    assert_eq!(manifest(&out)["dataset_blake3"], first_hash);
+
+    // Retrying failures is explicit; the same failures again leave the dataset as it was.
+    let retry = ok(ingest_cc3m(&list, &images, &out)
+        .arg("--retry-failed")
+        .output()
+        .unwrap());
     assert_eq!(server.count("/404/e"), 2);
+    assert_eq!(server.count("/img/a.jpg"), 1);
+    assert!(retry.contains("already up to date"), "{retry}");
+    assert_eq!(manifest(&out)["dataset_blake3"], first_hash);
     assert_eq!(manifest(&out)["totals"]["images_written"], 4);
 }
 
@@ -233,6 +248,43 @@ fn kill_9_during_download_then_resume_fetches_each_image_once() {
         .filter(|p| p.to_string_lossy().ends_with(".part"))
         .count();
     assert_eq!(parts, 0);
+
+    // The dataset built from the killed-and-resumed folder is the one an uninterrupted download
+    // gives: identity follows the images and their outcome per URL, not the log's history.
+    let fresh = t.path().join("fresh");
+    let mut uninterrupted = download();
+    let args: Vec<std::ffi::OsString> = uninterrupted.get_args().map(Into::into).collect();
+    uninterrupted = mplug();
+    for a in &args {
+        uninterrupted.arg(if a.as_os_str() == images.as_os_str() {
+            fresh.as_os_str()
+        } else {
+            a
+        });
+    }
+    ok(uninterrupted.output().unwrap());
+    let ingest = |images: &Path, out: &Path| {
+        let mut c = mplug();
+        c.args(["ingest", "cc12m", "--quiet", "--annotations"])
+            .arg(&list)
+            .arg("--images")
+            .arg(images)
+            .arg("--out")
+            .arg(out)
+            .arg("--vocab")
+            .arg(vocab());
+        ok(c.output().unwrap());
+        manifest(out)
+    };
+    let resumed = ingest(&images, &t.path().join("resumed_ds"));
+    let straight = ingest(&fresh, &t.path().join("straight_ds"));
+    assert_eq!(resumed["totals"]["images_written"], n);
+    assert_eq!(resumed["dataset_blake3"], straight["dataset_blake3"]);
+    assert_ne!(
+        std::fs::read(images.join("downloads.jsonl")).unwrap(),
+        std::fs::read(fresh.join("downloads.jsonl")).unwrap(),
+        "the logs differ (a kill leaves its own history), the datasets do not"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
