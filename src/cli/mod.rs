@@ -6,6 +6,7 @@ mod ingest;
 mod leakage;
 mod loader;
 mod model;
+mod score;
 mod sql;
 mod synth;
 mod train;
@@ -67,6 +68,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Draw a training run's curves (metrics.jsonl) to a PNG.
     Plot(train::PlotArgs),
+    /// Score a results file with the official metrics (VQA accuracy; BLEU, ROUGE-L, CIDEr-D).
+    #[command(subcommand)]
+    Score(score::ScoreCommand),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -87,6 +91,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Forward(args) => model::run_forward(args),
         Command::Train(args) => train::run_train(args),
         Command::Plot(args) => train::run_plot(args),
+        Command::Score(cmd) => score::run(cmd),
     }
 }
 

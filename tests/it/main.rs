@@ -9,6 +9,7 @@ mod common;
 mod cli;
 mod datasets;
 mod download;
+mod eval;
 mod hostile;
 mod ingest;
 mod loader;

@@ -1,0 +1,194 @@
+//! Scoring a COCO caption results file: `mplug score caption`.
+//!
+//! As pycocoevalcap's `COCOEvalCap`: the images scored are those of the results file (each must be
+//! in the annotations, as `COCO.loadRes` asserts), references are every annotation caption of the
+//! image, both sides go through the PTB tokenisation, then BLEU-1..4, ROUGE-L and CIDEr-D (with
+//! document frequencies over the scored images). METEOR runs its official jar when Java and the jar
+//! are present; SPICE is not computed.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::bleu::bleu;
+use super::cider_d::cider_d;
+use super::ptb_tokenizer::tokenize_caption;
+use super::results::{id_list_preview, read_json};
+use super::rouge_l::rouge_l;
+use crate::error::{Error, Result};
+use crate::sources::json::id_string;
+
+/// Corpus scores, named as `COCOEvalCap.eval`, plus per-image values.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptionReport {
+    /// Images scored.
+    pub images: usize,
+    /// Corpus metrics: `Bleu_1`..`Bleu_4`, `ROUGE_L`, `CIDEr`.
+    pub metrics: indexmap::IndexMap<String, f64>,
+    /// Per image (`image_id` → metric → value), in results order.
+    pub per_image: indexmap::IndexMap<String, indexmap::IndexMap<String, f64>>,
+    /// Metrics that were not computed, with the reason.
+    pub skipped: indexmap::IndexMap<String, String>,
+}
+
+/// The tokenised captions that were scored (for inspecting a score).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenizedCaptions {
+    /// `image_id` → tokenised references.
+    pub references: indexmap::IndexMap<String, Vec<String>>,
+    /// `image_id` → tokenised result caption.
+    pub results: indexmap::IndexMap<String, String>,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::input(format!("`{}`: {}", path.display(), message.into()))
+}
+
+/// `image_id` → reference captions, from a COCO captions file (`annotations[]` with `image_id` and
+/// `caption`), in file order.
+pub fn read_references(path: &Path) -> Result<indexmap::IndexMap<String, Vec<String>>> {
+    let root = read_json(path)?;
+    let list = root
+        .get("annotations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            bad(
+                path,
+                "no `annotations` list (is this a COCO captions file?)",
+            )
+        })?;
+    let mut refs: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
+    for (i, a) in list.iter().enumerate() {
+        let id = a
+            .get("image_id")
+            .and_then(id_string)
+            .ok_or_else(|| bad(path, format!("annotations[{i}] has no integer `image_id`")))?;
+        let caption = a
+            .get("caption")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(path, format!("annotations[{i}] has no text `caption`")))?;
+        refs.entry(id).or_default().push(caption.to_string());
+    }
+    Ok(refs)
+}
+
+/// `[{image_id, caption}]` in file order. One caption per image, as `COCOEvalCap` requires.
+pub fn read_results(path: &Path) -> Result<Vec<(String, String)>> {
+    let root = read_json(path)?;
+    let list = root
+        .as_array()
+        .ok_or_else(|| bad(path, "expected a list of {image_id, caption}"))?;
+    let mut seen = HashSet::new();
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = r
+                .get("image_id")
+                .and_then(id_string)
+                .ok_or_else(|| bad(path, format!("[{i}] has no integer `image_id`")))?;
+            let caption = r
+                .get("caption")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(path, format!("[{i}] has no text `caption`")))?;
+            if !seen.insert(id.clone()) {
+                return Err(bad(path, format!("image {id} has more than one caption")));
+            }
+            Ok((id, caption.to_string()))
+        })
+        .collect()
+}
+
+/// Tokenises and scores. Every result image must have references.
+pub fn score(
+    references: &indexmap::IndexMap<String, Vec<String>>,
+    results: &[(String, String)],
+) -> Result<(CaptionReport, TokenizedCaptions)> {
+    let unknown: Vec<&str> = results
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| !references.contains_key(*id))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Error::input_with_hint(
+            format!(
+                "the results caption {} image(s) that have no reference captions: {}",
+                unknown.len(),
+                id_list_preview(&unknown)
+            ),
+            "score against the annotations of the split the results were made for",
+        ));
+    }
+    if results.is_empty() {
+        return Err(Error::input("the results file holds no captions"));
+    }
+    let mut tokenized = TokenizedCaptions {
+        references: indexmap::IndexMap::new(),
+        results: indexmap::IndexMap::new(),
+    };
+    let pairs: Vec<(String, Vec<String>)> = results
+        .iter()
+        .map(|(id, caption)| {
+            let refs: Vec<String> = references[id.as_str()]
+                .iter()
+                .map(|r| tokenize_caption(&r.replace('\n', " ")))
+                .collect();
+            let hyp = tokenize_caption(&caption.replace('\n', " "));
+            tokenized.references.insert(id.clone(), refs.clone());
+            tokenized.results.insert(id.clone(), hyp.clone());
+            (hyp, refs)
+        })
+        .collect();
+    let (bleu_corpus, bleu_per) = bleu(&pairs);
+    let rouge_per: Vec<f64> = pairs.iter().map(|(h, r)| rouge_l(h, r)).collect();
+    let (cider_corpus, cider_per) = cider_d(&pairs);
+    let mut metrics = indexmap::IndexMap::new();
+    for (k, v) in bleu_corpus.iter().enumerate() {
+        metrics.insert(format!("Bleu_{}", k + 1), *v);
+    }
+    metrics.insert(
+        "ROUGE_L".to_string(),
+        rouge_per.iter().sum::<f64>() / rouge_per.len() as f64,
+    );
+    metrics.insert("CIDEr".to_string(), cider_corpus);
+    let per_image = results
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| {
+            let mut m = indexmap::IndexMap::new();
+            for (k, v) in bleu_per[i].iter().enumerate() {
+                m.insert(format!("Bleu_{}", k + 1), *v);
+            }
+            m.insert("ROUGE_L".to_string(), rouge_per[i]);
+            m.insert("CIDEr".to_string(), cider_per[i]);
+            (id.clone(), m)
+        })
+        .collect();
+    let mut skipped = indexmap::IndexMap::new();
+    skipped.insert(
+        "METEOR".to_string(),
+        "needs Java and the METEOR 1.5 jar (not run)".to_string(),
+    );
+    skipped.insert("SPICE".to_string(), "not computed".to_string());
+    let report = CaptionReport {
+        images: pairs.len(),
+        metrics,
+        per_image,
+        skipped,
+    };
+    Ok((report, tokenized))
+}
+
+/// Images with references but no result caption (reported, not an error: the official code scores
+/// the results' images).
+pub fn unanswered(
+    references: &indexmap::IndexMap<String, Vec<String>>,
+    results: &[(String, String)],
+) -> usize {
+    let answered: HashSet<&str> = results.iter().map(|(id, _)| id.as_str()).collect();
+    references
+        .keys()
+        .filter(|k| !answered.contains(k.as_str()))
+        .count()
+}

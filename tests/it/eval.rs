@@ -1,0 +1,195 @@
+//! `mplug score` against the official metric code (issue 17): pycocoevalcap 1.2 (its Java PTB
+//! tokenizer, Bleu, Rouge, Cider) for captions, and the official VQA evaluation (salesforce-lavis's
+//! vqa_tools copy, and the same class with GT-Vision-Lab's 2021 `evaluate`) for VQA, on generated
+//! hard cases (tests/py/caption_oracle.py, tests/py/vqa_oracle.py).
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::{mplug, ok, python, repo};
+
+fn oracle(script: &str, args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/py").join(script))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = ok(out);
+    // the last line is the JSON (Java's tokenizer reports on stderr)
+    serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or(serde_json::Value::Null)
+}
+
+fn read(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn close(a: &serde_json::Value, b: &serde_json::Value, what: &str) {
+    let (x, y) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+    assert!((x - y).abs() <= 1e-9, "{what}: ours {x} vs official {y}");
+}
+
+/// Every caption tokenised as the Java PTBTokenizer does, and BLEU-1..4, ROUGE-L and CIDEr-D equal
+/// to pycocoevalcap's to 1e-9, corpus and per image (punctuation, quotes, brackets, clitics,
+/// numbers, abbreviations, unicode, curly quotes, empty, punctuation-only and 400-word candidates).
+#[test]
+fn caption_metrics_equal_pycocoevalcap() {
+    let t = tempfile::tempdir().unwrap();
+    oracle(
+        "caption_oracle.py",
+        &["make".as_ref(), t.path().as_os_str()],
+    );
+    let (ann, res) = (
+        t.path().join("annotations.json"),
+        t.path().join("results.json"),
+    );
+    let official = oracle(
+        "caption_oracle.py",
+        &["score".as_ref(), ann.as_os_str(), res.as_os_str()],
+    );
+    let (out, tok) = (t.path().join("ours.json"), t.path().join("tokens.json"));
+    let summary = ok(mplug()
+        .args(["score", "caption", "--results"])
+        .arg(&res)
+        .arg("--annotations")
+        .arg(&ann)
+        .arg("--out")
+        .arg(&out)
+        .arg("--tokenized")
+        .arg(&tok)
+        .output()
+        .unwrap());
+    assert!(summary.contains("CIDEr"), "{summary}");
+    let (ours, tokens) = (read(&out), read(&tok));
+    let want = &official["tokenized"];
+    for side in ["results", "references"] {
+        let w = want[side].as_object().unwrap();
+        assert!(w.len() > 100);
+        for (id, v) in w {
+            assert_eq!(&tokens[side][id], v, "{side} of image {id}");
+        }
+    }
+    for (name, v) in official["metrics"].as_object().unwrap() {
+        close(&ours["metrics"][name], v, name);
+    }
+    for (id, m) in official["per_image"].as_object().unwrap() {
+        for (name, v) in m.as_object().unwrap() {
+            close(
+                &ours["per_image"][id][name],
+                v,
+                &format!("{name} of image {id}"),
+            );
+        }
+    }
+}
+
+/// VQA accuracy (overall, per answer type, per question type, per question) equal to both official
+/// behaviours: GT-Vision-Lab's since 2021 (the default) and the older code LAVIS and mPLUG copied.
+#[test]
+fn vqa_accuracy_equals_the_official_evaluation_in_both_versions() {
+    let t = tempfile::tempdir().unwrap();
+    oracle("vqa_oracle.py", &["make".as_ref(), t.path().as_os_str()]);
+    let ann = t.path().join("annotations.json");
+    let ques = t.path().join("questions.json");
+    let res = t.path().join("results.json");
+    let mut overall = Vec::new();
+    for mode in ["official", "legacy"] {
+        let official = oracle(
+            "vqa_oracle.py",
+            &[
+                "score".as_ref(),
+                ann.as_os_str(),
+                ques.as_os_str(),
+                res.as_os_str(),
+                mode.as_ref(),
+            ],
+        );
+        let out = t.path().join(format!("{mode}.json"));
+        ok(mplug()
+            .args(["score", "vqa", "--vqa-eval", mode, "--results"])
+            .arg(&res)
+            .arg("--annotations")
+            .arg(&ann)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap());
+        let ours = read(&out);
+        let acc = &official["accuracy"];
+        assert_eq!(ours["overall"], acc["overall"], "{mode}");
+        assert_eq!(ours["perAnswerType"], acc["perAnswerType"], "{mode}");
+        assert_eq!(ours["perQuestionType"], acc["perQuestionType"], "{mode}");
+        assert_eq!(ours["evalQA"], official["evalQA"], "{mode}");
+        overall.push(acc["overall"].as_f64().unwrap());
+    }
+    assert_ne!(
+        overall[0], overall[1],
+        "the cases must tell the two versions apart"
+    );
+}
+
+/// Results that do not fit the annotations are a clear error (exit 2) naming the ids.
+#[test]
+fn results_with_unknown_or_missing_ids_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let ann = t.path().join("ann.json");
+    let answers: Vec<serde_json::Value> = (1..=10)
+        .map(|i| serde_json::json!({"answer": "yes", "answer_id": i}))
+        .collect();
+    std::fs::write(
+        &ann,
+        serde_json::json!({"annotations": [
+            {"question_id": 1, "question_type": "is the", "answer_type": "yes/no", "answers": answers},
+            {"question_id": 2, "question_type": "is the", "answer_type": "yes/no", "answers": answers}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let cases = [
+        (
+            r#"[{"question_id": 1, "answer": "yes"}, {"question_id": 7, "answer": "no"}]"#,
+            "not in the annotations: 7",
+        ),
+        (
+            r#"[{"question_id": 1, "answer": "yes"}]"#,
+            "no answer for 1 annotated question(s): 2",
+        ),
+        (
+            r#"[{"image_id": 1, "caption": "a dog"}]"#,
+            "has no integer `question_id`",
+        ),
+        (r#"{"question_id": 1}"#, "expected a list"),
+    ];
+    for (results, want) in cases {
+        let res = t.path().join("res.json");
+        std::fs::write(&res, results).unwrap();
+        let out = mplug()
+            .args(["score", "vqa", "--results"])
+            .arg(&res)
+            .arg("--annotations")
+            .arg(&ann)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{results}: {err}");
+        assert!(err.contains(want), "{results}: {err}");
+    }
+    // a caption for an image without references
+    let caps = t.path().join("caps.json");
+    std::fs::write(
+        &caps,
+        r#"{"annotations": [{"image_id": 5, "caption": "a cat"}]}"#,
+    )
+    .unwrap();
+    let res = t.path().join("cres.json");
+    std::fs::write(&res, r#"[{"image_id": 6, "caption": "a cat"}]"#).unwrap();
+    let out = mplug()
+        .args(["score", "caption", "--results"])
+        .arg(&res)
+        .arg("--annotations")
+        .arg(&caps)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("no reference captions: 6"), "{err}");
+}
