@@ -20,7 +20,8 @@ pub enum ScoreCommand {
     /// captions file, after pycocoevalcap's PTB tokenisation.
     ///
     /// The images scored are those of the results file (as COCOEvalCap); CIDEr-D's document
-    /// frequencies come from their references. METEOR and SPICE are not computed.
+    /// frequencies come from their references. METEOR runs the official jar given with
+    /// --meteor-jar (needs Java); SPICE is not computed.
     Caption(CaptionScoreArgs),
 }
 
@@ -57,6 +58,10 @@ pub struct CaptionScoreArgs {
     /// Write the tokenised references and results here (to see why a caption scored as it did).
     #[arg(long, value_name = "FILE")]
     tokenized: Option<PathBuf>,
+    /// METEOR 1.5's jar (pycocoevalcap ships it as `pycocoevalcap/meteor/meteor-1.5.jar`, with its
+    /// data); also read from $MPLUG_METEOR_JAR. Run with `java`; without it METEOR is skipped.
+    #[arg(long, value_name = "JAR", env = "MPLUG_METEOR_JAR")]
+    meteor_jar: Option<PathBuf>,
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
@@ -87,7 +92,7 @@ pub fn run(cmd: ScoreCommand) -> anyhow::Result<()> {
         ScoreCommand::Caption(a) => {
             let refs = caption::read_references(&a.annotations)?;
             let results = caption::read_results(&a.results)?;
-            let (report, tokenized) = caption::score(&refs, &results)?;
+            let (report, tokenized) = caption::score(&refs, &results, a.meteor_jar.as_deref())?;
             println!("captions: {} images scored", report.images);
             for (k, v) in &report.metrics {
                 println!("  {k:<8} {v:.4}");

@@ -100,10 +100,12 @@ pub fn read_results(path: &Path) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Tokenises and scores. Every result image must have references.
+/// Tokenises and scores. Every result image must have references. `meteor_jar`: METEOR 1.5's jar
+/// (pycocoevalcap ships it), run with Java.
 pub fn score(
     references: &indexmap::IndexMap<String, Vec<String>>,
     results: &[(String, String)],
+    meteor_jar: Option<&Path>,
 ) -> Result<(CaptionReport, TokenizedCaptions)> {
     let unknown: Vec<&str> = results
         .iter()
@@ -152,6 +154,28 @@ pub fn score(
         rouge_per.iter().sum::<f64>() / rouge_per.len() as f64,
     );
     metrics.insert("CIDEr".to_string(), cider_corpus);
+    let mut skipped = indexmap::IndexMap::new();
+    let meteor = match meteor_jar {
+        Some(jar) if jar.is_file() => Some(super::meteor::meteor(jar, &pairs)?),
+        Some(jar) => {
+            skipped.insert(
+                "METEOR".to_string(),
+                format!("no jar at `{}`", jar.display()),
+            );
+            None
+        }
+        None => {
+            skipped.insert(
+                "METEOR".to_string(),
+                "needs Java and METEOR 1.5's jar (--meteor-jar)".to_string(),
+            );
+            None
+        }
+    };
+    if let Some((corpus, _)) = &meteor {
+        metrics.insert("METEOR".to_string(), *corpus);
+    }
+    skipped.insert("SPICE".to_string(), "not computed".to_string());
     let per_image = results
         .iter()
         .enumerate()
@@ -162,15 +186,12 @@ pub fn score(
             }
             m.insert("ROUGE_L".to_string(), rouge_per[i]);
             m.insert("CIDEr".to_string(), cider_per[i]);
+            if let Some((_, per)) = &meteor {
+                m.insert("METEOR".to_string(), per[i]);
+            }
             (id.clone(), m)
         })
         .collect();
-    let mut skipped = indexmap::IndexMap::new();
-    skipped.insert(
-        "METEOR".to_string(),
-        "needs Java and the METEOR 1.5 jar (not run)".to_string(),
-    );
-    skipped.insert("SPICE".to_string(), "not computed".to_string());
     let report = CaptionReport {
         images: pairs.len(),
         metrics,

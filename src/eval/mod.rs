@@ -1,13 +1,14 @@
 //! Evaluation: the official metrics, in Rust, equal to the tools papers report with.
 //!
 //! Flow position: the last step, after `model`. One file per metric (`vqa_accuracy`, `bleu`,
-//! `rouge_l`, `cider_d`, the caption tokeniser `ptb_tokenizer`) and per scored task (`vqa`,
+//! `rouge_l`, `cider_d`, `meteor` (the official jar), the caption tokeniser `ptb_tokenizer`) and per scored task (`vqa`,
 //! `caption`: their file formats, id checks and reports). `mplug score TASK` runs them on any results
 //! file, ours or one written by the original code.
 
 pub mod bleu;
 pub mod caption;
 pub mod cider_d;
+pub mod meteor;
 pub mod ptb_tokenizer;
 pub mod results;
 pub mod rouge_l;

@@ -28,8 +28,8 @@ fn close(a: &serde_json::Value, b: &serde_json::Value, what: &str) {
     assert!((x - y).abs() <= 1e-9, "{what}: ours {x} vs official {y}");
 }
 
-/// Every caption tokenised as the Java PTBTokenizer does, and BLEU-1..4, ROUGE-L and CIDEr-D equal
-/// to pycocoevalcap's to 1e-9, corpus and per image (punctuation, quotes, brackets, clitics,
+/// Every caption tokenised as the Java PTBTokenizer does, and BLEU-1..4, ROUGE-L, CIDEr-D and METEOR
+/// (through the same jar) equal to pycocoevalcap's to 1e-9, corpus and per image (punctuation, quotes, brackets, clitics,
 /// numbers, abbreviations, unicode, curly quotes, empty, punctuation-only and 400-word candidates).
 #[test]
 fn caption_metrics_equal_pycocoevalcap() {
@@ -47,8 +47,13 @@ fn caption_metrics_equal_pycocoevalcap() {
         &["score".as_ref(), ann.as_os_str(), res.as_os_str()],
     );
     let (out, tok) = (t.path().join("ours.json"), t.path().join("tokens.json"));
+    let jar = ok(Command::new(python())
+        .arg(repo().join("tests/py/caption_oracle.py"))
+        .arg("meteor-jar")
+        .output()
+        .unwrap());
     let summary = ok(mplug()
-        .args(["score", "caption", "--results"])
+        .args(["score", "caption", "--meteor-jar", jar.trim(), "--results"])
         .arg(&res)
         .arg("--annotations")
         .arg(&ann)
@@ -68,6 +73,7 @@ fn caption_metrics_equal_pycocoevalcap() {
             assert_eq!(&tokens[side][id], v, "{side} of image {id}");
         }
     }
+    assert_eq!(official["metrics"].as_object().unwrap().len(), 7);
     for (name, v) in official["metrics"].as_object().unwrap() {
         close(&ours["metrics"][name], v, name);
     }

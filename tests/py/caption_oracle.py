@@ -5,8 +5,9 @@
                                     possessives, numbers and number words, abbreviations, unicode,
                                     curly quotes, empty and very long captions, ties)
   caption_oracle.py score ANN RES   pycocoevalcap 1.2: PTBTokenizer (its Java jar), Bleu(4), Rouge,
-                                    Cider, called one by one (COCOEvalCap.evaluate would also build
-                                    SPICE, which needs a download); prints JSON
+                                    Cider and Meteor (its jar), called one by one (COCOEvalCap.evaluate
+                                    would also build SPICE, which needs a download); prints JSON
+  caption_oracle.py meteor-jar      prints the path of the METEOR 1.5 jar pycocoevalcap ships
 """
 import json
 import random
@@ -76,6 +77,7 @@ def make(out_dir):
 def score(ann_path, res_path):
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -93,7 +95,7 @@ def score(ann_path, res_path):
            "tokenized": {"references": {str(i): gts_t[i] for i in ids},
                          "results": {str(i): res_t[i][0] for i in ids}}}
     for scorer, names in [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]),
-                          (Rouge(), ["ROUGE_L"]), (Cider(), ["CIDEr"])]:
+                          (Rouge(), ["ROUGE_L"]), (Cider(), ["CIDEr"]), (Meteor(), ["METEOR"])]:
         if isinstance(scorer, Bleu):
             corpus, per = scorer.compute_score(gts_t, res_t, verbose=0)
         else:
@@ -107,5 +109,12 @@ def score(ann_path, res_path):
     print(json.dumps(out, ensure_ascii=False))
 
 
+def meteor_jar():
+    import os
+    from pycocoevalcap.meteor import meteor
+    print(os.path.join(os.path.dirname(meteor.__file__), "meteor-1.5.jar"))
+
+
 if __name__ == "__main__":
-    {"make": lambda: make(sys.argv[2]), "score": lambda: score(sys.argv[2], sys.argv[3])}[sys.argv[1]]()
+    {"make": lambda: make(sys.argv[2]), "score": lambda: score(sys.argv[2], sys.argv[3]),
+     "meteor-jar": meteor_jar}[sys.argv[1]]()
