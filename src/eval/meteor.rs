@@ -1,7 +1,7 @@
-//! METEOR 1.5 through its official jar, as pycocoevalcap runs it (`java -jar -Xmx2G meteor-1.5.jar
-//! - - -stdio -l en -norm`): one `SCORE ||| refs… ||| hypothesis` line per image returns its
-//! statistics, one `EVAL ||| stats…` line returns every image's score and then the corpus score
-//! (computed by METEOR from pooled statistics).
+//! METEOR 1.5 through its official jar, as pycocoevalcap runs it
+//! (`java -jar -Xmx2G meteor-1.5.jar - - -stdio -l en -norm`): one `SCORE ||| refs… ||| hypothesis`
+//! line per image returns its statistics, one `EVAL ||| stats…` line returns every image's score
+//! and then the corpus score (computed by METEOR from pooled statistics).
 //!
 //! Not ported: exact METEOR needs its stemmer, WordNet synonyms and paraphrase table, which only the
 //! jar carries. Without Java or the jar the metric is skipped with the reason.
