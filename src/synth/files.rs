@@ -97,6 +97,8 @@ pub struct SynthImage {
     pub variant: FileVariant,
     /// Five captions.
     pub captions: Vec<String>,
+    /// What the picture shows (for the task formats' questions and boxes).
+    pub scene: super::scene::Scene,
     /// File size.
     pub bytes: u64,
 }
@@ -280,6 +282,7 @@ fn make_image(opts: &SynthOptions, index: usize) -> Result<(SynthImage, Vec<u8>)
         height,
         variant,
         captions: caps,
+        scene,
         bytes: bytes.len() as u64,
     };
     Ok((img, bytes))
@@ -398,6 +401,9 @@ pub fn write_synth_dataset(opts: &SynthOptions) -> Result<SynthSummary> {
         write_json(&ann_dir.join(&file), &Value::Array(rows))?;
         written.push(format!("annotations/{file}"));
     }
+    written.extend(super::vqa_files::write_vqa_v2(
+        &opts.out, &images, opts.seed,
+    )?);
     Ok(SynthSummary {
         images,
         annotation_files: written,

@@ -199,3 +199,115 @@ fn results_with_unknown_or_missing_ids_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("no reference captions: 6"), "{err}");
 }
+
+/// `mplug synth` writes the shapes world as VQA v2: the official VQA API (salesforce-lavis's copy)
+/// loads it and accepts a results file of the majority answers, `mplug score vqa` gives that file the
+/// same accuracy as the official evaluation, `mplug ingest vqa` keeps every question, and every
+/// count question's majority answer is the number the image's COCO caption states.
+#[test]
+fn synth_vqa_v2_is_official_format_and_ingests() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "40", "--seed", "3", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let vqa = raw.join("vqa");
+    let script = r#"
+import json, sys, re
+sys.path.insert(0, sys.argv[3])
+import vqa_oracle
+vqa_mod = vqa_oracle.load("vqa")
+raw = sys.argv[1]
+out = {}
+for sub in ["train2014", "val2014"]:
+    q = f"{raw}/vqa/v2_OpenEnded_mscoco_{sub}_questions.json"
+    a = f"{raw}/vqa/v2_mscoco_{sub}_annotations.json"
+    import io, contextlib
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = vqa_mod.VQA(a, q)
+    out[sub] = len(api.getQuesIds())
+    if sub == "val2014":
+        res = [{"question_id": ann["question_id"], "answer": ann["multiple_choice_answer"]}
+               for ann in json.load(open(a))["annotations"]]
+        json.dump(res, open(sys.argv[2], "w"))
+        with contextlib.redirect_stdout(io.StringIO()):
+            api.loadRes(sys.argv[2], q)
+# count questions vs the captions ("two shapes are shown: ...", "a single shape is shown")
+words = {"a single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+caps = {}
+for f in ["captions_train2017.json", "captions_val2017.json"]:
+    for ann in json.load(open(f"{raw}/annotations/{f}"))["annotations"]:
+        m = re.match(r"(a single|two|three|four|five) shapes? (is|are) shown", ann["caption"])
+        if m:
+            caps[ann["image_id"]] = words[m.group(1)]
+checked = 0
+for sub in ["train2014", "val2014"]:
+    for ann in json.load(open(f"{raw}/vqa/v2_mscoco_{sub}_annotations.json"))["annotations"]:
+        if ann["question_type"] == "how many":
+            assert int(ann["multiple_choice_answer"]) == caps[ann["image_id"]], ann
+            checked += 1
+out["counts_checked"] = checked
+print(json.dumps(out))
+"#;
+    let results = t.path().join("majority.json");
+    let py = ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&raw)
+        .arg(&results)
+        .arg(repo().join("tests/py"))
+        .output()
+        .unwrap());
+    let counts: serde_json::Value = serde_json::from_str(py.trim()).unwrap();
+    let total = counts["train2014"].as_u64().unwrap() + counts["val2014"].as_u64().unwrap();
+    assert_eq!(total, 40 * 4, "four questions per image");
+    assert_eq!(counts["counts_checked"], 40);
+
+    // our score of the majority answers equals the official evaluation's
+    let ann = vqa.join("v2_mscoco_val2014_annotations.json");
+    let ques = vqa.join("v2_OpenEnded_mscoco_val2014_questions.json");
+    let official = oracle(
+        "vqa_oracle.py",
+        &[
+            "score".as_ref(),
+            ann.as_os_str(),
+            ques.as_os_str(),
+            results.as_os_str(),
+            "official".as_ref(),
+        ],
+    );
+    let out = t.path().join("score.json");
+    ok(mplug()
+        .args(["score", "vqa", "--results"])
+        .arg(&results)
+        .arg("--annotations")
+        .arg(&ann)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap());
+    assert_eq!(read(&out)["overall"], official["accuracy"]["overall"]);
+
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&vqa)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let data = t.path().join("data");
+    ok(mplug()
+        .args(["ingest", "vqa", "--quiet", "--annotations"])
+        .args(&files)
+        .arg("--images")
+        .arg(raw.join("images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(crate::common::vocab())
+        .output()
+        .unwrap());
+    let m = read(&data.join("manifest.json"));
+    assert_eq!(m["rejects"], serde_json::json!([]));
+    assert_eq!(m["totals"]["images_written"], 40);
+    assert_eq!(m["totals"]["questions_written"], total, "{}", m["totals"]);
+}

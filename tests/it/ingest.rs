@@ -106,8 +106,9 @@ fn synth_is_deterministic_per_seed() {
     let a = tree_hashes(&t.path().join("a"));
     assert_eq!(a, tree_hashes(&t.path().join("b")));
     assert_ne!(a, tree_hashes(&t.path().join("c")));
-    // every file variant is present: 6 annotation files + 20 images, with .png and .jpg
-    assert_eq!(a.len(), 26);
+    // every file variant is present: 6 caption annotation files + 20 images, with .png and .jpg,
+    // plus 4 VQA v2 files and the 20 images again under their VQA names
+    assert_eq!(a.len(), 50);
     assert!(a.iter().any(|(p, _)| p.ends_with(".png")));
 }
 
