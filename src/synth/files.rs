@@ -288,6 +288,17 @@ fn make_image(opts: &SynthOptions, index: usize) -> Result<(SynthImage, Vec<u8>)
     Ok((img, bytes))
 }
 
+/// Links `from` at `to` (a hard link, else a copy): the task formats name the same images otherwise.
+pub(crate) fn link(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        fs_err::remove_file(to)?;
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        fs_err::copy(from, to)?;
+    }
+    Ok(())
+}
+
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let bytes = serde_json::to_vec(value)
         .map_err(|e| Error::internal_caused("JSON serialisation failed", e))?;
@@ -402,6 +413,9 @@ pub fn write_synth_dataset(opts: &SynthOptions) -> Result<SynthSummary> {
         written.push(format!("annotations/{file}"));
     }
     written.extend(super::vqa_files::write_vqa_v2(
+        &opts.out, &images, opts.seed,
+    )?);
+    written.extend(super::statement_files::write_statements(
         &opts.out, &images, opts.seed,
     )?);
     Ok(SynthSummary {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::files::SynthImage;
+use super::files::{SynthImage, link};
 use super::rng::SynthRng;
 use super::scene::{Scene, Shape};
 use crate::error::{Error, Result};
@@ -91,17 +91,6 @@ fn majority(answers: &[String]) -> String {
         }
     }
     best.1
-}
-
-/// Links `from` at `to` (a hard link, else a copy).
-fn link(from: &Path, to: &Path) -> Result<()> {
-    if to.exists() {
-        fs_err::remove_file(to)?;
-    }
-    if std::fs::hard_link(from, to).is_err() {
-        fs_err::copy(from, to)?;
-    }
-    Ok(())
 }
 
 /// Writes `vqa/` question and annotation files for `images` (already written under `out/images`)

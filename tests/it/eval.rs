@@ -311,3 +311,96 @@ print(json.dumps(out))
     assert_eq!(m["totals"]["images_written"], 40);
     assert_eq!(m["totals"]["questions_written"], total, "{}", m["totals"]);
 }
+
+/// `mplug synth` writes the shapes world as SNLI-VE and NLVR2: both ingest without a reject, and the
+/// labels of count statements agree with the counts the COCO captions state (NLVR2 images are traced
+/// back to their COCO files through the file system, not through our writer).
+#[test]
+fn synth_snli_ve_and_nlvr2_labels_agree_with_the_captions() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "40", "--seed", "4", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let script = r#"
+import json, os, re, sys, glob
+raw = sys.argv[1]
+words = {"a single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
+count, file_of = {}, {}
+for f in ["captions_train2017.json", "captions_val2017.json"]:
+    doc = json.load(open(f"{raw}/annotations/{f}"))
+    for im in doc["images"]:
+        file_of[im["id"]] = f"{raw}/images/{f[9:-5]}/{im['file_name']}"
+    for ann in doc["annotations"]:
+        m = re.match(r"(a single|two|three|four|five) shapes? (is|are) shown", ann["caption"])
+        if m:
+            count[ann["image_id"]] = words[m.group(1)]
+by_inode = {os.stat(p).st_ino: i for i, p in file_of.items()}
+nums = {"no": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+snli = nlvr = 0
+for f in glob.glob(f"{raw}/snli_ve/*.jsonl"):
+    for line in open(f):
+        r = json.loads(line)
+        m = re.match(r"There (?:is|are) (\w+) shapes? in the picture\.", r["sentence2"])
+        if m:
+            holds = nums[m.group(1)] == count[int(r["Flickr30K_ID"])]
+            assert (r["gold_label"] == "entailment") == holds, r
+            snli += 1
+for f in glob.glob(f"{raw}/nlvr2/*.json"):
+    split = os.path.basename(f)[:-5]
+    for line in open(f):
+        r = json.loads(line)
+        if r["sentence"].startswith("The left image contains more shapes"):
+            pair = r["identifier"].rsplit("-", 1)[0]
+            d = f"train/{r['directory']}" if split == "train" else split
+            ids = [by_inode[os.stat(f"{raw}/nlvr2/images/{d}/{pair}-img{k}.png").st_ino] for k in (0, 1)]
+            assert (r["label"] == "True") == (count[ids[0]] > count[ids[1]]), r
+            nlvr += 1
+print(snli, nlvr)
+"#;
+    let checked = ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let n: Vec<usize> = checked
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert!(n[0] >= 20 && n[1] >= 3, "statements checked: {n:?}");
+    for (cmd, ann, images, statements) in [
+        ("snli-ve", "snli_ve", "snli_ve/images", 120),
+        ("nlvr2", "nlvr2", "nlvr2/images", 0),
+    ] {
+        let files: Vec<std::path::PathBuf> = std::fs::read_dir(raw.join(ann))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        let out = t.path().join(cmd);
+        ok(mplug()
+            .args(["ingest", cmd, "--quiet", "--annotations"])
+            .args(&files)
+            .arg("--images")
+            .arg(raw.join(images))
+            .arg("--out")
+            .arg(&out)
+            .arg("--vocab")
+            .arg(crate::common::vocab())
+            .output()
+            .unwrap());
+        let m = read(&out.join("manifest.json"));
+        assert_eq!(m["rejects"], serde_json::json!([]), "{cmd}");
+        if statements > 0 {
+            assert_eq!(m["totals"]["images_written"], 40);
+            assert_eq!(
+                m["totals"]["captions_written"], statements,
+                "{}",
+                m["totals"]
+            );
+        }
+    }
+}
