@@ -4,18 +4,7 @@
 
 use std::collections::HashMap;
 
-/// Counts of every n-gram (n = 1..=4) of whitespace tokens.
-fn ngram_counts(tokens: &[&str]) -> HashMap<Vec<String>, usize> {
-    let mut counts = HashMap::new();
-    for n in 1..=4 {
-        for w in tokens.windows(n) {
-            *counts
-                .entry(w.iter().map(|s| s.to_string()).collect())
-                .or_insert(0) += 1;
-        }
-    }
-    counts
-}
+use super::ngrams::{Ngram, ngram_counts};
 
 /// Per-caption statistics: hypothesis length, closest reference length, guesses and matches per n.
 struct Comps {
@@ -30,7 +19,7 @@ fn comps(hypothesis: &str, references: &[String]) -> Comps {
         .iter()
         .map(|r| r.split_whitespace().collect())
         .collect();
-    let mut max_counts: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut max_counts: HashMap<Ngram, usize> = HashMap::new();
     for r in &refs {
         for (g, c) in ngram_counts(r) {
             let m = max_counts.entry(g).or_insert(0);

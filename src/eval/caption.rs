@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::bleu::bleu;
 use super::cider_d::cider_d;
 use super::ptb_tokenizer::tokenize_caption;
-use super::results::{id_list_preview, read_json};
+use super::results::{bad, id_list_preview, read_id_text_list, read_json};
 use super::rouge_l::rouge_l;
 use crate::error::{Error, Result};
 use crate::sources::json::id_string;
@@ -40,10 +40,6 @@ pub struct TokenizedCaptions {
     pub references: indexmap::IndexMap<String, Vec<String>>,
     /// `image_id` → tokenised result caption.
     pub results: indexmap::IndexMap<String, String>,
-}
-
-fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::input(format!("`{}`: {}", path.display(), message.into()))
 }
 
 /// `image_id` → reference captions, from a COCO captions file (`annotations[]` with `image_id` and
@@ -76,28 +72,12 @@ pub fn read_references(path: &Path) -> Result<indexmap::IndexMap<String, Vec<Str
 
 /// `[{image_id, caption}]` in file order. One caption per image, as `COCOEvalCap` requires.
 pub fn read_results(path: &Path) -> Result<Vec<(String, String)>> {
-    let root = read_json(path)?;
-    let list = root
-        .as_array()
-        .ok_or_else(|| bad(path, "expected a list of {image_id, caption}"))?;
+    let results = read_id_text_list(path, "image_id", "caption")?;
     let mut seen = HashSet::new();
-    list.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let id = r
-                .get("image_id")
-                .and_then(id_string)
-                .ok_or_else(|| bad(path, format!("[{i}] has no integer `image_id`")))?;
-            let caption = r
-                .get("caption")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(path, format!("[{i}] has no text `caption`")))?;
-            if !seen.insert(id.clone()) {
-                return Err(bad(path, format!("image {id} has more than one caption")));
-            }
-            Ok((id, caption.to_string()))
-        })
-        .collect()
+    if let Some((id, _)) = results.iter().find(|(id, _)| !seen.insert(id.as_str())) {
+        return Err(bad(path, format!("image {id} has more than one caption")));
+    }
+    Ok(results)
 }
 
 /// Tokenises and scores. Every result image must have references. `meteor_jar`: METEOR 1.5's jar

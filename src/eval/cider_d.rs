@@ -5,19 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-type Counts = HashMap<Vec<String>, f64>;
+use super::ngrams::Ngram;
+
+type Counts = HashMap<Ngram, f64>;
 
 fn ngram_counts(sentence: &str) -> Counts {
     let words: Vec<&str> = sentence.split_whitespace().collect();
-    let mut counts = Counts::new();
-    for n in 1..=4 {
-        for w in words.windows(n) {
-            *counts
-                .entry(w.iter().map(|s| s.to_string()).collect())
-                .or_insert(0.0) += 1.0;
-        }
-    }
-    counts
+    super::ngrams::ngram_counts(&words)
+        .into_iter()
+        .map(|(g, c)| (g, c as f64))
+        .collect()
 }
 
 /// tf-idf vectors per n, their norms, and the "length" the reference uses (the bigram count).

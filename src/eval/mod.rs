@@ -9,6 +9,7 @@ pub mod bleu;
 pub mod caption;
 pub mod cider_d;
 pub mod meteor;
+pub mod ngrams;
 pub mod ptb_tokenizer;
 pub mod results;
 pub mod rouge_l;

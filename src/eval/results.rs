@@ -5,6 +5,38 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::sources::json::id_string;
+
+/// An input error naming `path`.
+pub fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::input(format!("`{}`: {}", path.display(), message.into()))
+}
+
+/// A results file `[{<id_key>: int, <text_key>: str}, …]` as `(id, text)` pairs in file order.
+pub fn read_id_text_list(
+    path: &Path,
+    id_key: &str,
+    text_key: &str,
+) -> Result<Vec<(String, String)>> {
+    let root = read_json(path)?;
+    let list = root
+        .as_array()
+        .ok_or_else(|| bad(path, format!("expected a list of {{{id_key}, {text_key}}}")))?;
+    list.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let id = r
+                .get(id_key)
+                .and_then(id_string)
+                .ok_or_else(|| bad(path, format!("[{i}] has no integer `{id_key}`")))?;
+            let text = r
+                .get(text_key)
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(path, format!("[{i}] has no text `{text_key}`")))?;
+            Ok((id, text.to_string()))
+        })
+        .collect()
+}
 
 /// Parses a JSON file; an unreadable or malformed file is an input error naming it.
 pub fn read_json(path: &Path) -> Result<Value> {

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::results::{id_list_preview, read_json};
+use super::results::{bad, id_list_preview, read_id_text_list, read_json};
 use super::vqa_accuracy::{VqaEvalMode, question_accuracy, round2};
 use crate::error::{Error, Result};
 use crate::sources::json::id_string;
@@ -100,28 +100,7 @@ pub fn read_annotations(path: &Path) -> Result<Vec<VqaGroundTruth>> {
 /// Reads `[{question_id, answer}]`; a repeated id keeps its last answer (as the official loader's
 /// dict does) and is reported by [`score`] only if it is unknown.
 pub fn read_results(path: &Path) -> Result<Vec<(String, String)>> {
-    let root = read_json(path)?;
-    let list = root
-        .as_array()
-        .ok_or_else(|| bad(path, "expected a list of {question_id, answer}"))?;
-    list.iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let id = r
-                .get("question_id")
-                .and_then(id_string)
-                .ok_or_else(|| bad(path, format!("[{i}] has no integer `question_id`")))?;
-            let answer = r
-                .get("answer")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(path, format!("[{i}] has no text `answer`")))?;
-            Ok((id, answer.to_string()))
-        })
-        .collect()
-}
-
-fn bad(path: &Path, message: impl Into<String>) -> Error {
-    Error::input(format!("`{}`: {}", path.display(), message.into()))
+    read_id_text_list(path, "question_id", "answer")
 }
 
 /// Scores `results` against `truth`. The results must answer every annotated question and no other
