@@ -158,6 +158,7 @@ pub fn write_statements(out: &Path, images: &[SynthImage], seed: u64) -> Result<
     }
 
     let nlvr = out.join("nlvr2");
+    fs_err::create_dir_all(&nlvr)?; // a split with fewer than two images has no pair, but a file
     for (split, file) in [
         ("train", "train.json"),
         ("dev", "dev.json"),
