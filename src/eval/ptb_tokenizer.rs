@@ -17,13 +17,26 @@ const DROPPED: [&str; 17] = [
     "...", ";",
 ];
 
-/// Abbreviations that keep their period (a subset of the lexer's list, the ones captions use).
-const ABBREVIATIONS: [&str; 52] = [
+/// Abbreviations that keep their period (a subset of the lexer's list: titles, months, days, US
+/// states, business words; each checked against the Java original). `fig`, `vol`, `pp`, `oz`, `lb`,
+/// `sat` and `sun` are not among them there either.
+const ABBREVIATIONS: &[&str] = &[
     "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "jan", "feb", "mar", "apr",
-    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "inc", "ltd", "co", "corp", "vs",
-    "etc", "gen", "gov", "rep", "sen", "rev", "capt", "col", "lt", "sgt", "ave", "blvd", "esq",
-    "messrs", "adm", "brig", "cmdr", "gov", "hon", "maj", "mme", "mlle", "fig", "vol", "pp",
+    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "tues", "wed", "thu",
+    "thurs", "fri", "inc", "ltd", "co", "corp", "vs", "etc", "al", "cf", "est", "dept", "univ",
+    "bros", "assn", "gen", "gov", "rep", "sen", "rev", "pres", "capt", "col", "lt", "lieut", "sgt",
+    "supt", "adm", "brig", "cmdr", "hon", "maj", "mme", "mlle", "messrs", "esq", "ave", "blvd",
+    "rd", "sq", "ste", "ph.d",
 ];
+
+/// More abbreviations: US states the lexer knows.
+const STATES: &[&str] = &[
+    "ala", "ariz", "calif", "colo", "conn", "fla", "ga", "ind", "kan", "ky", "md", "mich", "minn",
+    "mo", "mont", "neb", "nev", "okla", "tenn", "va", "vt", "wis", "wyo",
+];
+
+/// Abbreviations that keep their period only before a number (`no. 5`, `fig.3`, `pp. 12`).
+const BEFORE_NUMBERS: &[&str] = &["no", "nos", "fig", "figs", "pp", "art", "op", "tel"];
 
 /// Words the lexer splits in two.
 fn split_word(lower: &str) -> Option<(usize, usize)> {
@@ -68,7 +81,12 @@ pub fn tokenize_caption(text: &str) -> String {
             ));
             from = n;
         }
-        lex_chunk(&chunk[from..], &mut out);
+        // "no." keeps its period before a number, also across a space
+        let next_digit = chars[end..]
+            .iter()
+            .find(|c| !is_space(**c))
+            .is_some_and(|c| c.is_ascii_digit());
+        lex_chunk(&chunk[from..], next_digit, &mut out);
         gap.clear();
         i = end;
     }
@@ -120,8 +138,8 @@ fn bracket(c: char) -> Option<&'static str> {
     })
 }
 
-/// Lexes one whitespace-free chunk.
-fn lex_chunk(c: &[char], out: &mut Vec<String>) {
+/// Lexes one whitespace-free chunk; `next_digit`: the next chunk starts with a digit.
+fn lex_chunk(c: &[char], next_digit: bool, out: &mut Vec<String>) {
     let mut i = 0;
     while i < c.len() {
         let ch = c[i];
@@ -165,7 +183,7 @@ fn lex_chunk(c: &[char], out: &mut Vec<String>) {
         } else if ch == '-' || ch == '+' {
             let n = c[i..].iter().take_while(|&&x| x == '-').count();
             if c.get(i + n.max(1)).is_some_and(|d| d.is_ascii_digit()) && n <= 1 {
-                i = lex_word(c, i, out); // -5, +3: a signed number
+                i = lex_word(c, i, next_digit, out); // -5, +3: a signed number
             } else if ch == '+' {
                 out.push("+".to_string());
                 i += 1;
@@ -180,7 +198,7 @@ fn lex_chunk(c: &[char], out: &mut Vec<String>) {
             out.push(sym.to_string());
             i += 1;
         } else if is_word_char(ch) {
-            i = lex_word(c, i, out);
+            i = lex_word(c, i, next_digit, out);
         } else {
             out.push(ch.to_string());
             i += 1;
@@ -233,7 +251,7 @@ fn lex_apostrophe(c: &[char], i: usize, out: &mut Vec<String>) -> usize {
 }
 
 /// A word or number starting at `i`; also splits clitics, `n't` and a sentence period.
-fn lex_word(c: &[char], start: usize, out: &mut Vec<String>) -> usize {
+fn lex_word(c: &[char], start: usize, next_digit: bool, out: &mut Vec<String>) -> usize {
     let mut j = start;
     if matches!(c[j], '-' | '+') {
         j += 1;
@@ -270,6 +288,15 @@ fn lex_word(c: &[char], start: usize, out: &mut Vec<String>) -> usize {
             }
             _ => false,
         };
+        let no_before_number = ch == '.'
+            && next.is_some_and(|n| n.is_ascii_digit())
+            && c[start..j]
+                .iter()
+                .collect::<String>()
+                .eq_ignore_ascii_case("no");
+        if no_before_number {
+            break; // "no.7" is "no." and "7"
+        }
         if joins && ch == '.' {
             // internal period: keep it (u.s, mouse.a, 3.5); a period is never last here
             j += 1;
@@ -338,7 +365,12 @@ fn lex_word(c: &[char], start: usize, out: &mut Vec<String>) -> usize {
         let acronym = lower
             .split('.')
             .all(|p| p.chars().count() == 1 && p.chars().all(char::is_alphabetic));
-        if acronym || ABBREVIATIONS.contains(&lower.as_str()) {
+        let number_follows = c.get(j + 1).map_or(next_digit, char::is_ascii_digit);
+        if acronym
+            || ABBREVIATIONS.contains(&lower.as_str())
+            || STATES.contains(&lower.as_str())
+            || (BEFORE_NUMBERS.contains(&lower.as_str()) && number_follows)
+        {
             out.push(format!("{word}."));
             return j + 1;
         }
@@ -379,6 +411,11 @@ mod tests {
         assert_eq!(t("ΟΔΟΣ"), "οδος");
         assert_eq!(t("about 4 1/2 cups, 4  1/2"), "about 4\u{a0}1/2 cups 4 1/2");
         assert_eq!(t("e.g... dog..."), "e.g. dog");
+        assert_eq!(t("No. 5 is no.7, not no."), "no. 5 is no. 7 not no");
+        assert_eq!(
+            t("fig. 3 of Ph.D. thesis, Calif. Sat. fig."),
+            "fig. 3 of ph.d. thesis calif. sat fig"
+        );
         assert_eq!(t("...!"), "");
         assert_eq!(t(""), "");
     }

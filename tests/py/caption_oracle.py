@@ -26,6 +26,9 @@ PIECES = [
     "St. Louis", "a.b.c", "mouse.a", "U.S.A.", "z.", "'90s", "rock 'n' roll", "–", "—", "…",
     "x=y", "a+b", "AT&T", "Q&A", "$", "#", "&", ";", ":", ",", ".", "?", "!", "-",
     "ONE", "Two", "a DOG", "A", "  spaced   out  ", "\ttab", ":)",
+    "No. 5", "no.7", "no.", "fig. 3", "Ph.D.", "Calif.", "Sat.", "Dept.", "oz.", "Tues.", "Mme.",
+    "4 1/2", "about 12 3/4.", "e.g...", "mr..", "I'm", "y.o.", "A.M.", "pp. 12", "Figs. 2", "fig.",
+    "art.", "op. 9",
 ]
 
 
