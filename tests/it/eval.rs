@@ -168,16 +168,7 @@ fn results_with_unknown_or_missing_ids_are_refused() {
     for (results, want) in cases {
         let res = t.path().join("res.json");
         std::fs::write(&res, results).unwrap();
-        let out = mplug()
-            .args(["score", "vqa", "--results"])
-            .arg(&res)
-            .arg("--annotations")
-            .arg(&ann)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{results}: {err}");
-        assert!(err.contains(want), "{results}: {err}");
+        refused("vqa", &res, &ann, want);
     }
     // a caption for an image without references
     let caps = t.path().join("caps.json");
@@ -188,16 +179,21 @@ fn results_with_unknown_or_missing_ids_are_refused() {
     .unwrap();
     let res = t.path().join("cres.json");
     std::fs::write(&res, r#"[{"image_id": 6, "caption": "a cat"}]"#).unwrap();
+    refused("caption", &res, &caps, "no reference captions: 6");
+}
+
+/// `mplug score TASK` must exit 2 with `want` in its error.
+fn refused(task: &str, results: &Path, annotations: &Path, want: &str) {
     let out = mplug()
-        .args(["score", "caption", "--results"])
-        .arg(&res)
+        .args(["score", task, "--results"])
+        .arg(results)
         .arg("--annotations")
-        .arg(&caps)
+        .arg(annotations)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("no reference captions: 6"), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{task}: {err}");
+    assert!(err.contains(want), "{task}: {err}");
 }
 
 /// `mplug synth` writes the shapes world as VQA v2: the official VQA API (salesforce-lavis's copy)
