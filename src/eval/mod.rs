@@ -1,7 +1,7 @@
 //! Evaluation: the official metrics, in Rust, equal to the tools papers report with.
 //!
 //! Flow position: the last step, after `model`. One file per metric (`vqa_accuracy`, `bleu`,
-//! `rouge_l`, `cider_d`, `meteor` (the official jar), the caption tokeniser `ptb_tokenizer`) and per scored task (`vqa`,
+//! `rouge_l`, `cider_d`, `meteor` (the official jar), `retrieval` (R@k, MdR), the caption tokeniser `ptb_tokenizer`) and per scored task (`vqa`,
 //! `caption`: their file formats, id checks and reports). `mplug score TASK` runs them on any results
 //! file, ours or one written by the original code.
 
@@ -12,6 +12,7 @@ pub mod meteor;
 pub mod ngrams;
 pub mod ptb_tokenizer;
 pub mod results;
+pub mod retrieval;
 pub mod rouge_l;
 pub mod vqa;
 pub mod vqa_accuracy;
