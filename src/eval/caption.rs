@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::bleu::bleu;
 use super::cider_d::cider_d;
 use super::ptb_tokenizer::tokenize_caption;
-use super::results::{bad, id_list_preview, read_id_text_list, read_json};
+use super::results::{bad, id_list_preview, read_annotation_list, read_id_text_list};
 use super::rouge_l::rouge_l;
 use crate::error::{Error, Result};
 use crate::sources::json::id_string;
@@ -45,16 +45,7 @@ pub struct TokenizedCaptions {
 /// `image_id` → reference captions, from a COCO captions file (`annotations[]` with `image_id` and
 /// `caption`), in file order.
 pub fn read_references(path: &Path) -> Result<indexmap::IndexMap<String, Vec<String>>> {
-    let root = read_json(path)?;
-    let list = root
-        .get("annotations")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            bad(
-                path,
-                "no `annotations` list (is this a COCO captions file?)",
-            )
-        })?;
+    let list = read_annotation_list(path, "COCO captions")?;
     let mut refs: indexmap::IndexMap<String, Vec<String>> = indexmap::IndexMap::new();
     for (i, a) in list.iter().enumerate() {
         let id = a

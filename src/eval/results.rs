@@ -12,6 +12,17 @@ pub fn bad(path: &Path, message: impl Into<String>) -> Error {
     Error::input(format!("`{}`: {}", path.display(), message.into()))
 }
 
+/// The `annotations` list of an annotation file; `kind` names the expected file in the error.
+pub fn read_annotation_list(path: &Path, kind: &str) -> Result<Vec<Value>> {
+    match read_json(path)?.get_mut("annotations").map(Value::take) {
+        Some(Value::Array(list)) => Ok(list),
+        _ => Err(bad(
+            path,
+            format!("no `annotations` list (is this a {kind} file?)"),
+        )),
+    }
+}
+
 /// A results file `[{<id_key>: int, <text_key>: str}, …]` as `(id, text)` pairs in file order.
 pub fn read_id_text_list(
     path: &Path,

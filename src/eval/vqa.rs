@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::results::{bad, id_list_preview, read_id_text_list, read_json};
+use super::results::{bad, id_list_preview, read_annotation_list, read_id_text_list};
 use super::vqa_accuracy::{VqaEvalMode, question_accuracy, round2};
 use crate::error::{Error, Result};
 use crate::sources::json::id_string;
@@ -54,16 +54,7 @@ pub struct VqaReport {
 
 /// Reads the `annotations` of a VQA v2 annotation file.
 pub fn read_annotations(path: &Path) -> Result<Vec<VqaGroundTruth>> {
-    let root = read_json(path)?;
-    let list = root
-        .get("annotations")
-        .and_then(Value::as_array)
-        .ok_or_else(|| {
-            bad(
-                path,
-                "no `annotations` list (is this a VQA v2 annotations file?)",
-            )
-        })?;
+    let list = read_annotation_list(path, "VQA v2 annotations")?;
     list.iter()
         .enumerate()
         .map(|(i, a)| {
