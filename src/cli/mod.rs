@@ -2,6 +2,7 @@
 
 mod doctor;
 mod download;
+mod eval;
 mod ingest;
 mod leakage;
 mod loader;
@@ -30,6 +31,7 @@ use clap::{Parser, Subcommand};
 ///   mplug model info --config configs/mplug_base.yaml
 ///   mplug train --config configs/pretrain_tiny.yaml --data data/coco --out runs/tiny --device cpu
 ///   mplug plot runs/tiny
+///   mplug eval vqa --config configs/vqa_tiny.yaml --weights W --data data/vqa --split val2014 --out eval/vqa
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {
@@ -71,6 +73,9 @@ enum Command {
     /// Score a results file with the official metrics (VQA accuracy; BLEU, ROUGE-L, CIDEr-D).
     #[command(subcommand)]
     Score(score::ScoreCommand),
+    /// Evaluate a model on an ingested split: official results file, metrics, summary.
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -92,6 +97,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Train(args) => train::run_train(args),
         Command::Plot(args) => train::run_plot(args),
         Command::Score(cmd) => score::run(cmd),
+        Command::Eval(cmd) => eval::run(cmd),
     }
 }
 

@@ -28,7 +28,7 @@ pub enum DeviceArg {
 }
 
 impl DeviceArg {
-    fn device(self) -> anyhow::Result<Device> {
+    pub(crate) fn device(self) -> anyhow::Result<Device> {
         Ok(match self {
             DeviceArg::Auto => Device::cuda_if_available(),
             DeviceArg::Cpu => Device::Cpu,

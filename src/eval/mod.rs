@@ -5,14 +5,21 @@
 //! `caption`: their file formats, id checks and reports). `mplug score TASK` runs them on any results
 //! file, ours or one written by the original code.
 
+pub mod batches;
 pub mod bleu;
 pub mod caption;
+pub mod caption_task;
 pub mod cider_d;
 pub mod meteor;
 pub mod ngrams;
 pub mod ptb_tokenizer;
+pub mod result_files;
 pub mod results;
 pub mod retrieval;
 pub mod rouge_l;
+pub mod settings;
+pub mod split;
+pub mod task_model;
 pub mod vqa;
 pub mod vqa_accuracy;
+pub mod vqa_task;

@@ -209,7 +209,7 @@ impl DatasetIndex {
         };
         let result = verified.entry(s).or_insert_with(|| {
             let (_, path, want) = &self.shards[s];
-            match hash_file(path) {
+            match crate::shards::reader::file_blake3(path) {
                 Ok(got) if &got == want => Ok(()),
                 Ok(got) => Err(format!(
                     "shard `{}` does not match its manifest (blake3 {got}, manifest {want}); refusing to read it",
@@ -380,11 +380,4 @@ fn push_runs(
         }
     }
     out.extend(run);
-}
-
-fn hash_file(path: &Path) -> std::io::Result<String> {
-    let mut hasher = blake3::Hasher::new();
-    let mut f = std::fs::File::open(path)?;
-    std::io::copy(&mut f, &mut hasher)?;
-    Ok(hasher.finalize().to_hex().to_string())
 }

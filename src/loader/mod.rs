@@ -213,16 +213,7 @@ impl HostBatch {
             .permute([0, 3, 1, 2])
             .contiguous();
         let images = if normalize {
-            let opts = (tch::Kind::Float, device);
-            let mean = tch::Tensor::from_slice(&CLIP_MEAN)
-                .to_kind(opts.0)
-                .to_device(device)
-                .view([1, 3, 1, 1]);
-            let std = tch::Tensor::from_slice(&CLIP_STD)
-                .to_kind(opts.0)
-                .to_device(device)
-                .view([1, 3, 1, 1]);
-            (images.to_kind(tch::Kind::Float) / 255.0 - mean) / std
+            clip_normalize(&images)
         } else {
             images
         };
@@ -237,6 +228,19 @@ impl HostBatch {
             keys: self.keys.clone(),
         }
     }
+}
+
+/// uint8 NCHW images → float32 `(x / 255 - mean) / std` with the CLIP mean and std (the reference's
+/// `ToTensor` + `Normalize`), on the images' device.
+pub fn clip_normalize(images: &tch::Tensor) -> tch::Tensor {
+    let device = images.device();
+    let stat = |v: &[f64; 3]| {
+        tch::Tensor::from_slice(v)
+            .to_kind(tch::Kind::Float)
+            .to_device(device)
+            .view([1, 3, 1, 1])
+    };
+    (images.to_kind(tch::Kind::Float) / 255.0 - stat(&CLIP_MEAN)) / stat(&CLIP_STD)
 }
 
 /// Counters the loader keeps (cheap atomics), for `loader bench` and the trainer's log.

@@ -186,6 +186,7 @@ const YAML_KEYS_OF_OTHER_PARTS: &[&str] = &[
     "num_frames",
     "prompt",
     "eos",
+    "bos",
     "image_res_train",
     "train",
 ];

@@ -209,12 +209,17 @@ pub fn load_state_dict(
     report.missing.sort();
     report.unexpected.sort();
     if !mismatched.is_empty() {
-        mismatched.sort();
-        return Err(Error::format(format!(
-            "shape mismatch for {} tensors:\n  {}",
-            mismatched.len(),
-            mismatched.join("\n  ")
-        )));
+        // In checkpoint order: the first names the part of the config that differs.
+        return Err(Error::input_with_hint(
+            format!(
+                "the weights do not fit this model config: first mismatching key {} \
+                 ({} tensors differ in shape):\n  {}",
+                mismatched[0],
+                mismatched.len(),
+                mismatched.join("\n  ")
+            ),
+            "pass the --config (and image_res) the weights were made with",
+        ));
     }
     if !report.missing.is_empty() && !opts.allow_missing {
         return Err(Error::input_with_hint(

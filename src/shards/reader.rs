@@ -27,3 +27,11 @@ pub fn open(path: &Path, dataset: &str) -> Result<ParquetRecordBatchReaderBuilde
     let file = File::open(path).map_err(|e| unreadable(path, dataset, e))?;
     ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| unreadable(path, dataset, e))
 }
+
+/// blake3 (hex) of a file's bytes, as the manifest records each shard's.
+pub fn file_blake3(path: &Path) -> std::io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    let mut f = File::open(path)?;
+    std::io::copy(&mut f, &mut hasher)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}

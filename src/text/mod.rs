@@ -2,6 +2,7 @@
 //!
 //! Flow position: `sources` yield raw captions → [`normalize`] → [`tokenizer`] → token-id lists in shards.
 
+pub mod decode;
 pub mod normalize;
 pub mod tokenizer;
 

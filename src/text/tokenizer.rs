@@ -109,6 +109,14 @@ impl BertTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The token of an id; `[UNK]` for an id outside the vocab (as the slow `BertTokenizer`).
+    pub fn id_to_token(&self, id: i64) -> String {
+        u32::try_from(id)
+            .ok()
+            .and_then(|id| self.inner.id_to_token(id))
+            .unwrap_or_else(|| "[UNK]".to_string())
+    }
+
     /// blake3 of the vocab file bytes.
     pub fn vocab_blake3(&self) -> &str {
         &self.vocab_blake3

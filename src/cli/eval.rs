@@ -1,0 +1,354 @@
+//! `mplug eval TASK`: a model evaluated on an ingested split, writing the official results format,
+//! the official metrics and a one-screen summary.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::model::DeviceArg;
+use crate::eval::batches::ItemSelection;
+use crate::eval::result_files::{self, GeneratedTokens};
+use crate::eval::settings::{CAPTION_DEFAULTS, EvalSettings, TaskDefaults, VQA_DEFAULTS};
+use crate::eval::split::EvalSplit;
+use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
+use crate::eval::vqa_accuracy::VqaEvalMode;
+use crate::eval::{caption, caption_task, vqa, vqa_task};
+use crate::model::MplugConfig;
+use crate::shards::commit::write_atomic;
+use crate::text::BertTokenizer;
+use crate::text::tokenizer::default_vocab_path;
+
+/// Evaluate a model on an ingested split.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// VQA: generate an answer per question of an `image_qa.v1` split (beam 5, min 1, max 10).
+    ///
+    /// Writes `results.json` in the EvalAI format `[{question_id, answer}]` and, when the split has
+    /// answers, `metrics.json` with the official VQA accuracy (overall, per answer and question
+    /// type).
+    Vqa(VqaEvalArgs),
+    /// Captioning: generate a caption per image of an `image_text.v1` split (beam 5, min 8, max 25).
+    ///
+    /// Writes `results.json` in the COCO results format `[{image_id, caption}]` and `metrics.json`
+    /// with BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with --meteor-jar) against the stored captions.
+    Caption(CaptionEvalArgs),
+}
+
+/// Options every `mplug eval` task takes.
+#[derive(Debug, Args)]
+pub struct CommonEvalArgs {
+    /// Task config (YAML with the original keys: `bert_config`, `image_res`, …,
+    /// `batch_size_test`, `beam_size`, `min_length`, `max_length`).
+    #[arg(long, value_name = "YAML")]
+    config: PathBuf,
+    /// Weights: a released `.pth` checkpoint or `.safetensors` (ours or converted).
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// The dataset directory `mplug ingest` wrote (or a folder holding exactly one dataset of the
+    /// task's schema).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// The split to evaluate (as stored in the dataset's `split` column).
+    #[arg(long)]
+    split: String,
+    /// Where results.json and metrics.json go (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// Items per forward [default: the config's batch_size_test, else 16].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Only the first N items of the split (in stored order).
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+    /// BERT uncased vocab.txt [default: $MPLUG_VOCAB, else ~/.cache/mplug/bert-base-uncased/vocab.txt]
+    #[arg(long, value_name = "FILE")]
+    vocab: Option<PathBuf>,
+    /// Also write tokens.json: each item's generated token ids (start token and EOS included).
+    #[arg(long)]
+    save_tokens: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Options of `mplug eval vqa`.
+#[derive(Debug, Args)]
+pub struct VqaEvalArgs {
+    #[command(flatten)]
+    common: CommonEvalArgs,
+    /// Which vqaEval.py scores the answers (`official`, or `legacy` as mPLUG's copy).
+    #[arg(long = "vqa-eval", value_enum, default_value_t = VqaEvalMode::Official)]
+    mode: VqaEvalMode,
+}
+
+/// Options of `mplug eval caption`.
+#[derive(Debug, Args)]
+pub struct CaptionEvalArgs {
+    #[command(flatten)]
+    common: CommonEvalArgs,
+    /// METEOR 1.5's jar (run with Java); also $MPLUG_METEOR_JAR. Without it METEOR is skipped.
+    #[arg(long, value_name = "JAR", env = "MPLUG_METEOR_JAR")]
+    meteor_jar: Option<PathBuf>,
+}
+
+/// What every task needs before it runs.
+struct Prepared {
+    split: EvalSplit,
+    settings: EvalSettings,
+    task: TaskModel,
+    tokenizer: BertTokenizer,
+    device: tch::Device,
+    selection: ItemSelection,
+}
+
+fn prepare(
+    a: &CommonEvalArgs,
+    schema: &str,
+    defaults: TaskDefaults,
+    parts: TaskParts,
+) -> anyhow::Result<Prepared> {
+    // cheap checks first: a wrong split or config fails before the weights are read
+    let (config, warnings) = MplugConfig::from_yaml(&a.config)?;
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut settings = EvalSettings::from_yaml(&a.config, defaults)?;
+    if let Some(b) = a.batch_size {
+        anyhow::ensure!(b > 0, "--batch-size must be at least 1");
+        settings.batch_size = b;
+    }
+    let split = EvalSplit::open(&a.data, schema, &a.split)?;
+    let vocab = a
+        .vocab
+        .clone()
+        .or_else(default_vocab_path)
+        .context("no --vocab given and no HOME to look in")?;
+    let tokenizer = BertTokenizer::from_vocab_file(&vocab)?;
+    let device = a.device.device()?;
+    let task = load_task_model(&config, &a.weights, device, parts)?;
+    Ok(Prepared {
+        split,
+        settings,
+        task,
+        tokenizer,
+        device,
+        selection: ItemSelection {
+            rank: 0,
+            world_size: 1,
+            limit: a.limit,
+        },
+    })
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+fn provenance(a: &CommonEvalArgs, p: &Prepared, items: usize, seconds: f64) -> Value {
+    let g = &p.settings.generate;
+    json!({
+        "dataset": p.split.dataset,
+        "dataset_dir": p.split.dir,
+        "split": p.split.split,
+        "items": items,
+        "limit": a.limit,
+        "config": a.config,
+        "weights": a.weights,
+        "device": format!("{:?}", p.device),
+        "batch_size": p.settings.batch_size,
+        "beam_size": g.beam_size,
+        "min_length": g.min_length,
+        "max_length": g.max_length,
+        "seconds": seconds,
+        "items_per_second": items as f64 / seconds.max(1e-9),
+        "mplug_version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+fn bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
+    crate::engine::progress::items_bar(total, "eval", quiet)
+}
+
+/// Runs `mplug eval …`.
+pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
+    match cmd {
+        EvalCommand::Vqa(a) => run_vqa(a),
+        EvalCommand::Caption(a) => run_caption(a),
+    }
+}
+
+fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    let p = prepare(c, "image_qa.v1", VQA_DEFAULTS, TaskParts::FusedDecoder)?;
+    let total = p.selection.count(vqa_task::count_items(&p.split)?);
+    let progress = bar(total, c.quiet);
+    let start = Instant::now();
+    let preds = vqa_task::run(
+        &p.task.model,
+        &p.tokenizer,
+        &p.split,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let results = result_files::vqa_results(&preds);
+    let truth: Option<Vec<vqa::VqaGroundTruth>> =
+        preds.iter().map(|q| q.item.truth.clone()).collect();
+    let mut metrics = json!({"task": "vqa", "provenance": provenance(c, &p, preds.len(), seconds)});
+    let report = match &truth {
+        Some(t) if !t.is_empty() => {
+            let answered: Vec<(String, String)> = preds
+                .iter()
+                .map(|q| (q.item.question_id.clone(), q.answer.clone()))
+                .collect();
+            let r = vqa::score(t, &answered, a.mode)?;
+            metrics["vqa"] = serde_json::to_value(&r)?;
+            Some(r)
+        }
+        _ => {
+            metrics["note"] = json!(format!(
+                "split `{}` has questions without answers: results only, metrics skipped",
+                p.split.split
+            ));
+            None
+        }
+    };
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &results)?;
+    let (questions, annotations) = result_files::vqa_ground_truth(&preds);
+    write_json(&c.out.join("questions.json"), &questions)?;
+    if report.is_some() {
+        write_json(&c.out.join("annotations.json"), &annotations)?;
+    }
+    if c.save_tokens {
+        let tokens: Vec<GeneratedTokens> = preds
+            .iter()
+            .map(|q| GeneratedTokens {
+                id: q.item.question_id.clone(),
+                tokens: q.tokens.clone(),
+            })
+            .collect();
+        write_json(&c.out.join("tokens.json"), &tokens)?;
+    }
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    println!(
+        "vqa: {} questions of `{}` split `{}` in {:.1} s ({:.1} questions/s)",
+        preds.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds,
+        preds.len() as f64 / seconds.max(1e-9)
+    );
+    match report {
+        Some(r) => {
+            println!("  accuracy ({:?} vqaEval) {:.2}", a.mode, r.overall);
+            for (t, v) in &r.per_answer_type {
+                println!("    {t:<12} {v:.2}");
+            }
+        }
+        None => println!("  no answers in this split: results only, metrics skipped"),
+    }
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
+}
+
+fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    let p = prepare(
+        c,
+        "image_text.v1",
+        CAPTION_DEFAULTS,
+        TaskParts::VisualDecoder,
+    )?;
+    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let start = Instant::now();
+    let preds = caption_task::run(
+        &p.task.model,
+        &p.tokenizer,
+        &p.split,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let results = result_files::caption_results(&preds);
+    let mut metrics =
+        json!({"task": "caption", "provenance": provenance(c, &p, preds.len(), seconds)});
+    let has_refs = !preds.is_empty() && preds.iter().all(|q| !q.item.references.is_empty());
+    let report = if has_refs {
+        let refs: indexmap::IndexMap<String, Vec<String>> = preds
+            .iter()
+            .map(|q| (q.item.image_id.clone(), q.item.references.clone()))
+            .collect();
+        let captioned: Vec<(String, String)> = preds
+            .iter()
+            .map(|q| (q.item.image_id.clone(), q.caption.clone()))
+            .collect();
+        let (r, _) = caption::score(&refs, &captioned, a.meteor_jar.as_deref())?;
+        metrics["caption"] =
+            json!({"images": r.images, "metrics": r.metrics, "skipped": r.skipped});
+        Some(r)
+    } else {
+        metrics["note"] = json!(format!(
+            "split `{}` has images without reference captions: results only, metrics skipped",
+            p.split.split
+        ));
+        None
+    };
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &results)?;
+    if report.is_some() {
+        write_json(
+            &c.out.join("references.json"),
+            &result_files::coco_references(&preds),
+        )?;
+    }
+    if c.save_tokens {
+        let tokens: Vec<GeneratedTokens> = preds
+            .iter()
+            .map(|q| GeneratedTokens {
+                id: q.item.image_id.clone(),
+                tokens: q.tokens.clone(),
+            })
+            .collect();
+        write_json(&c.out.join("tokens.json"), &tokens)?;
+    }
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    println!(
+        "caption: {} images of `{}` split `{}` in {:.1} s ({:.1} images/s)",
+        preds.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds,
+        preds.len() as f64 / seconds.max(1e-9)
+    );
+    match report {
+        Some(r) => {
+            for (k, v) in &r.metrics {
+                println!("  {k:<8} {v:.4}");
+            }
+            for (k, why) in &r.skipped {
+                println!("  {k:<8} — {why}");
+            }
+        }
+        None => println!("  no reference captions in this split: results only, metrics skipped"),
+    }
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
+}

@@ -1,0 +1,94 @@
+//! Loading a model for one evaluation task. A released task checkpoint holds only the parts its
+//! task model has (`MPLUG` for VQA has no ITC/ITM heads and no MLM head, the caption model runs no
+//! text encoder), so a load is strict about the parameters the task runs and lenient about the rest:
+//! those keep their initialisation and never run.
+
+use std::path::Path;
+
+use tch::Device;
+use tch::nn::VarStore;
+
+use crate::error::{Error, Result};
+use crate::model::weights::{LoadOptions, LoadReport, load_state_dict, read_weights};
+use crate::model::{MplugConfig, MplugModel};
+
+/// What a task runs of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskParts {
+    /// Visual encoder, text encoder, fusion, decoder (VQA, video QA).
+    FusedDecoder,
+    /// Visual encoder and decoder (captioning).
+    VisualDecoder,
+}
+
+impl TaskParts {
+    /// Whether the task runs parameter `key`.
+    pub fn runs(self, key: &str) -> bool {
+        let heads = [
+            "fusion_encoder.cls.",
+            "vision_proj.",
+            "text_proj.",
+            "itm_head.",
+        ];
+        if key == "temp" || heads.iter().any(|h| key.starts_with(h)) {
+            return false;
+        }
+        match self {
+            TaskParts::FusedDecoder => true,
+            TaskParts::VisualDecoder => {
+                !key.starts_with("text_encoder.") && !key.starts_with("fusion_encoder.")
+            }
+        }
+    }
+}
+
+/// A model ready for evaluation, with what its load did.
+pub struct TaskModel {
+    /// Holds the parameters.
+    pub vs: VarStore,
+    /// The model.
+    pub model: MplugModel,
+    /// The load report (missing keys are only ones the task does not run).
+    pub report: LoadReport,
+}
+
+/// Builds the model of `config` on `device` and loads `weights` (`.safetensors` or a PyTorch
+/// checkpoint) for a task that runs `parts`.
+pub fn load_task_model(
+    config: &MplugConfig,
+    weights: &Path,
+    device: Device,
+    parts: TaskParts,
+) -> Result<TaskModel> {
+    let vs = VarStore::new(device);
+    let model = MplugModel::new(&vs.root(), config);
+    let (tensors, _skipped) = read_weights(weights)?;
+    let opts = LoadOptions {
+        allow_missing: true,
+        allow_unexpected: true,
+    };
+    let report = load_state_dict(&vs, tensors, config, opts).map_err(|e| match e {
+        Error::Input {
+            message,
+            hint,
+            source,
+        } => Error::Input {
+            message: format!("`{}`: {message}", weights.display()),
+            hint,
+            source,
+        },
+        other => other,
+    })?;
+    let needed: Vec<&String> = report.missing.iter().filter(|k| parts.runs(k)).collect();
+    if let Some(first) = needed.first() {
+        return Err(Error::input_with_hint(
+            format!(
+                "`{}` lacks {} parameters this task runs, the first `{first}`",
+                weights.display(),
+                needed.len()
+            ),
+            "pass weights of this task (or of pre-training) made for this --config",
+        ));
+    }
+    Ok(TaskModel { vs, model, report })
+}
