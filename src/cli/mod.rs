@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand};
 ///   mplug model info --config configs/mplug_base.yaml
 ///   mplug train --config configs/pretrain_tiny.yaml --data data/coco --out runs/tiny --device cpu
 ///   mplug plot runs/tiny
-///   mplug eval vqa --config configs/vqa_tiny.yaml --weights W --data data/vqa --split val2014 --out eval/vqa
+///   mplug eval vqa --config configs/vqa_tiny.yaml --weights W --data data/vqa --split val --out eval/vqa
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
 pub struct Cli {

@@ -83,10 +83,15 @@ pub fn vqa_ground_truth(preds: &[QaPrediction]) -> (Value, Value) {
             }))
         })
         .collect();
-    let info = json!({"description": "written by mplug eval from the evaluated split"});
+    // the header keys the VQA API copies (`loadRes` reads task_type, data_type, data_subtype)
+    let header = |key: &str, list: Vec<Value>| {
+        json!({"info": {"description": "written by mplug eval from the evaluated split"},
+               "task_type": "Open-Ended", "data_type": "mscoco", "data_subtype": "",
+               "license": {}, key: list})
+    };
     (
-        json!({"info": info, "data_subtype": "", "questions": questions}),
-        json!({"info": info, "data_subtype": "", "annotations": annotations}),
+        header("questions", questions),
+        header("annotations", annotations),
     )
 }
 

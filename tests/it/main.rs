@@ -10,6 +10,7 @@ mod cli;
 mod datasets;
 mod download;
 mod eval;
+mod eval_run;
 mod hostile;
 mod ingest;
 mod loader;

@@ -66,6 +66,7 @@ def main():
     ap.add_argument("--beam-size", type=int, required=True)
     ap.add_argument("--min-length", type=int, required=True)
     ap.add_argument("--max-length", type=int, required=True)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N items")
     a = ap.parse_args()
 
     from transformers import BertTokenizer
@@ -84,6 +85,8 @@ def main():
         for row in rows(a.data, a.split, image_cols):
             items.append((row["image_id"], image_tensor(row, d.res), None))
 
+    if a.limit is not None:
+        items = items[: a.limit]
     out = []
     with torch.no_grad():
         for s in range(0, len(items), a.batch_size):

@@ -1,0 +1,468 @@
+//! `mplug eval vqa|caption` (issue 17) against an independent PyTorch path (tests/py/eval_reference.py:
+//! pyarrow rows, PIL decode + bicubic resize, mplug_reference.py's model and beam search, transformers'
+//! BertTokenizer.decode), the official tools loading what it writes (the VQA API and vqaEval,
+//! pycocotools `loadRes`), and its refusals.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{mplug, ok, python, repo, synth_coco_dataset, vocab};
+
+/// The tiny architecture of configs/vqa_tiny.yaml and caption_tiny.yaml, for mplug_reference.py.
+const TINY: &[&str] = &[
+    "--bert",
+    "configs/config_bert_tiny.json",
+    "--vision-width",
+    "64",
+    "--vision-layers",
+    "2",
+    "--vision-heads",
+    "2",
+    "--patch",
+    "4",
+    "--image-res",
+    "32",
+    "--embed-dim",
+    "16",
+];
+
+fn read(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A random checkpoint in the released format (`torch.save({'model': …})`, original keys, a
+/// 10-row positional table the load resizes to 65).
+fn random_checkpoint(dir: &Path) -> PathBuf {
+    let ck = dir.join("task.pth");
+    let mut args = vec!["tests/py/mplug_reference.py", "make-checkpoint"];
+    args.extend_from_slice(TINY);
+    let ck_s = ck.to_str().unwrap();
+    args.extend(["--out", ck_s, "--pos-rows", "10", "--seed", "5"]);
+    ok(Command::new(python())
+        .current_dir(repo())
+        .args(&args)
+        .output()
+        .unwrap());
+    ck
+}
+
+/// `mplug synth` (40 images) → `mplug ingest vqa` with small row groups; returns the dataset and
+/// the raw VQA v2 folder.
+fn synth_vqa(dir: &Path) -> (PathBuf, PathBuf) {
+    let raw = dir.join("raw_vqa");
+    ok(mplug()
+        .args(["synth", "--images", "40", "--seed", "3", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("vqa"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let data = dir.join("vqa");
+    ok(mplug()
+        .args(["ingest", "vqa", "--quiet", "--annotations"])
+        .args(&files)
+        .arg("--images")
+        .arg(raw.join("images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--row-group-size", "20KiB", "--max-side", "64"])
+        .output()
+        .unwrap());
+    (data, raw.join("vqa"))
+}
+
+fn eval(
+    task: &str,
+    weights: &Path,
+    data: &Path,
+    split: &str,
+    out: &Path,
+    extra: &[&str],
+) -> String {
+    ok(mplug()
+        .current_dir(repo())
+        .args(["eval", task, "--quiet", "--device", "cpu", "--config"])
+        .arg(format!("configs/{task}_tiny.yaml"))
+        .arg("--weights")
+        .arg(weights)
+        .arg("--data")
+        .arg(data)
+        .args(["--split", split, "--out"])
+        .arg(out)
+        .arg("--vocab")
+        .arg(vocab())
+        .arg("--save-tokens")
+        .args(extra)
+        .output()
+        .unwrap())
+}
+
+fn reference(
+    task: &str,
+    ck: &Path,
+    data: &Path,
+    split: &str,
+    decoding: [&str; 5],
+) -> serde_json::Value {
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), task.into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", data.display().to_string()),
+        ("--split", split.to_string()),
+        ("--vocab", vocab().display().to_string()),
+        ("--batch-size", decoding[0].to_string()),
+        ("--beam-size", decoding[1].to_string()),
+        ("--min-length", decoding[2].to_string()),
+        ("--max-length", decoding[3].to_string()),
+        ("--limit", decoding[4].to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    let out = ok(Command::new(python())
+        .current_dir(repo())
+        .args(&args)
+        .output()
+        .unwrap());
+    serde_json::from_str(out.lines().last().unwrap()).unwrap()
+}
+
+/// Compares our results.json + tokens.json with the reference's list, item by item.
+fn same_as_reference(out: &Path, want: &serde_json::Value, id_key: &str, text_key: &str) {
+    let results = read(&out.join("results.json"));
+    let tokens = read(&out.join("tokens.json"));
+    let (results, tokens, want) = (
+        results.as_array().unwrap(),
+        tokens.as_array().unwrap(),
+        want.as_array().unwrap(),
+    );
+    assert_eq!(results.len(), want.len());
+    assert!(!want.is_empty());
+    for ((r, t), w) in results.iter().zip(tokens).zip(want) {
+        let id = match &r[id_key] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        assert_eq!(id, w["id"].as_str().unwrap(), "order");
+        assert_eq!(t["tokens"], w["tokens"], "token ids of {id}");
+        assert_eq!(r[text_key], w["text"], "decoded text of {id}");
+    }
+}
+
+/// On random weights (a released-format `.pth`), the answers and captions of `mplug eval` — token
+/// ids and decoded text — equal the PyTorch reference path's, over several row groups, batches that
+/// do not divide the split, `--limit`, and the task YAMLs' decoding (beam 5; min/max 1/10 and 8/25).
+#[test]
+fn eval_vqa_and_caption_equal_the_pytorch_reference() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let (vqa, _) = synth_vqa(t.path());
+    let out = t.path().join("vqa_out");
+    let summary = eval("vqa", &ck, &vqa, "val", &out, &["--batch-size", "7"]);
+    assert!(
+        summary.contains("questions of `vqa` split `val`"),
+        "{summary}"
+    );
+    let want = reference("vqa", &ck, &vqa, "val", ["7", "5", "1", "10", "1000"]);
+    same_as_reference(&out, &want, "question_id", "answer");
+
+    let coco = synth_coco_dataset(t.path(), 30, 4);
+    let out = t.path().join("caption_out");
+    eval(
+        "caption",
+        &ck,
+        &coco,
+        "train",
+        &out,
+        &["--batch-size", "5", "--limit", "12"],
+    );
+    let want = reference("caption", &ck, &coco, "train", ["5", "5", "8", "25", "12"]);
+    same_as_reference(&out, &want, "image_id", "caption");
+}
+
+/// What `mplug eval` writes loads in the official tools: the VQA API takes results.json with the
+/// original synth question file and with ours, vqaEval (official) on the original annotations gives
+/// metrics.json's accuracy, and our annotations.json holds the original ten answers of every question
+/// (a majority-answer results file scores the same against either); pycocotools `loadRes` takes the
+/// caption results against references.json, and COCOEvalCap's BLEU/ROUGE-L/CIDEr equal metrics.json.
+#[test]
+fn eval_outputs_load_in_the_official_tools() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let (vqa, raw) = synth_vqa(t.path());
+    let vqa_out = t.path().join("vqa_out");
+    eval("vqa", &ck, &vqa, "val", &vqa_out, &[]);
+    let coco = synth_coco_dataset(t.path(), 12, 6);
+    let cap_out = t.path().join("caption_out");
+    eval("caption", &ck, &coco, "train", &cap_out, &[]);
+    let script = r#"
+import contextlib, io, json, sys
+sys.path.insert(0, sys.argv[1])
+import vqa_oracle
+raw, vqa_out, cap_out = sys.argv[2:5]
+quiet = contextlib.redirect_stdout(io.StringIO())
+vqa_mod, eval_mod = vqa_oracle.load("vqa"), vqa_oracle.load("vqa_eval")
+out = {}
+ann_raw = f"{raw}/v2_mscoco_val2014_annotations.json"
+q_raw = f"{raw}/v2_OpenEnded_mscoco_val2014_questions.json"
+with quiet:
+    gt = vqa_mod.VQA(ann_raw, q_raw)
+    res = gt.loadRes(f"{vqa_out}/results.json", q_raw)
+    e = eval_mod.VQAEval(gt, res, n=2)
+    vqa_oracle.official_evaluate(e)
+    ours = vqa_mod.VQA(f"{vqa_out}/annotations.json", f"{vqa_out}/questions.json")
+    ours.loadRes(f"{vqa_out}/results.json", f"{vqa_out}/questions.json")
+out["official_overall"] = e.accuracy["overall"]
+raw_anns = {a["question_id"]: sorted(x["answer"] for x in a["answers"]) for a in json.load(open(ann_raw))["annotations"]}
+our_anns = {a["question_id"]: sorted(x["answer"] for x in a["answers"]) for a in json.load(open(f"{vqa_out}/annotations.json"))["annotations"]}
+out["answers_equal"] = raw_anns == our_anns
+out["questions"] = len(our_anns)
+majority = [{"question_id": a["question_id"], "answer": a["multiple_choice_answer"]} for a in json.load(open(ann_raw))["annotations"]]
+json.dump(majority, open(f"{vqa_out}/majority.json", "w"))
+from pycocotools.coco import COCO
+from pycocoevalcap.eval import COCOEvalCap
+with quiet, contextlib.redirect_stderr(io.StringIO()):
+    coco = COCO(f"{cap_out}/references.json")
+    cres = coco.loadRes(f"{cap_out}/results.json")
+    ev = COCOEvalCap(coco, cres)
+    ev.params["image_id"] = cres.getImgIds()
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.cider.cider import Cider
+    ids = cres.getImgIds()
+    gts = {i: coco.imgToAnns[i] for i in ids}
+    rs = {i: cres.imgToAnns[i] for i in ids}
+    tok = PTBTokenizer()
+    gts, rs = tok.tokenize(gts), tok.tokenize(rs)
+    scores = {}
+    b, _ = Bleu(4).compute_score(gts, rs)
+    for k, v in enumerate(b):
+        scores[f"Bleu_{k+1}"] = v
+    scores["ROUGE_L"], _ = Rouge().compute_score(gts, rs)
+    scores["CIDEr"], _ = Cider().compute_score(gts, rs)
+out["caption"] = scores
+out["caption_images"] = len(ids)
+# a results file that overlaps the references (each image's last reference caption)
+refs = json.load(open(f"{cap_out}/references.json"))["annotations"]
+last = {a["image_id"]: a["caption"] for a in refs}
+json.dump([{"image_id": i, "caption": c} for i, c in last.items()], open(f"{cap_out}/last_ref.json", "w"))
+with quiet, contextlib.redirect_stderr(io.StringIO()):
+    lres = coco.loadRes(f"{cap_out}/last_ref.json")
+    lrs = tok.tokenize({i: lres.imgToAnns[i] for i in ids})
+    out["last_ref_cider"], _ = Cider().compute_score(gts, lrs)
+print(json.dumps(out))
+"#;
+    let py = ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(repo().join("tests/py"))
+        .arg(&raw)
+        .arg(&vqa_out)
+        .arg(&cap_out)
+        .output()
+        .unwrap());
+    let got: serde_json::Value = serde_json::from_str(py.lines().last().unwrap()).unwrap();
+    let metrics = read(&vqa_out.join("metrics.json"));
+    assert_eq!(metrics["vqa"]["overall"], got["official_overall"]);
+    assert_eq!(got["answers_equal"], true);
+    assert_eq!(got["questions"], metrics["vqa"]["questions"]);
+    // a results file with real accuracy scores the same against our annotations and the original
+    let score = |ann: &Path| {
+        let out = ok(mplug()
+            .args(["score", "vqa", "--results"])
+            .arg(vqa_out.join("majority.json"))
+            .arg("--annotations")
+            .arg(ann)
+            .output()
+            .unwrap());
+        out.lines().next().unwrap().to_string()
+    };
+    let ours = score(&vqa_out.join("annotations.json"));
+    assert!(!ours.contains(" 0.00 "), "{ours}");
+    assert_eq!(ours, score(&raw.join("v2_mscoco_val2014_annotations.json")));
+
+    let scored = t.path().join("last_ref_score.json");
+    ok(mplug()
+        .args(["score", "caption", "--results"])
+        .arg(cap_out.join("last_ref.json"))
+        .arg("--annotations")
+        .arg(cap_out.join("references.json"))
+        .arg("--out")
+        .arg(&scored)
+        .output()
+        .unwrap());
+    let cider = read(&scored)["metrics"]["CIDEr"].as_f64().unwrap();
+    let want = got["last_ref_cider"].as_f64().unwrap();
+    assert!(
+        want > 1.0 && (cider - want).abs() <= 1e-9,
+        "{cider} vs {want}"
+    );
+    let metrics = read(&cap_out.join("metrics.json"));
+    assert_eq!(metrics["caption"]["images"], got["caption_images"]);
+    for (k, want) in got["caption"].as_object().unwrap() {
+        let ours = metrics["caption"]["metrics"][k].as_f64().unwrap();
+        let want = want.as_f64().unwrap();
+        assert!(
+            (ours - want).abs() <= 1e-9,
+            "{k}: ours {ours}, COCOEvalCap {want}"
+        );
+    }
+}
+
+/// Wrong input is refused with exit 2 before anything is written: a split the dataset lacks (the
+/// message lists the splits it has), weights of another config (named by the first mismatching
+/// key), a dataset of another schema.
+#[test]
+fn eval_refuses_wrong_splits_weights_and_data() {
+    let t = tempfile::tempdir().unwrap();
+    let coco = synth_coco_dataset(t.path(), 6, 2);
+    let other = t.path().join("tiny_patch8.safetensors");
+    ok(mplug()
+        .current_dir(repo())
+        .args(["model", "init", "--config", "configs/tiny.yaml", "--out"])
+        .arg(&other)
+        .output()
+        .unwrap());
+    let refused = |task: &str, weights: &Path, split: &str, want: &str| {
+        let out_dir = t.path().join(format!("out_{task}_{split}"));
+        let out = mplug()
+            .current_dir(repo())
+            .args(["eval", task, "--quiet", "--device", "cpu", "--config"])
+            .arg(format!("configs/{task}_tiny.yaml"))
+            .arg("--weights")
+            .arg(weights)
+            .arg("--data")
+            .arg(&coco)
+            .args(["--split", split, "--out"])
+            .arg(&out_dir)
+            .arg("--vocab")
+            .arg(vocab())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(want), "{err}");
+        assert!(!out_dir.exists(), "nothing written on refusal");
+    };
+    refused("caption", &other, "val", "its splits: train (");
+    refused(
+        "caption",
+        &other,
+        "train",
+        "first mismatching key visual_encoder.visual.conv1.weight",
+    );
+    refused("vqa", &other, "train", "no `image_qa.v1` dataset under");
+}
+
+/// Generated ids decode as the reference's `tokenizer.decode(ids)` + `[SEP]/[CLS]/[PAD]` removal +
+/// strip (transformers' slow BertTokenizer as the oracle): word pieces, punctuation and clitics the
+/// clean-up re-attaches, special tokens mid-sequence, ids outside the vocab, and random sequences.
+#[test]
+fn generated_ids_decode_as_transformers() {
+    use mplug::text::decode::decode_generated;
+    let tok = mplug::text::BertTokenizer::from_vocab_file(&vocab()).unwrap();
+    let id = |t: &str| tok.token_to_id(t).unwrap() as i64;
+    let mut seqs: Vec<Vec<i64>> = vec![
+        vec![101, id("a"), id("t"), id("-"), id("shirt"), id("."), 102],
+        vec![
+            101,
+            id("don"),
+            id("'"),
+            id("t"),
+            id("know"),
+            id("?"),
+            102,
+            0,
+            0,
+        ],
+        vec![
+            101,
+            id("he"),
+            id("'"),
+            id("s"),
+            id("'"),
+            id("m"),
+            id("'"),
+            id("re"),
+            id("!"),
+        ],
+        vec![
+            101,
+            id("it"),
+            id("n"),
+            id("'"),
+            id("t"),
+            id(","),
+            id("ok"),
+            id("'"),
+            id("ve"),
+        ],
+        vec![
+            101,
+            id("play"),
+            id("##ing"),
+            id("##s"),
+            102,
+            id("after"),
+            100,
+            103,
+        ],
+        vec![101, 102],
+        vec![101],
+        vec![101, 40000, id("x")],
+        vec![101, id("'"), id("'"), id("."), id("."), id("##a")],
+    ];
+    // random ids over the whole vocab, as random weights generate
+    let mut state = 0x9e3779b97f4a7c15u64;
+    for len in [3usize, 8, 25] {
+        for _ in 0..20 {
+            let mut s = vec![101];
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                s.push((state % 30522) as i64);
+            }
+            seqs.push(s);
+        }
+    }
+    let script = r#"
+import json, sys
+from transformers import BertTokenizer
+tok = BertTokenizer(sys.argv[1], do_lower_case=True)
+out = []
+for ids in json.load(sys.stdin):
+    t = tok.decode(ids, clean_up_tokenization_spaces=True)
+    out.append(t.replace("[SEP]", "").replace("[CLS]", "").replace("[PAD]", "").strip())
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(vocab())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&seqs).unwrap().as_bytes())
+        .unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    let want: Vec<String> = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(want.len(), seqs.len());
+    for (s, w) in seqs.iter().zip(&want) {
+        assert_eq!(&decode_generated(&tok, s), w, "{s:?}");
+    }
+    assert_eq!(want[0], "a t - shirt.", "the reference doc's example");
+}
