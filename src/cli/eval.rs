@@ -69,6 +69,10 @@ pub struct CommonEvalArgs {
     /// BERT uncased vocab.txt [default: $MPLUG_VOCAB, else ~/.cache/mplug/bert-base-uncased/vocab.txt]
     #[arg(long, value_name = "FILE")]
     vocab: Option<PathBuf>,
+    /// Re-run the decoder over the whole prefix every step (the reference's way; slower) instead
+    /// of the key/value cache.
+    #[arg(long)]
+    no_kv_cache: bool,
     /// Also write tokens.json: each item's generated token ids (start token and EOS included).
     #[arg(long)]
     save_tokens: bool,
@@ -123,6 +127,7 @@ fn prepare(
         anyhow::ensure!(b > 0, "--batch-size must be at least 1");
         settings.batch_size = b;
     }
+    settings.generate.kv_cache = !a.no_kv_cache;
     let split = EvalSplit::open(&a.data, schema, &a.split)?;
     let vocab = a
         .vocab
@@ -168,6 +173,7 @@ fn provenance(a: &CommonEvalArgs, p: &Prepared, items: usize, seconds: f64) -> V
         "beam_size": g.beam_size,
         "min_length": g.min_length,
         "max_length": g.max_length,
+        "kv_cache": g.kv_cache,
         "seconds": seconds,
         "items_per_second": items as f64 / seconds.max(1e-9),
         "mplug_version": env!("CARGO_PKG_VERSION"),

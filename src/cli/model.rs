@@ -183,6 +183,10 @@ pub struct ForwardArgs {
     /// `generate`: hypotheses per example.
     #[arg(long, default_value_t = 1)]
     num_return: usize,
+    /// `generate`: re-run the whole prefix every step as the reference does, instead of the
+    /// key/value cache.
+    #[arg(long)]
+    no_kv_cache: bool,
     /// Accept weights that lack some parameters.
     #[arg(long)]
     allow_missing: bool,
@@ -383,6 +387,7 @@ pub fn run_forward(a: ForwardArgs) -> anyhow::Result<()> {
         min_length: a.min_length,
         max_length: a.max_length,
         num_return: a.num_return,
+        kv_cache: !a.no_kv_cache,
     };
     let outputs = run_module(&model, &a.module, &inputs, &generate, device)?;
     write_safetensors(&a.out, &outputs)?;

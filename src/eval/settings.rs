@@ -69,6 +69,7 @@ impl EvalSettings {
                 min_length: raw.min_length.unwrap_or(defaults.min_length),
                 max_length: raw.max_length.unwrap_or(defaults.max_length),
                 num_return: 1,
+                kv_cache: true,
             },
         };
         let bad = |m: &str| Error::input(format!("`{}`: {m}", path.display()));

@@ -49,8 +49,14 @@ impl BertEmbeddings {
 
     /// `[B, L]` ids → `[B, L, H]`.
     pub fn forward(&self, input_ids: &Tensor, train: bool) -> Tensor {
+        self.forward_from(input_ids, 0, train)
+    }
+
+    /// As [`BertEmbeddings::forward`] for ids at positions `start..start + L` (incremental decoding).
+    pub fn forward_from(&self, input_ids: &Tensor, start: i64, train: bool) -> Tensor {
         let len = input_ids.size()[1];
-        let positions = Tensor::arange(len, (Kind::Int64, input_ids.device())).unsqueeze(0);
+        let positions = Tensor::arange_start(start, start + len, (Kind::Int64, input_ids.device()))
+            .unsqueeze(0);
         let types = positions.zeros_like();
         let xs = self.word_embeddings.forward(input_ids)
             + self.position_embeddings.forward(&positions)
@@ -92,10 +98,29 @@ impl BertAttention {
 
     /// LayerNorm(xs + dropout(dense(Attn(q = xs, k = v = kv)))).
     pub fn forward(&self, xs: &Tensor, kv: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        let (k, v) = self.project_kv(kv);
+        self.attend(xs, &k, &v, mask, train)
+    }
+
+    /// The key and value projections of `kv` `[B, L, kv_width]` → two `[B, L, H]` (what a decoder
+    /// caches).
+    pub fn project_kv(&self, kv: &Tensor) -> (Tensor, Tensor) {
+        (self.key.forward(kv), self.value.forward(kv))
+    }
+
+    /// [`BertAttention::forward`] with keys and values already projected.
+    pub fn attend(
+        &self,
+        xs: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: Option<&Tensor>,
+        train: bool,
+    ) -> Tensor {
         let ctx = multi_head_attention(
             &self.query.forward(xs),
-            &self.key.forward(kv),
-            &self.value.forward(kv),
+            k,
+            v,
             self.heads,
             mask,
             self.attn_dropout,
@@ -155,6 +180,16 @@ impl BertLayer {
             xs = cross.forward(&xs, mem, mem_mask, train);
         }
         self.feed_forward(&xs, train)
+    }
+
+    /// The layer's self-attention block (for incremental decoding).
+    pub fn self_attention(&self) -> &BertAttention {
+        &self.attention
+    }
+
+    /// The layer's cross-attention block, when it has one.
+    pub fn cross_attention(&self) -> Option<&BertAttention> {
+        self.crossattention.as_ref()
     }
 
     /// LayerNorm(xs + dropout(dense(GELU(intermediate(xs))))), exact erf GELU.

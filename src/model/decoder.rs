@@ -10,6 +10,41 @@ use super::bert::{BertEmbeddings, BertLayer};
 use super::config::BertConfig;
 use super::heads::LmPredictionHead;
 
+/// What incremental decoding keeps between steps: per layer the self-attention keys and values of
+/// every position so far, and the cross-attention keys and values of the memory (computed once).
+/// Rows follow the batch; [`DecoderCache::reorder`] follows beam reordering.
+#[derive(Debug)]
+pub struct DecoderCache {
+    self_kv: Vec<Option<(Tensor, Tensor)>>,
+    cross_kv: Vec<(Tensor, Tensor)>,
+    cross_mask: Tensor,
+    len: i64,
+}
+
+impl DecoderCache {
+    /// Positions cached so far.
+    pub fn len(&self) -> i64 {
+        self.len
+    }
+
+    /// Whether nothing has been decoded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Keeps (and repeats) the rows `select` `[N]`, as the beam search reorders its sequences.
+    pub fn reorder(&mut self, select: &Tensor) {
+        let pick = |t: &Tensor| t.index_select(0, select);
+        for kv in self.self_kv.iter_mut().flatten() {
+            *kv = (pick(&kv.0), pick(&kv.1));
+        }
+        for kv in &mut self.cross_kv {
+            *kv = (pick(&kv.0), pick(&kv.1));
+        }
+        self.cross_mask = pick(&self.cross_mask);
+    }
+}
+
 /// `text_decoder`.
 #[derive(Debug)]
 pub struct TextDecoder {
@@ -61,6 +96,59 @@ impl TextDecoder {
             );
         }
         xs
+    }
+
+    /// An empty cache for decoding against `memory` `[B, M, H]` under its 0/1 `memory_mask`.
+    pub fn start_cache(&self, memory: &Tensor, memory_mask: &Tensor) -> DecoderCache {
+        let cross_kv = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.cross_attention()
+                    .expect("decoder layers have crossattention")
+                    .project_kv(memory)
+            })
+            .collect();
+        DecoderCache {
+            self_kv: self.layers.iter().map(|_| None).collect(),
+            cross_kv,
+            cross_mask: cross_mask(memory_mask, memory.kind()),
+            len: 0,
+        }
+    }
+
+    /// Logits `[B, n, V]` of `new_ids` `[B, n]` placed after the cached positions, which it appends
+    /// to the cache. Every position is visible (generation's all-ones mask), causally: the same
+    /// attention as [`TextDecoder::forward`] over the whole sequence, without recomputing the prefix.
+    pub fn step(&self, new_ids: &Tensor, cache: &mut DecoderCache) -> Tensor {
+        let n = new_ids.size()[1];
+        let past = cache.len;
+        let mut xs = self.embeddings.forward_from(new_ids, past, false);
+        // new position i sees cached positions and new positions ≤ i; a single new token sees all
+        let self_mask = (n > 1).then(|| {
+            let visible = Tensor::ones([n, past + n], (xs.kind(), xs.device())).tril(past);
+            (visible.neg() + 1.0)
+                .multiply_scalar(-10000.0)
+                .view([1, 1, n, past + n])
+        });
+        for (i, layer) in self.layers.iter().enumerate() {
+            let att = layer.self_attention();
+            let (k_new, v_new) = att.project_kv(&xs);
+            let (k, v) = match cache.self_kv[i].take() {
+                Some((k0, v0)) => (Tensor::cat(&[k0, k_new], 1), Tensor::cat(&[v0, v_new], 1)),
+                None => (k_new, v_new),
+            };
+            let h = att.attend(&xs, &k, &v, self_mask.as_ref(), false);
+            cache.self_kv[i] = Some((k, v));
+            let (ck, cv) = &cache.cross_kv[i];
+            let cross = layer
+                .cross_attention()
+                .expect("decoder layers have crossattention");
+            let h = cross.attend(&h, ck, cv, Some(&cache.cross_mask), false);
+            xs = layer.feed_forward(&h, false);
+        }
+        cache.len += n;
+        self.head.forward(&xs)
     }
 
     /// Logits `[B, L, V]`.

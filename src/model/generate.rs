@@ -1,7 +1,9 @@
 //! Text generation with the decoder: greedy and the reference's beam search
 //! (`models/predictor.py` `TextGenerator._fast_translate_batch`, reference §3.7):
 //! - start token 101 ([CLS]) or a prompt seeds every beam; end token 102 ([SEP]);
-//! - no KV cache: the whole prefix is re-run each step (numerically identical to caching);
+//! - the reference re-runs the whole prefix each step; with `kv_cache` (the default) each step runs
+//!   only the new token against cached keys and values (`DecoderCache`), the same attention up to
+//!   floating-point summation order;
 //! - `step < min_length` forbids EOS (log-prob −1e20);
 //! - GNMT length penalty lp = ((5 + step + 1) / 6)^0.6 divides the cumulative log-prob;
 //! - a beam that emits EOS is recorded as finished (score, tokens incl. start and EOS) and is **not**
@@ -10,6 +12,7 @@
 
 use tch::{Kind, Tensor};
 
+use super::decoder::DecoderCache;
 use super::mplug::MplugModel;
 
 /// [CLS], the decoder's start token.
@@ -29,6 +32,8 @@ pub struct GenerateConfig {
     pub max_length: i64,
     /// Hypotheses returned per example.
     pub num_return: usize,
+    /// Decode incrementally with a key/value cache instead of re-running the prefix.
+    pub kv_cache: bool,
 }
 
 /// One finished hypothesis.
@@ -50,6 +55,27 @@ fn last_log_probs(
     let logits = model.decode(seq, &mask, memory, memory_mask, false);
     let last = logits.select(1, logits.size()[1] - 1).to_kind(Kind::Float);
     last.softmax(-1, Kind::Float).log()
+}
+
+/// Log-probabilities of the next token after `seq` `[B, L]`: through the cache when there is one
+/// (feeding the positions it has not seen), else by re-running the whole prefix.
+fn next_log_probs(
+    model: &MplugModel,
+    seq: &Tensor,
+    memory: &Tensor,
+    memory_mask: &Tensor,
+    cache: Option<&mut DecoderCache>,
+) -> Tensor {
+    match cache {
+        Some(cache) => {
+            let len = seq.size()[1];
+            let new = seq.narrow(1, cache.len(), len - cache.len());
+            let logits = model.decode_step(&new, cache);
+            let last = logits.select(1, logits.size()[1] - 1).to_kind(Kind::Float);
+            last.softmax(-1, Kind::Float).log()
+        }
+        None => last_log_probs(model, seq, memory, memory_mask),
+    }
 }
 
 fn start_tokens(b_sz: i64, prompt: Option<&Tensor>, device: tch::Device) -> Tensor {
@@ -76,8 +102,11 @@ pub fn greedy(
         let mut done = vec![false; b_sz as usize];
         let mut scores = vec![0f64; b_sz as usize];
         let mut lengths = vec![0usize; b_sz as usize];
+        let mut cache = cfg
+            .kv_cache
+            .then(|| model.decoder_cache(memory, memory_mask));
         for step in 0..cfg.max_length {
-            let lp = last_log_probs(model, &seq, memory, memory_mask);
+            let lp = next_log_probs(model, &seq, memory, memory_mask, cache.as_mut());
             if step < cfg.min_length {
                 let _ = lp.select(1, EOS_ID).fill_(-1e20);
             }
@@ -139,9 +168,12 @@ pub fn beam_search(
         let mut batch_offset: Vec<usize> = (0..b_sz as usize).collect();
         let mut hypotheses: Vec<Vec<Hypothesis>> = vec![Vec::new(); b_sz as usize];
         let mut results: Vec<Vec<Hypothesis>> = vec![Vec::new(); b_sz as usize];
+        let mut cache = cfg
+            .kv_cache
+            .then(|| model.decoder_cache(&memory, &memory_mask));
         for step in 0..cfg.max_length {
             let n_alive = batch_offset.len() as i64;
-            let log_probs = last_log_probs(model, &alive, &memory, &memory_mask);
+            let log_probs = next_log_probs(model, &alive, &memory, &memory_mask, cache.as_mut());
             let vocab = log_probs.size()[1];
             if step < cfg.min_length {
                 let _ = log_probs.select(1, EOS_ID).fill_(-1e20);
@@ -212,6 +244,9 @@ pub fn beam_search(
             let select = batch_index.view([-1]);
             memory = memory.index_select(0, &select);
             memory_mask = memory_mask.index_select(0, &select);
+            if let Some(cache) = cache.as_mut() {
+                cache.reorder(&select);
+            }
         }
         results
     })

@@ -7,7 +7,7 @@ use tch::{Kind, Tensor};
 
 use super::bert::TextEncoder;
 use super::config::MplugConfig;
-use super::decoder::TextDecoder;
+use super::decoder::{DecoderCache, TextDecoder};
 use super::fusion::FusionEncoder;
 use super::heads::{ContrastiveHeads, LmPredictionHead};
 use super::layers::{LayerNorm, Linear, torch_default_linear};
@@ -124,6 +124,16 @@ impl MplugModel {
     ) -> Tensor {
         self.text_decoder
             .forward(input_ids, attention_mask, memory, memory_mask, train)
+    }
+
+    /// An empty decoder cache for incremental decoding against `memory` (see [`DecoderCache`]).
+    pub fn decoder_cache(&self, memory: &Tensor, memory_mask: &Tensor) -> DecoderCache {
+        self.text_decoder.start_cache(memory, memory_mask)
+    }
+
+    /// Decoder logits `[B, n, V]` of `new_ids` `[B, n]` after the cached positions.
+    pub fn decode_step(&self, new_ids: &Tensor, cache: &mut DecoderCache) -> Tensor {
+        self.text_decoder.step(new_ids, cache)
     }
 
     /// MLM logits on the fused text stream `[B, L, V]`.

@@ -85,13 +85,15 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .double_value(&[])
 }
 
-/// `mplug forward --module generate` (min length 2, max 6) on the tiny config; the outputs read back.
+/// `mplug forward --module generate` (min length 2, max 6) on the tiny config, with the key/value
+/// cache or (`no_cache`) re-running the prefix as the reference; the outputs read back.
 fn generate(
     weights: &str,
     inputs: &str,
     out: &Path,
     beams: &str,
     num_return: &str,
+    no_cache: bool,
 ) -> HashMap<String, Tensor> {
     ok(mplug()
         .current_dir(repo())
@@ -121,6 +123,7 @@ fn generate(
             "--out",
         ])
         .arg(out)
+        .args(no_cache.then_some("--no-kv-cache"))
         .output()
         .unwrap());
     read(out)
@@ -245,52 +248,58 @@ fn parity_with_pytorch_reference_on_released_layouts() {
             );
         }
 
-        // the .pth itself also works as --weights (pickle path), and beam search matches
+        // the .pth itself also works as --weights (pickle path), and beam search matches, with the
+        // key/value cache and re-running the prefix alike
         let w_s = w.to_str().unwrap();
-        let generated = generate(
-            ck_s,
-            inp,
-            &d.join(format!("{layout}.gen.safetensors")),
-            "3",
-            "2",
-        );
-        let (seq, ref_seq) = (&generated["sequences"], &want_t["beam_sequences"]);
-        assert_eq!(
-            Vec::<Vec<i64>>::try_from(seq).unwrap(),
-            Vec::<Vec<i64>>::try_from(ref_seq).unwrap(),
-            "{layout}"
-        );
-        let diff = max_abs_diff(&generated["scores"], &want_t["beam_scores"]);
-        assert!(diff < 1e-4, "{layout} beam scores differ by {diff}");
-        // beam search seeded by a prompt (only `generate` reads prompt_ids)
-        let prompted = generate(
-            w_s,
-            pinp,
-            &d.join(format!("{layout}.prompt.safetensors")),
-            "3",
-            "1",
-        );
-        let got_p = Vec::<Vec<i64>>::try_from(&prompted["sequences"]).unwrap();
-        let want_p = Vec::<Vec<i64>>::try_from(&want_t["prompt_beam_sequences"]).unwrap();
-        assert_eq!(got_p, want_p, "{layout} prompted beam search");
-        assert!(
-            got_p.iter().all(|s| s[..3] == [101, 1037, 3861]),
-            "{got_p:?}"
-        );
-        let greedy = generate(
-            w_s,
-            inp,
-            &d.join(format!("{layout}.greedy.safetensors")),
-            "1",
-            "1",
-        );
-        let want_greedy = Vec::<Vec<i64>>::try_from(&want_t["greedy_sequences"]).unwrap();
-        let got_greedy = Vec::<Vec<i64>>::try_from(&greedy["sequences"]).unwrap();
-        // ours stops each row at its EOS; the reference pads finished rows with [PAD] = 0
-        for (g, w) in got_greedy.iter().zip(&want_greedy) {
-            let w: Vec<i64> = w.iter().copied().take_while(|&t| t != 0).collect();
-            let g: Vec<i64> = g.iter().copied().take_while(|&t| t != 0).collect();
-            assert_eq!(g, w, "{layout} greedy");
+        for no_cache in [false, true] {
+            let generated = generate(
+                ck_s,
+                inp,
+                &d.join(format!("{layout}.{no_cache}.gen.safetensors")),
+                "3",
+                "2",
+                no_cache,
+            );
+            let (seq, ref_seq) = (&generated["sequences"], &want_t["beam_sequences"]);
+            assert_eq!(
+                Vec::<Vec<i64>>::try_from(seq).unwrap(),
+                Vec::<Vec<i64>>::try_from(ref_seq).unwrap(),
+                "{layout}"
+            );
+            let diff = max_abs_diff(&generated["scores"], &want_t["beam_scores"]);
+            assert!(diff < 1e-4, "{layout} beam scores differ by {diff}");
+            // beam search seeded by a prompt (only `generate` reads prompt_ids)
+            let prompted = generate(
+                w_s,
+                pinp,
+                &d.join(format!("{layout}.{no_cache}.prompt.safetensors")),
+                "3",
+                "1",
+                no_cache,
+            );
+            let got_p = Vec::<Vec<i64>>::try_from(&prompted["sequences"]).unwrap();
+            let want_p = Vec::<Vec<i64>>::try_from(&want_t["prompt_beam_sequences"]).unwrap();
+            assert_eq!(got_p, want_p, "{layout} prompted beam search");
+            assert!(
+                got_p.iter().all(|s| s[..3] == [101, 1037, 3861]),
+                "{got_p:?}"
+            );
+            let greedy = generate(
+                w_s,
+                inp,
+                &d.join(format!("{layout}.{no_cache}.greedy.safetensors")),
+                "1",
+                "1",
+                no_cache,
+            );
+            let want_greedy = Vec::<Vec<i64>>::try_from(&want_t["greedy_sequences"]).unwrap();
+            let got_greedy = Vec::<Vec<i64>>::try_from(&greedy["sequences"]).unwrap();
+            // ours stops each row at its EOS; the reference pads finished rows with [PAD] = 0
+            for (g, w) in got_greedy.iter().zip(&want_greedy) {
+                let w: Vec<i64> = w.iter().copied().take_while(|&t| t != 0).collect();
+                let g: Vec<i64> = g.iter().copied().take_while(|&t| t != 0).collect();
+                assert_eq!(g, w, "{layout} greedy");
+            }
         }
     }
 }
