@@ -11,11 +11,13 @@ use serde_json::{Value, json};
 use super::model::DeviceArg;
 use crate::eval::batches::ItemSelection;
 use crate::eval::result_files::{self, GeneratedTokens};
-use crate::eval::settings::{CAPTION_DEFAULTS, EvalSettings, TaskDefaults, VQA_DEFAULTS};
+use crate::eval::settings::{
+    CAPTION_DEFAULTS, EvalSettings, NO_GENERATION, TaskDefaults, VQA_DEFAULTS,
+};
 use crate::eval::split::EvalSplit;
 use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
 use crate::eval::vqa_accuracy::VqaEvalMode;
-use crate::eval::{caption, caption_task, vqa, vqa_task};
+use crate::eval::{caption, caption_task, retrieval_task, vqa, vqa_task};
 use crate::model::MplugConfig;
 use crate::shards::commit::write_atomic;
 use crate::text::BertTokenizer;
@@ -35,6 +37,26 @@ pub enum EvalCommand {
     /// Writes `results.json` in the COCO results format `[{image_id, caption}]` and `metrics.json`
     /// with BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR with --meteor-jar) against the stored captions.
     Caption(CaptionEvalArgs),
+    /// Image–text retrieval over an `image_text.v1` split: ITC over all pairs, the top k_test
+    /// re-ranked by the ITM positive logit, both ways.
+    ///
+    /// Writes `results.json` (the reference's itm_eval dict: txt_r1/5/10, img_r1/5/10, means,
+    /// r_mean) and `metrics.json`; --save-scores also writes the ITC and ITM score matrices
+    /// (`scores.safetensors`) with `index.json` (image ids, texts, img2txt, txt2img).
+    Retrieval(RetrievalEvalArgs),
+}
+
+/// Options of `mplug eval retrieval`.
+#[derive(Debug, Args)]
+pub struct RetrievalEvalArgs {
+    #[command(flatten)]
+    common: CommonEvalArgs,
+    /// Candidates re-ranked by ITM per query [default: the config's k_test, else 128].
+    #[arg(long)]
+    k_test: Option<usize>,
+    /// Also write the similarity and score matrices (scores.safetensors) and index.json.
+    #[arg(long)]
+    save_scores: bool,
 }
 
 /// Options every `mplug eval` task takes.
@@ -189,6 +211,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
     match cmd {
         EvalCommand::Vqa(a) => run_vqa(a),
         EvalCommand::Caption(a) => run_caption(a),
+        EvalCommand::Retrieval(a) => run_retrieval(a),
     }
 }
 
@@ -355,6 +378,67 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
         }
         None => println!("  no reference captions in this split: results only, metrics skipped"),
     }
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
+}
+
+fn run_retrieval(a: RetrievalEvalArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    let mut p = prepare(c, "image_text.v1", NO_GENERATION, TaskParts::Retrieval)?;
+    if let Some(k) = a.k_test {
+        anyhow::ensure!(k > 0, "--k-test must be at least 1");
+        p.settings.k_test = k;
+    }
+    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let start = Instant::now();
+    let out = retrieval_task::run(
+        &p.task.model,
+        &p.split,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let mut prov = provenance(c, &p, out.image_ids.len(), seconds);
+    if let Some(m) = prov.as_object_mut() {
+        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
+            m.remove(k);
+        }
+        m.insert("k_test".into(), json!(p.settings.k_test));
+        m.insert("texts".into(), json!(out.texts.len()));
+    }
+    let metrics = json!({"task": "retrieval", "retrieval": out.recall, "provenance": prov});
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &out.recall)?;
+    if a.save_scores {
+        let tensors = [
+            ("sims", &out.sims),
+            ("scores_i2t", &out.scores_i2t),
+            ("scores_t2i", &out.scores_t2i),
+        ];
+        tch::Tensor::write_safetensors(&tensors, c.out.join("scores.safetensors"))?;
+        let index = json!({"image_ids": out.image_ids, "texts": out.texts,
+                           "img2txt": out.img2txt, "txt2img": out.txt2img});
+        write_json(&c.out.join("index.json"), &index)?;
+    }
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    let r = &out.recall;
+    println!(
+        "retrieval: {} images, {} texts of `{}` split `{}` in {:.1} s (k_test {})",
+        out.image_ids.len(),
+        out.texts.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds,
+        p.settings.k_test
+    );
+    println!(
+        "  TR@1 {:.2}  TR@5 {:.2}  TR@10 {:.2}   IR@1 {:.2}  IR@5 {:.2}  IR@10 {:.2}   r_mean {:.2}",
+        r.txt_r1, r.txt_r5, r.txt_r10, r.img_r1, r.img_r5, r.img_r10, r.r_mean
+    );
     println!("  results: {}", c.out.join("results.json").display());
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod ptb_tokenizer;
 pub mod result_files;
 pub mod results;
 pub mod retrieval;
+pub mod retrieval_task;
 pub mod rouge_l;
 pub mod settings;
 pub mod split;

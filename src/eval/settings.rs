@@ -54,6 +54,13 @@ pub const CAPTION_DEFAULTS: TaskDefaults = TaskDefaults {
     max_length: 25,
 };
 
+/// Retrieval generates nothing; its settings are `batch_size_test` and `k_test`.
+pub const NO_GENERATION: TaskDefaults = TaskDefaults {
+    beam_size: 1,
+    min_length: 1,
+    max_length: 1,
+};
+
 impl EvalSettings {
     /// Reads the evaluation keys of `path`, filling absent ones from `defaults`.
     pub fn from_yaml(path: &Path, defaults: TaskDefaults) -> Result<Self> {

@@ -19,25 +19,24 @@ pub enum TaskParts {
     FusedDecoder,
     /// Visual encoder and decoder (captioning).
     VisualDecoder,
+    /// Visual and text encoders, ITC projections, fusion, ITM head (retrieval).
+    Retrieval,
 }
 
 impl TaskParts {
     /// Whether the task runs parameter `key`.
     pub fn runs(self, key: &str) -> bool {
-        let heads = [
-            "fusion_encoder.cls.",
-            "vision_proj.",
-            "text_proj.",
-            "itm_head.",
-        ];
-        if key == "temp" || heads.iter().any(|h| key.starts_with(h)) {
-            return false;
+        let starts = |prefixes: &[&str]| prefixes.iter().any(|p| key.starts_with(p));
+        if key == "temp" || starts(&["fusion_encoder.cls."]) {
+            return false; // the ITC temperature is a training parameter; the MLM head pre-training's
         }
+        let heads = starts(&["vision_proj.", "text_proj.", "itm_head."]);
+        let text = starts(&["text_encoder.", "fusion_encoder."]);
+        let decoder = starts(&["text_decoder."]);
         match self {
-            TaskParts::FusedDecoder => true,
-            TaskParts::VisualDecoder => {
-                !key.starts_with("text_encoder.") && !key.starts_with("fusion_encoder.")
-            }
+            TaskParts::FusedDecoder => !heads,
+            TaskParts::VisualDecoder => !heads && !text,
+            TaskParts::Retrieval => !decoder,
         }
     }
 }

@@ -143,10 +143,17 @@ impl MplugModel {
 
     /// ITC features of the visual CLS and text CLS, each `[B, embed_dim]`, L2-normalised.
     pub fn itc_features(&self, visual: &Tensor, text: &Tensor) -> (Tensor, Tensor) {
-        (
-            self.heads.image_feat(&visual.select(1, 0)),
-            self.heads.text_feat(&text.select(1, 0)),
-        )
+        (self.image_itc_feature(visual), self.text_itc_feature(text))
+    }
+
+    /// The ITC feature of visual tokens `[B, N, H]` (their CLS projected, L2-normalised).
+    pub fn image_itc_feature(&self, visual: &Tensor) -> Tensor {
+        self.heads.image_feat(&visual.select(1, 0))
+    }
+
+    /// The ITC feature of text-encoder states `[B, L, H]`.
+    pub fn text_itc_feature(&self, text: &Tensor) -> Tensor {
+        self.heads.text_feat(&text.select(1, 0))
     }
 
     /// ITM logits `[B, 2]` from the fused text CLS.

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -50,7 +51,8 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption"])
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval"])
+    ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--bert", required=True)
     ap.add_argument("--vision-width", type=int, required=True)
@@ -67,14 +69,19 @@ def main():
     ap.add_argument("--min-length", type=int, required=True)
     ap.add_argument("--max-length", type=int, required=True)
     ap.add_argument("--limit", type=int, default=None, help="only the first N items")
+    ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
 
     from transformers import BertTokenizer
     tok = BertTokenizer(a.vocab, do_lower_case=True)
     d = Dims(a)
-    r = Ref(load_checkpoint(a.ckpt, d), d)
+    dev = torch.device(a.device)
+    r = Ref({k: t.to(dev) for k, t in load_checkpoint(a.ckpt, d).items()}, d)
 
+    start = time.perf_counter()  # as `mplug eval`: reading, decoding and generation, not the weights
     image_cols = ["image_id", "width", "height", "image_codec", "image"]
+    if a.task == "retrieval":
+        return retrieval(a, r, d, image_cols, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -91,26 +98,100 @@ def main():
     with torch.no_grad():
         for s in range(0, len(items), a.batch_size):
             batch = items[s : s + a.batch_size]
-            img = (torch.stack([b[1] for b in batch]) - MEAN) / STD
+            img = ((torch.stack([b[1] for b in batch]) - MEAN) / STD).to(dev)
             v = r.bridge(r.vit(img))
             if a.task == "vqa":
                 seqs = [[101] + list(b[2]) for b in batch]
                 L = max(len(q) for q in seqs)
-                ids = torch.tensor([q + [0] * (L - len(q)) for q in seqs])
-                m = torch.tensor([[1] * len(q) + [0] * (L - len(q)) for q in seqs])
+                ids = torch.tensor([q + [0] * (L - len(q)) for q in seqs], device=dev)
+                m = torch.tensor([[1] * len(q) + [0] * (L - len(q)) for q in seqs], device=dev)
                 t = r.text(ids, m)
                 fv, ft = r.fusion(v, t, m)
                 mem = torch.cat([fv, ft], 1)
-                mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long), m], 1)
+                mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long, device=dev), m], 1)
             else:
-                mem, mem_mask = v, torch.ones(len(batch), v.shape[1], dtype=torch.long)
+                mem, mem_mask = v, torch.ones(len(batch), v.shape[1], dtype=torch.long, device=dev)
             res = r.beam_search(mem, mem_mask, a.beam_size, a.min_length, a.max_length, 1)
             for b, hyps in zip(batch, res):
                 ids = hyps[0][1]
                 text = tok.decode(ids, clean_up_tokenization_spaces=True)
                 text = text.replace("[SEP]", "").replace("[CLS]", "").replace("[PAD]", "").strip()
                 out.append({"id": b[0], "text": text, "tokens": ids})
+    seconds = time.perf_counter() - start
+    tokens = sum(len(o["tokens"]) - 1 for o in out)
+    print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": tokens}), file=sys.stderr)
     print(json.dumps(out))
+
+
+def itm_eval(scores_i2t, scores_t2i, txt2img, img2txt):
+    """The reference's itm_eval, numpy as written there."""
+    ranks = np.zeros(scores_i2t.shape[0])
+    for index, score in enumerate(scores_i2t):
+        inds = np.argsort(score)[::-1]
+        rank = 1e20
+        for i in img2txt[index]:
+            tmp = np.where(inds == i)[0][0]
+            if tmp < rank:
+                rank = tmp
+        ranks[index] = rank
+    tr1, tr5, tr10 = (100.0 * len(np.where(ranks < k)[0]) / len(ranks) for k in (1, 5, 10))
+    ranks = np.zeros(scores_t2i.shape[0])
+    for index, score in enumerate(scores_t2i):
+        inds = np.argsort(score)[::-1]
+        ranks[index] = np.where(inds == txt2img[index])[0][0]
+    ir1, ir5, ir10 = (100.0 * len(np.where(ranks < k)[0]) / len(ranks) for k in (1, 5, 10))
+    tr_mean, ir_mean = (tr1 + tr5 + tr10) / 3, (ir1 + ir5 + ir10) / 3
+    return {"txt_r1": tr1, "txt_r5": tr5, "txt_r10": tr10, "txt_r_mean": tr_mean, "img_r1": ir1,
+            "img_r5": ir5, "img_r10": ir10, "img_r_mean": ir_mean, "r_mean": (tr_mean + ir_mean) / 2}
+
+
+@torch.no_grad()
+def retrieval(a, r, d, image_cols, dev, start):
+    """retrieval_img_mplug.py's evaluation (reference 3.4): texts [CLS] + tokens, max_length 30
+    padded to 30; ITC sims without temperature; top-k re-scored by the ITM positive logit."""
+    F = torch.nn.functional
+    data = list(rows(a.data, a.split, image_cols + ["captions", "caption_tokens"]))
+    if a.limit is not None:
+        data = data[: a.limit]
+    texts, img2txt, txt2img = [], [], []
+    for i, row in enumerate(data):
+        img2txt.append(list(range(len(texts), len(texts) + len(row["caption_tokens"]))))
+        for toks in row["caption_tokens"]:
+            texts.append([101] + list(toks)[:29])
+            txt2img.append(i)
+    ids = torch.tensor([t + [0] * (30 - len(t)) for t in texts], device=dev)
+    m = torch.tensor([[1] * len(t) + [0] * (30 - len(t)) for t in texts], device=dev)
+    t_states, t_feats = [], []
+    for s in range(0, len(texts), 256):
+        t = r.text(ids[s : s + 256], m[s : s + 256])
+        t_states.append(t)
+        t_feats.append(F.normalize(r.lin(t[:, 0], "text_proj"), dim=-1))
+    t_states, t_feats = torch.cat(t_states), torch.cat(t_feats)
+    v_states, v_feats = [], []
+    for s in range(0, len(data), a.batch_size):
+        img = ((torch.stack([image_tensor(row, d.res) for row in data[s : s + a.batch_size]]) - MEAN) / STD).to(dev)
+        v = r.bridge(r.vit(img))
+        v_states.append(v)
+        v_feats.append(F.normalize(r.lin(v[:, 0], "vision_proj"), dim=-1))
+    v_states, v_feats = torch.cat(v_states), torch.cat(v_feats)
+    sims = v_feats @ t_feats.t()
+    i2t = torch.full((len(data), len(texts)), -100.0, device=dev)
+    k = min(a.k_test, len(texts))
+    for i in range(len(data)):
+        idx = sims[i].topk(k).indices
+        _, ft = r.fusion(v_states[i].repeat(k, 1, 1), t_states[idx], m[idx])
+        i2t[i, idx] = r.lin(ft[:, 0], "itm_head")[:, 1]
+    t2i = torch.full((len(texts), len(data)), -100.0, device=dev)
+    k = min(a.k_test, len(data))
+    for j in range(len(texts)):
+        idx = sims[:, j].topk(k).indices
+        _, ft = r.fusion(v_states[idx], t_states[j].repeat(k, 1, 1), m[j].repeat(k, 1))
+        t2i[j, idx] = r.lin(ft[:, 0], "itm_head")[:, 1]
+    recall = itm_eval(i2t.cpu().numpy(), t2i.cpu().numpy(), txt2img, img2txt)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"items": len(data), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
+    print(json.dumps({"sims": sims.cpu().tolist(), "scores_i2t": i2t.cpu().tolist(),
+                      "scores_t2i": t2i.cpu().tolist(), "recall": recall}))
 
 
 if __name__ == "__main__":

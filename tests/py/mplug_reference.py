@@ -326,14 +326,14 @@ class Ref:
     def beam_search(self, mem, mem_mask, beam, min_len, max_len, n_best, prompt=None):
         """models/predictor.py _fast_translate_batch, as reference section 3.7 describes it; a prompt
         (the VATEX case) seeds every beam instead of [CLS]."""
-        B = mem.shape[0]
+        B, dev = mem.shape[0], mem.device
         mem, mem_mask = mem.repeat_interleave(beam, 0), mem_mask.repeat_interleave(beam, 0)
         batch_offset = list(range(B))
         if prompt is None:
-            alive = torch.full((B * beam, 1), 101, dtype=torch.long)
+            alive = torch.full((B * beam, 1), 101, dtype=torch.long, device=dev)
         else:
-            alive = prompt.long().repeat_interleave(beam, 0)
-        topk_log_probs = torch.tensor([0.0] + [float("-inf")] * (beam - 1)).repeat(B)
+            alive = prompt.long().to(dev).repeat_interleave(beam, 0)
+        topk_log_probs = torch.tensor([0.0] + [float("-inf")] * (beam - 1), device=dev).repeat(B)
         hyps = [[] for _ in range(B)]
         results = [[] for _ in range(B)]
         for step in range(max_len):
@@ -349,7 +349,7 @@ class Ref:
             topk_log_probs = topk_scores * lp
             beam_idx = torch.div(topk_ids, V, rounding_mode="floor")
             topk_ids = topk_ids.fmod(V)
-            batch_index = beam_idx + (torch.arange(len(batch_offset)) * beam).unsqueeze(1)
+            batch_index = beam_idx + (torch.arange(len(batch_offset), device=dev) * beam).unsqueeze(1)
             alive = torch.cat([alive.index_select(0, batch_index.view(-1)), topk_ids.view(-1, 1)], -1)
             fin = topk_ids.eq(102)
             if step + 1 == max_len:
