@@ -54,6 +54,10 @@ echo "==> mplug train: 30 steps of the tiny model (ITC+ITM+MLM+PrefixLM) on the 
 "$M" train --config configs/pretrain_tiny.yaml --data "$OUT/coco_karpathy" --out "$OUT/tiny_run" --device cpu \
   --set train.max_steps=30 --set train.checkpoint_every=10 --set batch_size=8 --set queue_size=64 --force --quiet
 "$M" plot "$OUT/tiny_run"
+echo "==> mplug ingest refcoco (refs(unc).p + instances.json) → $OUT/refcoco; mplug show: a contact sheet" >&2
+"$M" ingest refcoco --annotations "$OUT/raw/refcoco/refs(unc).p" "$OUT/raw/refcoco/instances.json" \
+  --images "$OUT/raw/refcoco/images" --out "$OUT/refcoco"
+"$M" show "$OUT/refcoco" --split testA --n 12 --out "$OUT/sheet_refcoco.png"
 echo "==> mplug ingest vqa (the shapes world in VQA v2 format) → $OUT/vqa" >&2
 "$M" ingest vqa --annotations "$OUT"/raw/vqa/*.json --images "$OUT/raw/images" --out "$OUT/vqa"
 CKPT="$OUT/tiny_run/checkpoints/step-00000030/model.safetensors"
@@ -62,9 +66,14 @@ echo "==> mplug eval vqa / caption: the 30-step pre-trained model (not fine-tune
   --out "$OUT/eval_vqa" --device cpu --limit 200
 "$M" eval caption --config configs/caption_tiny.yaml --weights "$CKPT" --data "$OUT/coco_karpathy" \
   --split test --out "$OUT/eval_caption" --device cpu --limit 100
+"$M" eval retrieval --config configs/retrieval_tiny.yaml --weights "$CKPT" --data "$OUT/coco_karpathy" \
+  --split test --out "$OUT/eval_retrieval" --device cpu
+"$M" show "$OUT/vqa" --split val --results "$OUT/eval_vqa/results.json" --worst --n 12 \
+  --out "$OUT/sheet_vqa_worst.png"
 echo
 echo "Done. Shards: $OUT/coco_karpathy/shards/  Manifest: $OUT/coco_karpathy/manifest.json"
 echo "      Video shards: $OUT/msrvtt/shards/   Model outputs: $OUT/tiny_outputs.safetensors"
 echo "      Training run: $OUT/tiny_run/ (metrics.jsonl, curves.png, checkpoints/)"
-echo "      Evaluation: $OUT/eval_vqa/ and $OUT/eval_caption/ (results.json, metrics.json)"
+echo "      Evaluation: $OUT/eval_{vqa,caption,retrieval}/ (results.json, metrics.json)"
+echo "      Contact sheets: $OUT/sheet_refcoco.png, $OUT/sheet_vqa_worst.png"
 echo "Binary: $M   (try: $M --help)"

@@ -25,6 +25,8 @@
 //! * [`model`]: the mPLUG model in libtorch (CLIP ViT, BERT, fusion with the skip rule, decoder,
 //!   heads, generation) with the original parameter names; [`pickle`]: safe pickle/torch-checkpoint reader.
 //! * [`train`]: pre-training (objectives, momentum model, AdamW, checkpoints, held-out metrics).
+//! * [`eval`]: the official metrics and the evaluator (`mplug eval`: inference per task, result files).
+//! * [`show`]: contact sheets of datasets and predictions (`mplug show`).
 //! * [`device`]: libtorch checks; [`error`]: the typed errors every module returns.
 //! * [`cli`]: the command line (the only module that knows all the others).
 
@@ -44,6 +46,7 @@ pub mod model;
 pub mod pickle;
 pub mod query;
 pub mod shards;
+pub mod show;
 pub mod sources;
 pub mod stages;
 pub mod synth;

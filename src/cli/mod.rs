@@ -8,6 +8,7 @@ mod leakage;
 mod loader;
 mod model;
 mod score;
+mod show;
 mod sql;
 mod synth;
 mod train;
@@ -31,6 +32,7 @@ use clap::{Parser, Subcommand};
 ///   mplug model info --config configs/mplug_base.yaml
 ///   mplug train --config configs/pretrain_tiny.yaml --data data/coco --out runs/tiny --device cpu
 ///   mplug plot runs/tiny
+///   mplug show data/coco --split val --n 12 --out sheet.png
 ///   mplug eval vqa --config configs/vqa_tiny.yaml --weights W --data data/vqa --split val --out eval/vqa
 #[derive(Debug, Parser)]
 #[command(name = "mplug", version, about, long_about, verbatim_doc_comment)]
@@ -76,6 +78,8 @@ enum Command {
     /// Evaluate a model on an ingested split: official results file, metrics, summary.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// Draw a contact sheet of a dataset (or of predictions beside ground truth) to a PNG.
+    Show(show::ShowArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -98,6 +102,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Plot(args) => train::run_plot(args),
         Command::Score(cmd) => score::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
+        Command::Show(args) => show::run(args),
     }
 }
 

@@ -17,6 +17,8 @@ pub enum Purpose {
     Sample = 3,
     /// The trainer's per-sample draws (PrefixLM split).
     Train = 4,
+    /// `mplug show --seed`: which samples a contact sheet shows.
+    Show = 5,
 }
 
 /// A seeded random source.

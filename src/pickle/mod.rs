@@ -8,6 +8,7 @@
 //! [`torch`]). Used for PyTorch checkpoints (`mplug convert`) and the RefCOCO `refs(*).p` files.
 
 pub mod torch;
+pub mod writer;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -418,6 +418,7 @@ pub fn write_synth_dataset(opts: &SynthOptions) -> Result<SynthSummary> {
     written.extend(super::statement_files::write_statements(
         &opts.out, &images, opts.seed,
     )?);
+    written.extend(super::refcoco_files::write_refcoco(&opts.out, &images)?);
     Ok(SynthSummary {
         images,
         annotation_files: written,

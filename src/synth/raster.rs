@@ -2,7 +2,7 @@
 //!
 //! Drawn by hand: three filled primitives do not justify a 2-D graphics dependency.
 
-use super::scene::{Scene, Shape};
+use super::scene::{Object, Scene, Shape};
 use crate::stages::RgbImage;
 
 /// Renders `scene` at `width` x `height`. `texture_seed` adds a faint deterministic grain (±3 levels)
@@ -20,20 +20,11 @@ pub fn render(scene: &Scene, width: u32, height: u32, texture_seed: u64) -> RgbI
             }
         }
     }
-    let cell_w = width as f64 / 3.0;
-    let cell_h = height as f64 / 3.0;
     for o in &scene.objects {
-        let cx = (o.col as f64 + 0.5) * cell_w;
-        let cy = (o.row as f64 + 0.5) * cell_h;
-        let half = cell_w.min(cell_h) * if o.large { 0.42 } else { 0.22 };
-        let (x0, x1) = (
-            (cx - half).floor().max(0.0) as usize,
-            ((cx + half).ceil() as usize).min(w),
-        );
-        let (y0, y1) = (
-            (cy - half).floor().max(0.0) as usize,
-            ((cy + half).ceil() as usize).min(h),
-        );
+        let (cx, cy, half) = geometry(o, width, height);
+        let [x0, y0, bw, bh] = object_box(o, width, height);
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        let (x1, y1) = (x0 + bw as usize, y0 + bh as usize);
         for y in y0..y1 {
             for x in x0..x1 {
                 let (fx, fy) = (x as f64 + 0.5 - cx, y as f64 + 0.5 - cy);
@@ -55,6 +46,29 @@ pub fn render(scene: &Scene, width: u32, height: u32, texture_seed: u64) -> RgbI
         height,
         pixels: px,
     }
+}
+
+/// Centre and half-size of an object's square cell area, in pixels.
+fn geometry(o: &Object, width: u32, height: u32) -> (f64, f64, f64) {
+    let cell_w = width as f64 / 3.0;
+    let cell_h = height as f64 / 3.0;
+    let half = cell_w.min(cell_h) * if o.large { 0.42 } else { 0.22 };
+    (
+        (o.col as f64 + 0.5) * cell_w,
+        (o.row as f64 + 0.5) * cell_h,
+        half,
+    )
+}
+
+/// The pixel box `[x, y, w, h]` an object is drawn inside (whole pixels, clipped to the image): the
+/// COCO-style box of the synthetic RefCOCO annotations.
+pub fn object_box(o: &Object, width: u32, height: u32) -> [f64; 4] {
+    let (cx, cy, half) = geometry(o, width, height);
+    let x0 = (cx - half).floor().max(0.0);
+    let x1 = (cx + half).ceil().min(width as f64);
+    let y0 = (cy - half).floor().max(0.0);
+    let y1 = (cy + half).ceil().min(height as f64);
+    [x0, y0, x1 - x0, y1 - y0]
 }
 
 /// A small integer hash (splitmix64 finaliser) for per-pixel grain.

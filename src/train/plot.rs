@@ -9,14 +9,14 @@ use plotters::style::FontStyle;
 
 use crate::error::{Error, Result};
 
-/// Where the sans-serif font is looked for (`MPLUG_FONT` first).
+/// Where the sans-serif font is looked for (`MPLUG_FONT` first; `mplug plot` and `mplug show`).
 const FONT_PATHS: &[&str] = &[
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     "/usr/share/fonts/TTF/DejaVuSans.ttf",
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-fn register_font() -> Result<()> {
+pub fn register_font() -> Result<()> {
     static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     DONE.get_or_init(|| {
         let candidates: Vec<PathBuf> = std::env::var_os("MPLUG_FONT")

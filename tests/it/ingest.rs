@@ -109,8 +109,8 @@ fn synth_is_deterministic_per_seed() {
     // every file variant is present: 6 caption annotation files + 20 images, with .png and .jpg;
     // the task formats name the same images again: VQA v2 (4 files + 20 links), SNLI-VE (3 + 20),
     // NLVR2 (3 files + the pairs of this seed's splits: 14 train and 5 val images → 7 + 2 pairs,
-    // 1 test image → none: 18 links)
-    assert_eq!(a.len(), 6 + 20 + (4 + 20) + (3 + 20) + (3 + 18));
+    // 1 test image → none: 18 links), RefCOCO (refs pickle + instances.json + 20 links)
+    assert_eq!(a.len(), 6 + 20 + (4 + 20) + (3 + 20) + (3 + 18) + (2 + 20));
     assert!(a.iter().any(|(p, _)| p.ends_with(".png")));
 }
 

@@ -16,6 +16,7 @@ mod ingest;
 mod loader;
 mod loader_shutdown;
 mod model;
+mod show;
 mod sql;
 mod sql_logic;
 mod train;
