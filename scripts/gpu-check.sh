@@ -14,7 +14,8 @@
 # forward+backward, bf16, base @256 and large @224, mplug vs the PyTorch eager baseline →
 # `mplug train`, base @256, bf16 autocast, all four objectives on synthetic shards: samples/s and
 # peak GPU memory (nvidia-smi sampled every 100 ms) → the same step split into data, forward,
-# backward and optimiser time (`train.profile`). Carry gpu-bin/vocab.txt for the ingest.
+# backward and optimiser time (`train.profile`) → `mplug eval caption/vqa`, base @384, with and
+# without the KV cache. Carry gpu-bin/vocab.txt for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${MPLUG_PYTHON:-python3}
@@ -107,3 +108,25 @@ print(json.dumps({"check": "train_base_256_bf16_phases", "batch": 128, "steps": 
                                          "samples_per_s")}}))
 PY
 rm -rf "$W"
+
+step "evaluation (mplug eval caption / vqa), base @384, fp32: KV cache vs re-running the prefix"
+"$BIN" ingest vqa --quiet --annotations "$W"/raw/vqa/*.json --images "$W/raw/images" --out "$W/vqa" \
+  --max-side 384 --vocab "$VOCAB" >/dev/null
+"$BIN" model init --config configs/caption_mplug_base.yaml --out "$W/base_eval.safetensors" >/dev/null
+for task in caption vqa; do
+  if [ "$task" = caption ]; then data=$W/shapes; else data=$W/vqa; fi
+  for mode in cache no-cache; do
+    extra=(); [ "$mode" = no-cache ] && extra=(--no-kv-cache)
+    "$BIN" eval "$task" --quiet --device cuda --config "configs/${task}_mplug_base.yaml" \
+      --weights "$W/base_eval.safetensors" --data "$data" --split train --limit 512 --batch-size 64 \
+      --vocab "$VOCAB" --save-tokens --out "$W/eval-$task-$mode" "${extra[@]}" >&2
+    "$PY" - "$W/eval-$task-$mode" "$task" "$mode" <<'PY' | tee -a "$LOG"
+import json, sys
+p = json.load(open(sys.argv[1] + "/metrics.json"))["provenance"]
+toks = sum(len(t["tokens"]) - 1 for t in json.load(open(sys.argv[1] + "/tokens.json")))
+print(json.dumps({"check": f"eval_{sys.argv[2]}_base_384", "kv_cache": sys.argv[3] == "cache",
+                  "items": p["items"], "items_per_s": p["items"] / p["seconds"],
+                  "tokens_per_s": toks / p["seconds"]}))
+PY
+  done
+done

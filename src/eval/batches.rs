@@ -77,8 +77,17 @@ impl<T> EvalBatch<T> {
     }
 }
 
-/// The stored image of row `row` of a shard batch, given the test transform.
-pub fn eval_image(batch: &RecordBatch, row: usize, size: u32) -> Result<RgbImage> {
+/// A test transform: row `r` of a shard batch and its decoded stored image → the model's pixels
+/// (all of one size).
+pub type Transform<'a> = dyn Fn(&RecordBatch, usize, &RgbImage) -> Result<RgbImage> + Sync + 'a;
+
+/// The reference's common test transform: `Resize((size, size), BICUBIC)`.
+pub fn squash(size: u32) -> impl Fn(&RecordBatch, usize, &RgbImage) -> Result<RgbImage> + Sync {
+    move |_, _, img| Ok(eval_transform(img, size))
+}
+
+/// The stored image of row `row` of a shard batch, decoded.
+pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
     let col = |name: &str| {
         batch
             .column_by_name(name)
@@ -99,18 +108,21 @@ pub fn eval_image(batch: &RecordBatch, row: usize, size: u32) -> Result<RgbImage
         _ => decode_rgb(bytes, u64::MAX)
             .map_err(|e| Error::format_caused(format!("stored image of `{id}`"), e))?,
     };
-    Ok(eval_transform(&img, size))
+    Ok(img)
 }
 
-/// The columns [`eval_image`] reads.
+/// The columns [`stored_image`] reads.
 pub const IMAGE_COLUMNS: [&str; 5] = ["image_id", "width", "height", "image_codec", "image"];
 
 /// Streams this rank's items of `split` in batches of `batch_size` to `consume`. `expand` turns row
-/// `r` of a shard batch (holding `columns` and [`IMAGE_COLUMNS`]) into its items.
+/// `r` of a shard batch (holding `columns` and [`IMAGE_COLUMNS`]) into its items, `transform` its
+/// stored image into `image_size`² model pixels.
+#[allow(clippy::too_many_arguments)]
 pub fn stream<T: Send>(
     split: &EvalSplit,
     columns: &[&str],
     expand: &(dyn Fn(&RecordBatch, usize) -> Result<Vec<T>> + Sync),
+    transform: &Transform<'_>,
     selection: ItemSelection,
     image_size: u32,
     batch_size: usize,
@@ -153,7 +165,7 @@ pub fn stream<T: Send>(
                 let row_ids: Vec<usize> = rows.iter().map(|(r, _)| *r).collect();
                 let images: Vec<Result<RgbImage>> = row_ids
                     .par_iter()
-                    .map(|r| eval_image(b, *r, image_size))
+                    .map(|r| stored_image(b, *r).and_then(|img| transform(b, *r, &img)))
                     .collect();
                 for ((_, items), image) in rows.into_iter().zip(images) {
                     let image = image?;

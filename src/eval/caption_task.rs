@@ -6,7 +6,7 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use tch::Device;
 
-use super::batches::{EvalBatch, ItemSelection, stream};
+use super::batches::{EvalBatch, ItemSelection, squash, stream};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
@@ -90,6 +90,7 @@ pub fn run(
         split,
         &["captions"],
         &caption_items,
+        &squash(image_res),
         selection,
         image_res,
         settings.batch_size,

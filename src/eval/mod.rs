@@ -10,6 +10,7 @@ pub mod bleu;
 pub mod caption;
 pub mod caption_task;
 pub mod cider_d;
+pub mod grounding_task;
 pub mod meteor;
 pub mod ngrams;
 pub mod ptb_tokenizer;

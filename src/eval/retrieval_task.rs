@@ -13,7 +13,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 use tch::{Device, Kind, Tensor};
 
-use super::batches::{ItemSelection, stream};
+use super::batches::{ItemSelection, squash, stream};
 use super::retrieval::{RetrievalRecall, retrieval_recall};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
@@ -100,6 +100,7 @@ pub fn run(
         split,
         &["captions", "caption_tokens"],
         &retrieval_items,
+        &squash(image_res),
         selection,
         image_res,
         settings.batch_size,

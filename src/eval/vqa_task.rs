@@ -7,7 +7,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type};
 use tch::{Device, Tensor};
 
-use super::batches::{EvalBatch, ItemSelection, stream};
+use super::batches::{EvalBatch, ItemSelection, squash, stream};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use super::vqa::VqaGroundTruth;
@@ -183,6 +183,7 @@ pub fn run(
         split,
         &QA_COLUMNS,
         &qa_items,
+        &squash(image_res),
         selection,
         image_res,
         settings.batch_size,

@@ -1,4 +1,4 @@
-//! Pillow's bicubic resample, ported operation for operation (libImaging/Resample.c:
+//! Pillow's bicubic (and bilinear) resample, ported operation for operation (libImaging/Resample.c:
 //! `precompute_coeffs`, `normalize_coeffs_8bpc`, `ImagingResampleHorizontal_8bpc` /
 //! `Vertical_8bpc`, the horizontal pass first and only over the rows the vertical pass needs).
 //!
@@ -10,6 +10,34 @@
 use super::decode::RgbImage;
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Pillow's resampling filters this module ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PillowFilter {
+    /// `Image.BICUBIC` (torchvision's `InterpolationMode.BICUBIC` on PIL images).
+    Bicubic,
+    /// `Image.BILINEAR` (torchvision's default `Resize` on PIL images; the grounding transforms).
+    Bilinear,
+}
+
+impl PillowFilter {
+    fn support(self) -> f64 {
+        match self {
+            PillowFilter::Bicubic => 2.0,
+            PillowFilter::Bilinear => 1.0,
+        }
+    }
+
+    fn weight(self, x: f64) -> f64 {
+        match self {
+            PillowFilter::Bicubic => bicubic(x),
+            PillowFilter::Bilinear => {
+                let x = x.abs();
+                if x < 1.0 { 1.0 - x } else { 0.0 }
+            }
+        }
+    }
+}
 
 /// Keys' cubic with a = -0.5 (Pillow's `bicubic_filter`), support 2.
 fn bicubic(x: f64) -> f64 {
@@ -31,10 +59,10 @@ struct Coeffs {
     ksize: usize,
 }
 
-fn precompute(in_size: usize, out_size: usize) -> Coeffs {
+fn precompute(in_size: usize, out_size: usize, filter: PillowFilter) -> Coeffs {
     let scale = in_size as f64 / out_size as f64;
     let filterscale = scale.max(1.0);
-    let support = 2.0 * filterscale;
+    let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
     let mut bounds = Vec::with_capacity(out_size);
     let mut weights = vec![0i32; out_size * ksize];
@@ -47,7 +75,7 @@ fn precompute(in_size: usize, out_size: usize) -> Coeffs {
         let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize - xmin;
         let mut ww = 0.0;
         for (x, kx) in k.iter_mut().enumerate().take(xmax) {
-            let w = bicubic((x as f64 + xmin as f64 - center + 0.5) * ss);
+            let w = filter.weight((x as f64 + xmin as f64 - center + 0.5) * ss);
             *kx = w;
             ww += w;
         }
@@ -76,13 +104,23 @@ fn clip8(v: i32) -> u8 {
 
 /// Pillow's `Image.resize((width, height), Image.BICUBIC)` on an RGB image, bit for bit.
 pub fn resize_rgb_pillow(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_rgb_pillow_filter(img, width, height, PillowFilter::Bicubic)
+}
+
+/// Pillow's `Image.resize((width, height), filter)` on an RGB image, bit for bit.
+pub fn resize_rgb_pillow_filter(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    filter: PillowFilter,
+) -> RgbImage {
     let full = Region {
         left: 0,
         top: 0,
         width: img.width,
         height: img.height,
     };
-    resize_region_pillow(img, full, width, height)
+    resize_region_filter(img, full, width, height, filter)
 }
 
 /// A rectangle of an image in pixels.
@@ -106,6 +144,17 @@ pub struct Region {
 /// horizontal pass runs on the transposed crop (its rows are the image's columns), then the result
 /// is transposed back. Integer sums are exact, so layout and tap order change no value.
 pub fn resize_region_pillow(img: &RgbImage, r: Region, width: u32, height: u32) -> RgbImage {
+    resize_region_filter(img, r, width, height, PillowFilter::Bicubic)
+}
+
+/// [`resize_region_pillow`] with another of Pillow's filters.
+pub fn resize_region_filter(
+    img: &RgbImage,
+    r: Region,
+    width: u32,
+    height: u32,
+    filter: PillowFilter,
+) -> RgbImage {
     let (in_w, in_h) = (r.width as usize, r.height as usize);
     let (out_w, out_h) = (width as usize, height as usize);
     let stride = img.width as usize * 3;
@@ -124,7 +173,7 @@ pub fn resize_region_pillow(img: &RgbImage, r: Region, width: u32, height: u32) 
     }
     let need_h = out_w != in_w;
     let need_v = out_h != in_h;
-    let vert = precompute(in_h, out_h);
+    let vert = precompute(in_h, out_h, filter);
     // Rows of the crop the vertical pass reads.
     let (y_first, y_last) = if need_v {
         let first = vert.bounds.first().map_or(0, |b| b.0);
@@ -136,7 +185,7 @@ pub fn resize_region_pillow(img: &RgbImage, r: Region, width: u32, height: u32) 
     let rows = y_last - y_first;
     let mut out = vec![0u8; out_w * out_h * 3];
     if need_h {
-        let hc = precompute(in_w, out_w);
+        let hc = precompute(in_w, out_w, filter);
         // Transposed crop: `in_w` rows of `rows` pixels.
         let t1 = transpose(&img.pixels[origin + y_first * stride..], stride, rows, in_w);
         let mut t2 = vec![0u8; out_w * rows * 3];
@@ -223,13 +272,14 @@ mod tests {
     /// Pillow's loops as written in Resample.c (per pixel, horizontal then vertical), the oracle
     /// for the transposed, vectorised version above.
     fn reference(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+        let filter = PillowFilter::Bicubic;
         let (in_w, in_h) = (img.width as usize, img.height as usize);
         let (out_w, out_h) = (width as usize, height as usize);
         if (in_w, in_h) == (out_w, out_h) {
             return img.clone();
         }
         let half = 1i32 << (PRECISION_BITS - 1);
-        let vert = precompute(in_h, out_h);
+        let vert = precompute(in_h, out_h, filter);
         let (y_first, y_last) = if out_h != in_h {
             (
                 vert.bounds[0].0,
@@ -239,7 +289,7 @@ mod tests {
             (0, in_h)
         };
         let (tmp, tw, off) = if out_w != in_w {
-            let hc = precompute(in_w, out_w);
+            let hc = precompute(in_w, out_w, filter);
             let mut t = vec![0u8; (y_last - y_first) * out_w * 3];
             for y in y_first..y_last {
                 for xx in 0..out_w {
@@ -353,7 +403,7 @@ mod tests {
             let out = resize_rgb_pillow(&img, w, h);
             assert!(out.pixels.iter().all(|&v| v == 200), "{w}x{h}");
         }
-        let c = precompute(96, 48);
+        let c = precompute(96, 48, PillowFilter::Bicubic);
         for xx in 0..48 {
             let s: i64 = c.weights[xx * c.ksize..(xx + 1) * c.ksize]
                 .iter()

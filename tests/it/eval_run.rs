@@ -556,3 +556,112 @@ fn eval_retrieval_equals_the_reference_procedure() {
         assert!((a - b).abs() < 1e-9, "{k}: ours {a}, reference {b}");
     }
 }
+
+/// `mplug eval grounding` on the synthetic RefCOCO equals the reference procedure written from the
+/// doc (TransVG resize with PIL bilinear, ImageNet normalisation, zero canvas, `[CLS] … [SEP]` padded
+/// to 20, 4 greedy masked steps from `[unused339]`): the model inputs (images within 1e-6, ids
+/// exactly), the four coordinate tokens, the normalised ground truth and the IoU.
+#[test]
+fn eval_grounding_equals_the_reference_procedure() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "30", "--seed", "7", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let data = t.path().join("refcoco");
+    ok(mplug()
+        .args(["ingest", "refcoco", "--quiet", "--annotations"])
+        .arg(raw.join("refcoco/refs(unc).p"))
+        .arg(raw.join("refcoco/instances.json"))
+        .arg("--images")
+        .arg(raw.join("refcoco/images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--max-side", "200"])
+        .output()
+        .unwrap());
+    let out = t.path().join("grounding_out");
+    let summary = eval(
+        "grounding",
+        &ck,
+        &data,
+        "train",
+        &out,
+        &["--batch-size", "6", "--save-inputs"],
+    );
+    assert!(summary.contains("accuracy (IoU >= 0.5)"), "{summary}");
+    let want_inputs = t.path().join("ref_inputs.safetensors");
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "grounding".into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", data.display().to_string()),
+        ("--vocab", vocab().display().to_string()),
+        ("--save-inputs", want_inputs.display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    args.extend(
+        [
+            "--split",
+            "train",
+            "--batch-size",
+            "6",
+            "--beam-size",
+            "1",
+            "--min-length",
+            "1",
+            "--max-length",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let want: serde_json::Value = serde_json::from_str(
+        ok(Command::new(python())
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .unwrap())
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    let ours = tch::Tensor::read_safetensors(out.join("inputs.safetensors")).unwrap();
+    let theirs = tch::Tensor::read_safetensors(&want_inputs).unwrap();
+    let get = |v: &[(String, tch::Tensor)], k: &str| {
+        v.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone()
+    };
+    let diff = (get(&ours, "images") - get(&theirs, "images"))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(diff < 1e-6, "images differ by {diff}");
+    assert!(get(&ours, "input_ids").equal(&get(&theirs, "input_ids")));
+    let results = read(&out.join("results.json"));
+    let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(results.len(), want.len());
+    assert!(results.len() > 20);
+    for (r, w) in results.iter().zip(want) {
+        assert_eq!(
+            format!("{}#{}", r["image_id"].as_str().unwrap(), r["sent_id"]),
+            w["id"]
+        );
+        assert_eq!(r["tokens"], w["tokens"]);
+        assert!((r["iou"].as_f64().unwrap() - w["iou"].as_f64().unwrap()).abs() < 1e-9);
+        let (g, e): (Vec<f64>, Vec<f64>) = (
+            serde_json::from_value(r["gt_norm"].clone()).unwrap(),
+            serde_json::from_value(w["gt_norm"].clone()).unwrap(),
+        );
+        assert!(
+            g.iter().zip(&e).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{g:?} {e:?}"
+        );
+    }
+}

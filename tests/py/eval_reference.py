@@ -51,7 +51,7 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption", "retrieval"])
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding"])
     ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--bert", required=True)
@@ -70,6 +70,7 @@ def main():
     ap.add_argument("--max-length", type=int, required=True)
     ap.add_argument("--limit", type=int, default=None, help="only the first N items")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--save-inputs", default=None, help="grounding: write images/input_ids (safetensors)")
     a = ap.parse_args()
 
     from transformers import BertTokenizer
@@ -82,6 +83,8 @@ def main():
     image_cols = ["image_id", "width", "height", "image_codec", "image"]
     if a.task == "retrieval":
         return retrieval(a, r, d, image_cols, dev, start)
+    if a.task == "grounding":
+        return grounding(a, r, d, image_cols, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -192,6 +195,82 @@ def retrieval(a, r, d, image_cols, dev, start):
     print(json.dumps({"items": len(data), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
     print(json.dumps({"sims": sims.cpu().tolist(), "scores_i2t": i2t.cpu().tolist(),
                       "scores_t2i": t2i.cpu().tolist(), "recall": recall}))
+
+
+def stored_pil(row):
+    if row["image_codec"] == "raw":
+        arr = np.frombuffer(row["image"], dtype=np.uint8).reshape(row["height"], row["width"], 3)
+        return Image.fromarray(arr)
+    return Image.open(io.BytesIO(row["image"])).convert("RGB")
+
+
+@torch.no_grad()
+def grounding(a, r, d, image_cols, dev, start):
+    """grounding_mplug.py's evaluation (reference 3.5, 4.3), TransVG-style: long side to S
+    (ratio = S / max(w, h), sizes Python-rounded, PIL bilinear), ToTensor, ImageNet Normalize, a zero
+    S x S canvas with the image at (round(dh/2 - 0.1), round(dw/2 - 0.1)); text [CLS] + 18 pieces +
+    [SEP] padded to 20; 4 greedy steps from [unused339] with bbox_prob_mask; IoU as TransVG."""
+    S = d.res
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    cols = image_cols + ["orig_width", "orig_height", "boxes", "sentence_ids", "sentence_refs", "sentence_tokens"]
+    items = []
+    for row in rows(a.data, a.split, cols):
+        w, h = row["orig_width"], row["orig_height"]
+        ratio = float(S / float(max(w, h)))
+        nw, nh = round(w * ratio), round(h * ratio)
+        img = stored_pil(row).resize((nw, nh), Image.BILINEAR)
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+        x = (x - mean) / std
+        dw, dh = S - nw, S - nh
+        top, left = round(dh / 2.0 - 0.1), round(dw / 2.0 - 0.1)
+        canvas = torch.zeros(3, S, S)
+        canvas[:, top : top + nh, left : left + nw] = x
+        for sid, ref, toks in zip(row["sentence_ids"], row["sentence_refs"], row["sentence_tokens"]):
+            bx, by, bw, bh = row["boxes"][ref]
+            box = torch.tensor([bx, by, bx + bw, by + bh], dtype=torch.float64) * ratio
+            box[0] += left; box[2] += left; box[1] += top; box[3] += top
+            gt = torch.stack([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, box[2] - box[0], box[3] - box[1]]) / S
+            items.append((row["image_id"], sid, canvas, list(toks), gt))
+    if a.limit is not None:
+        items = items[: a.limit]
+    V = r.d.V
+    mask = torch.full((V,), -10000.0, device=dev)
+    mask[345 : 345 + 337] = 0.0
+    out, saved_img, saved_ids = [], [], []
+    for s in range(0, len(items), a.batch_size):
+        batch = items[s : s + a.batch_size]
+        img = torch.stack([b[2] for b in batch]).to(dev)
+        seqs = [[101] + b[3][:18] + [102] for b in batch]
+        ids = torch.tensor([q + [0] * (20 - len(q)) for q in seqs], device=dev)
+        saved_img.append(img.cpu())
+        saved_ids.append(ids.cpu())
+        m = torch.tensor([[1] * len(q) + [0] * (20 - len(q)) for q in seqs], device=dev)
+        v = r.bridge(r.vit(img))
+        t = r.text(ids, m)
+        fv, ft = r.fusion(v, t, m)
+        mem = torch.cat([fv, ft], 1)
+        mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long, device=dev), m], 1)
+        seq = torch.full((len(batch), 1), 344, dtype=torch.long, device=dev)
+        for _ in range(4):
+            logits = r.decode(seq, torch.ones_like(seq), mem, mem_mask)[:, -1, :] + mask
+            seq = torch.cat([seq, logits.argmax(-1, keepdim=True)], 1)
+        for b, toks in zip(batch, seq[:, 1:].tolist()):
+            p = (torch.tensor(toks, dtype=torch.float64) - 345) / 336
+            p = torch.stack([p[0] - p[2] / 2, p[1] - p[3] / 2, p[0] + p[2] / 2, p[1] + p[3] / 2]).clamp(0, 1)
+            g = b[4]
+            g = torch.stack([g[0] - g[2] / 2, g[1] - g[3] / 2, g[0] + g[2] / 2, g[1] + g[3] / 2])
+            iw = (torch.min(p[2], g[2]) - torch.max(p[0], g[0])).clamp(min=0)
+            ih = (torch.min(p[3], g[3]) - torch.max(p[1], g[1])).clamp(min=0)
+            inter = iw * ih
+            iou = inter / ((p[2] - p[0]) * (p[3] - p[1]) + (g[2] - g[0]) * (g[3] - g[1]) - inter + 1e-16)
+            out.append({"id": f"{b[0]}#{b[1]}", "tokens": toks, "iou": iou.item(), "gt_norm": b[4].tolist()})
+    if a.save_inputs:
+        from mplug_reference import st_write
+        st_write(a.save_inputs, {"images": torch.cat(saved_img), "input_ids": torch.cat(saved_ids)})
+    seconds = time.perf_counter() - start
+    print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 4 * len(out)}), file=sys.stderr)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
