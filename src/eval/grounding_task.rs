@@ -419,6 +419,10 @@ mod tests {
         assert_eq!(bbox_iou(a, [2.0, 2.0, 3.0, 3.0]), 0.0);
         assert!((bbox_iou(a, a) - 1.0).abs() < 1e-12);
         let back = corners(cxcywh(0.1, 0.2, 0.5, 0.9));
-        assert!(back.iter().zip([0.1, 0.2, 0.5, 0.9]).all(|(a, b)| (a - b).abs() < 1e-12));
+        assert!(
+            back.iter()
+                .zip([0.1, 0.2, 0.5, 0.9])
+                .all(|(a, b)| (a - b).abs() < 1e-12)
+        );
     }
 }

@@ -132,10 +132,12 @@ fn result_picks(source: &ShowSource, schema: &str, path: &Path) -> Result<Vec<Pi
         ("vqa", "image_qa.v1")
     } else if is("image_id", "caption") {
         ("caption", "image_text.v1")
+    } else if is("sent_id", "pred_box") {
+        ("grounding", "image_grounding.v1")
     } else {
         return Err(Error::input(format!(
-            "`{}` is neither a VQA results file [{{question_id, answer}}] nor a caption results \
-             file [{{image_id, caption}}]",
+            "`{}` is neither a VQA results file [{{question_id, answer}}], a caption results \
+             file [{{image_id, caption}}] nor grounding results [{{sent_id, pred_box}}]",
             path.display()
         )));
     };
@@ -161,6 +163,9 @@ fn result_picks(source: &ShowSource, schema: &str, path: &Path) -> Result<Vec<Pi
             "pass the dataset (and --split) the results were made for",
         )
     };
+    if kind == "grounding" {
+        return grounding_picks(source, &root, path, &unknown);
+    }
     if kind == "vqa" {
         let results = crate::eval::vqa::read_results(path)?;
         let light =
@@ -209,6 +214,7 @@ fn result_picks(source: &ShowSource, schema: &str, path: &Path) -> Result<Vec<Pi
                         text: answer.clone(),
                         metric_name: "acc",
                         metric: question_accuracy(VqaEvalMode::Official, answer, &human),
+                        source_box: None,
                     }),
                 })
             })
@@ -254,8 +260,92 @@ fn result_picks(source: &ShowSource, schema: &str, path: &Path) -> Result<Vec<Pi
                         .and_then(|m| m.get("CIDEr"))
                         .copied()
                         .unwrap_or(0.0),
+                    source_box: None,
                 }),
             })
             .collect())
     }
+}
+
+/// Grounding results (`mplug eval grounding`): each expression's predicted box beside the ground
+/// truth, with their IoU in source pixels (equal to the IoU in the padded frame: the two differ by a
+/// scale and a shift).
+fn grounding_picks(
+    source: &ShowSource,
+    root: &serde_json::Value,
+    path: &Path,
+    unknown: &dyn Fn(Vec<&str>) -> Error,
+) -> Result<Vec<Pick>> {
+    let light = source.light_rows(&["sentence_ids", "sentence_refs", "boxes"])?;
+    let keys = light.column(0).as_string::<i32>();
+    let sent_ids = light.column(1).as_list::<i32>();
+    let refs = light.column(2).as_list::<i32>();
+    let boxes = light.column(3).as_list::<i32>();
+    let mut at: HashMap<i64, (usize, usize)> = HashMap::new();
+    for r in 0..light.num_rows() {
+        let s = sent_ids.value(r);
+        let s = s.as_primitive::<arrow::datatypes::Int64Type>();
+        for k in 0..s.len() {
+            at.insert(s.value(k), (r, k));
+        }
+    }
+    let list = root.as_array().map(Vec::as_slice).unwrap_or_default();
+    let mut parsed = Vec::with_capacity(list.len());
+    for (i, rec) in list.iter().enumerate() {
+        let sent = rec.get("sent_id").and_then(serde_json::Value::as_i64);
+        let pred: Option<Vec<f64>> = rec
+            .get("pred_box")
+            .and_then(|b| serde_json::from_value(b.clone()).ok());
+        match (sent, pred) {
+            (Some(s), Some(b)) if b.len() == 4 => parsed.push((s, [b[0], b[1], b[2], b[3]])),
+            _ => {
+                return Err(Error::input(format!(
+                    "`{}`: record {i} needs an integer `sent_id` and a 4-number `pred_box`",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let ids: Vec<String> = parsed.iter().map(|(s, _)| s.to_string()).collect();
+    let missing: Vec<&str> = parsed
+        .iter()
+        .zip(&ids)
+        .filter(|((s, _), _)| !at.contains_key(s))
+        .map(|(_, id)| id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(unknown(missing));
+    }
+    let corners = |b: [f64; 4]| [b[0], b[1], b[0] + b[2], b[1] + b[3]];
+    Ok(parsed
+        .iter()
+        .map(|(s, pred)| {
+            let (r, k) = at[s];
+            let o = refs.value(r).as_primitive::<Int32Type>().value(k) as usize;
+            let gt = boxes.value(r);
+            let gt = gt.as_list::<i32>().value(o);
+            let gt = gt.as_primitive::<Float64Type>().values().to_vec();
+            let iou = if gt.len() == 4 {
+                crate::eval::grounding_task::bbox_iou(
+                    corners(*pred),
+                    corners([gt[0], gt[1], gt[2], gt[3]]),
+                )
+            } else {
+                0.0
+            };
+            Pick {
+                key: keys.value(r).to_string(),
+                item: Some(k),
+                prediction: Some(Prediction {
+                    text: format!(
+                        "box {:.0},{:.0} {:.0}×{:.0}",
+                        pred[0], pred[1], pred[2], pred[3]
+                    ),
+                    metric_name: "IoU",
+                    metric: iou,
+                    source_box: Some(*pred),
+                }),
+            }
+        })
+        .collect())
 }

@@ -48,6 +48,8 @@ pub struct Prediction {
     pub metric_name: &'static str,
     /// Its value for this sample.
     pub metric: f64,
+    /// A predicted box `[x, y, w, h]` in source pixels (grounding).
+    pub source_box: Option<[f64; 4]>,
 }
 
 /// Everything a tile draws.
@@ -215,6 +217,13 @@ pub fn tile_content(
                 Some(s) => refs.get(s).map(|&o| vec![o as usize]).unwrap_or_default(),
                 None => (0..obj_boxes.len()).collect(),
             };
+            if let Some(b) = prediction.and_then(|p| p.source_box) {
+                boxes.push(DrawnBox {
+                    image: 0,
+                    rect: [b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy],
+                    colour: PREDICTION_COLOUR,
+                });
+            }
             for (k, &o) in objects.iter().enumerate() {
                 let colour = BOX_COLOURS[k % BOX_COLOURS.len()];
                 let bx = obj_boxes.value(o);
