@@ -60,17 +60,18 @@ if ! "$VENV/bin/python" -c "import pyarrow, duckdb, PIL, numpy, tokenizers, json
   "$VENV/bin/pip" install -q "pyarrow>=18" "duckdb>=1.1" "Pillow>=11,<13" numpy "tokenizers>=0.20" jsonschema \
     "opencv-python-headless>=4.5,<5"
 fi
+# The evaluator's oracles: pycocotools (COCO loadRes on our caption results) and transformers' slow
+# BertTokenizer (the reference's `tokenizer.decode`); before salesforce-lavis, whose unmet
+# requirements pip would otherwise list.
+if ! "$VENV/bin/python" -c "import pycocotools.coco, transformers" 2>/dev/null; then
+  say "installing the evaluator oracles (pycocotools, transformers 4.x)"
+  "$VENV/bin/pip" install -q pycocotools "transformers>=4.40,<5"
+fi
 # The metric oracles, without their dependency trees: pycocoevalcap's scorers need numpy and Java;
 # from salesforce-lavis only the official VQA evaluation (common/vqa_tools) is read.
 if ! "$VENV/bin/python" -c "import pycocoevalcap, importlib.util, sys; sys.exit(importlib.util.find_spec('lavis') is None)" 2>/dev/null; then
   say "installing the metric oracles (pycocoevalcap 1.2, salesforce-lavis 1.0.2 without dependencies)"
   "$VENV/bin/pip" install -q --no-deps pycocoevalcap==1.2 salesforce-lavis==1.0.2
-fi
-# The evaluator's oracles: pycocotools (COCO loadRes on our caption results) and transformers'
-# slow BertTokenizer (the reference's `tokenizer.decode` of generated ids).
-if ! "$VENV/bin/python" -c "import pycocotools.coco, transformers" 2>/dev/null; then
-  say "installing the evaluator oracles (pycocotools, transformers 4.x)"
-  "$VENV/bin/pip" install -q pycocotools "transformers>=4.40,<5"
 fi
 TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch 2>/dev/null | head -n1 || true)
 if [ "${MPLUG_TORCH:-full}" = full ] && ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then

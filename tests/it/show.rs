@@ -446,3 +446,75 @@ fn video_sheet_shows_frames() {
         assert_eq!(tile["images"].as_array().unwrap().len(), 6, "{tile}");
     }
 }
+
+/// Grounding results beside the ground truth: a results file whose boxes are the synth's own boxes
+/// (from `instances.json`) for half the expressions and shifted by a box width for the rest; with
+/// `--worst` the shifted ones (IoU 0) come first, the exact ones show IoU 1.
+#[test]
+fn grounding_results_sheet_scores_boxes() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "10", "--seed", "4", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let data = t.path().join("refcoco");
+    ingest(
+        "refcoco",
+        &files_in(&raw.join("refcoco")),
+        &raw.join("refcoco/images"),
+        &data,
+    );
+    let script = r#"
+import json, pickle, sys
+refs = pickle.load(open(sys.argv[1], "rb"))
+boxes = {a["id"]: a["bbox"] for a in json.load(open(sys.argv[2]))["annotations"]}
+out = []
+for r in refs:
+    for s in r["sentences"]:
+        x, y, w, h = boxes[r["ann_id"]]
+        if s["sent_id"] % 2:
+            x += w
+        out.append({"image_id": str(r["image_id"]), "sent_id": s["sent_id"], "pred_box": [x, y, w, h]})
+print(json.dumps(out))
+"#;
+    let results = ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(raw.join("refcoco/refs(unc).p"))
+        .arg(raw.join("refcoco/instances.json"))
+        .output()
+        .unwrap());
+    let path = t.path().join("grounding_results.json");
+    std::fs::write(&path, results.trim()).unwrap();
+    let n_results = serde_json::from_str::<serde_json::Value>(results.trim())
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    let png = t.path().join("g.png");
+    let layout = show(
+        &data,
+        &png,
+        &[
+            "--results",
+            path.to_str().unwrap(),
+            "--worst",
+            "--n",
+            &n_results.to_string(),
+        ],
+    );
+    let tiles = layout["tiles"].as_array().unwrap();
+    assert_eq!(tiles.len(), n_results);
+    assert_eq!(tiles_drawn(&png, &layout), n_results);
+    let iou = |tile: &serde_json::Value| -> f64 {
+        let text: Vec<String> = serde_json::from_value(tile["lines"].clone()).unwrap();
+        let joined = text.join(" ");
+        let at = joined.rfind("(IoU ").unwrap();
+        joined[at + 5..].trim_end_matches(')').parse().unwrap()
+    };
+    let shifted = n_results / 2;
+    assert!(tiles[..shifted].iter().all(|t| iou(t) == 0.0));
+    assert!(tiles[shifted..].iter().all(|t| iou(t) == 1.0));
+}
