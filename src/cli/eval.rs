@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::model::DeviceArg;
+use crate::eval::answer_ranking::AnswerList;
 use crate::eval::batches::ItemSelection;
 use crate::eval::result_files::{self, GeneratedTokens};
 use crate::eval::settings::{
@@ -17,7 +18,9 @@ use crate::eval::settings::{
 use crate::eval::split::EvalSplit;
 use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
 use crate::eval::vqa_accuracy::VqaEvalMode;
-use crate::eval::{caption, caption_task, grounding_task, retrieval_task, vqa, vqa_task};
+use crate::eval::{
+    caption, caption_task, grounding_task, retrieval_task, video_qa_task, vqa, vqa_task,
+};
 use crate::model::MplugConfig;
 use crate::shards::commit::write_atomic;
 use crate::text::BertTokenizer;
@@ -50,6 +53,26 @@ pub enum EvalCommand {
     /// Writes `results.json` (every expression's predicted and ground-truth box, in source pixels
     /// and normalised, with its IoU) and `metrics.json`.
     Grounding(GroundingEvalArgs),
+    /// Zero-shot video QA (MSRVTT-QA, MSVD-QA) over a `video_text.v1` split: the clip's frames
+    /// concatenated, `rank_answer` over the answer list (k_test), exact-match accuracy.
+    ///
+    /// The answer list is the dataset's train-split answers (the reference's `train_ans2label.json`)
+    /// unless --answer-list is given. Writes `results.json` `[{question_id, answer}]` and
+    /// `metrics.json`.
+    VideoQa(VideoQaEvalArgs),
+}
+
+/// Options of `mplug eval video-qa`.
+#[derive(Debug, Args)]
+pub struct VideoQaEvalArgs {
+    #[command(flatten)]
+    common: CommonEvalArgs,
+    /// Candidate answers (JSON list of strings) [default: the train split's answers].
+    #[arg(long, value_name = "FILE")]
+    answer_list: Option<PathBuf>,
+    /// Split whose answers form the list when --answer-list is not given.
+    #[arg(long, default_value = "train")]
+    answers_from: String,
 }
 
 /// Options of `mplug eval grounding`.
@@ -128,6 +151,11 @@ pub struct VqaEvalArgs {
     /// Which vqaEval.py scores the answers (`official`, or `legacy` as mPLUG's copy).
     #[arg(long = "vqa-eval", value_enum, default_value_t = VqaEvalMode::Official)]
     mode: VqaEvalMode,
+    /// Rank the answers of this list (a JSON list of strings, the reference's answer_list.json)
+    /// with `rank_answer` (top k_test by first token, re-scored by the whole answer) instead of
+    /// generating.
+    #[arg(long, value_name = "FILE")]
+    rank_answers: Option<PathBuf>,
 }
 
 /// Options of `mplug eval caption`.
@@ -230,21 +258,31 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Caption(a) => run_caption(a),
         EvalCommand::Retrieval(a) => run_retrieval(a),
         EvalCommand::Grounding(a) => run_grounding(a),
+        EvalCommand::VideoQa(a) => run_video_qa(a),
     }
 }
 
 fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
     let c = &a.common;
     let p = prepare(c, "image_qa.v1", VQA_DEFAULTS, TaskParts::FusedDecoder)?;
+    let list = a
+        .rank_answers
+        .as_deref()
+        .map(|path| AnswerList::from_file(path, &p.tokenizer))
+        .transpose()?;
+    let answering = match &list {
+        Some(l) => vqa_task::Answering::Rank(l),
+        None => vqa_task::Answering::Generate(&p.tokenizer),
+    };
     let total = p.selection.count(vqa_task::count_items(&p.split)?);
     let progress = bar(total, c.quiet);
     let start = Instant::now();
     let preds = vqa_task::run(
         &p.task.model,
-        &p.tokenizer,
         &p.split,
         p.selection,
         &p.settings,
+        answering,
         p.device,
         &|n| progress.inc(n),
     )?;
@@ -253,7 +291,15 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
     let results = result_files::vqa_results(&preds);
     let truth: Option<Vec<vqa::VqaGroundTruth>> =
         preds.iter().map(|q| q.item.truth.clone()).collect();
-    let mut metrics = json!({"task": "vqa", "provenance": provenance(c, &p, preds.len(), seconds)});
+    let mut prov = provenance(c, &p, preds.len(), seconds);
+    if let (Some(m), Some(path)) = (prov.as_object_mut(), &a.rank_answers) {
+        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
+            m.remove(k);
+        }
+        m.insert("rank_answers".into(), json!(path));
+        m.insert("k_test".into(), json!(p.settings.k_test));
+    }
+    let mut metrics = json!({"task": "vqa", "provenance": prov});
     let report = match &truth {
         Some(t) if !t.is_empty() => {
             let answered: Vec<(String, String)> = preds
@@ -519,6 +565,83 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
     );
     println!(
         "  accuracy (IoU >= 0.5) {accuracy:.2}  ({correct} of {})",
+        preds.len()
+    );
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
+}
+
+fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    let p = prepare(c, "video_text.v1", NO_GENERATION, TaskParts::FusedDecoder)?;
+    let list = match &a.answer_list {
+        Some(path) => AnswerList::from_file(path, &p.tokenizer)?,
+        None => {
+            let from = EvalSplit::open(&c.data, "video_text.v1", &a.answers_from)?;
+            AnswerList::new(video_qa_task::split_answers(&from)?, &p.tokenizer)?
+        }
+    };
+    let total = p.selection.count(video_qa_task::count_items(&p.split)?);
+    let progress = bar(total, c.quiet);
+    let start = Instant::now();
+    let preds = video_qa_task::run(
+        &p.task.model,
+        &p.split,
+        &list,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let correct = preds
+        .iter()
+        .filter(|q| q.prediction == q.item.answer)
+        .count();
+    let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
+    let mut prov = provenance(c, &p, preds.len(), seconds);
+    if let Some(m) = prov.as_object_mut() {
+        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
+            m.remove(k);
+        }
+        m.insert("k_test".into(), json!(p.settings.k_test));
+        m.insert(
+            "answer_list".into(),
+            match &a.answer_list {
+                Some(path) => json!(path),
+                None => json!(format!(
+                    "answers of split `{}` ({})",
+                    a.answers_from,
+                    list.answers.len()
+                )),
+            },
+        );
+    }
+    let results: Vec<Value> = preds
+        .iter()
+        .map(|q| {
+            json!({"question_id": q.item.question_id, "video_id": q.item.video_id,
+                        "answer": q.prediction, "probability": q.probability})
+        })
+        .collect();
+    let metrics = json!({"task": "video_qa", "video_qa": {"accuracy": accuracy, "correct": correct,
+        "questions": preds.len(), "answers": list.answers.len()}, "provenance": prov});
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &results)?;
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    println!(
+        "video-qa: {} questions of `{}` split `{}` in {:.1} s ({} candidate answers, k_test {})",
+        preds.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds,
+        list.answers.len(),
+        p.settings.k_test
+    );
+    println!(
+        "  accuracy (exact match) {accuracy:.2}  ({correct} of {})",
         preds.len()
     );
     println!("  results: {}", c.out.join("results.json").display());

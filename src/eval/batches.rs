@@ -66,9 +66,16 @@ pub struct EvalBatch<T> {
 }
 
 impl<T> EvalBatch<T> {
-    /// The images as the model takes them: float32 `[B, 3, S, S]`, CLIP-normalised, on `device`.
+    /// Images per item (a clip's frames; 1 for image tasks).
+    pub fn frames(&self) -> usize {
+        let per = (self.size as usize).pow(2) * 3 * self.items.len().max(1);
+        self.pixels.len() / per.max(1)
+    }
+
+    /// The images as the model takes them: float32 `[B·F, 3, S, S]` (F frames per item, item after
+    /// item), CLIP-normalised, on `device`.
     pub fn images(&self, device: tch::Device) -> tch::Tensor {
-        let (b, s) = (self.items.len() as i64, self.size as i64);
+        let (b, s) = ((self.items.len() * self.frames()) as i64, self.size as i64);
         let t = tch::Tensor::from_slice(&self.pixels)
             .view([b, s, s, 3])
             .permute([0, 3, 1, 2])
@@ -77,13 +84,13 @@ impl<T> EvalBatch<T> {
     }
 }
 
-/// A test transform: row `r` of a shard batch and its decoded stored image → the model's pixels
-/// (all of one size).
-pub type Transform<'a> = dyn Fn(&RecordBatch, usize, &RgbImage) -> Result<RgbImage> + Sync + 'a;
+/// A test transform: row `r` of a shard batch → the model's pixels, `S` wide; a clip's F frames
+/// stacked vertically (`S × F·S`), the same F for every row.
+pub type Transform<'a> = dyn Fn(&RecordBatch, usize) -> Result<RgbImage> + Sync + 'a;
 
-/// The reference's common test transform: `Resize((size, size), BICUBIC)`.
-pub fn squash(size: u32) -> impl Fn(&RecordBatch, usize, &RgbImage) -> Result<RgbImage> + Sync {
-    move |_, _, img| Ok(eval_transform(img, size))
+/// The reference's common test transform of the stored image: `Resize((size, size), BICUBIC)`.
+pub fn squash(size: u32) -> impl Fn(&RecordBatch, usize) -> Result<RgbImage> + Sync {
+    move |b, r| stored_image(b, r).map(|img| eval_transform(&img, size))
 }
 
 /// The stored image of row `row` of a shard batch, decoded.
@@ -115,8 +122,8 @@ pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
 pub const IMAGE_COLUMNS: [&str; 5] = ["image_id", "width", "height", "image_codec", "image"];
 
 /// Streams this rank's items of `split` in batches of `batch_size` to `consume`. `expand` turns row
-/// `r` of a shard batch (holding `columns` and [`IMAGE_COLUMNS`]) into its items, `transform` its
-/// stored image into `image_size`² model pixels.
+/// `r` of a shard batch (holding `columns` and [`IMAGE_COLUMNS`], where the schema has them) into
+/// its items, `transform` its pixels into `image_size`-wide model input.
 #[allow(clippy::too_many_arguments)]
 pub fn stream<T: Send>(
     split: &EvalSplit,
@@ -165,10 +172,16 @@ pub fn stream<T: Send>(
                 let row_ids: Vec<usize> = rows.iter().map(|(r, _)| *r).collect();
                 let images: Vec<Result<RgbImage>> = row_ids
                     .par_iter()
-                    .map(|r| stored_image(b, *r).and_then(|img| transform(b, *r, &img)))
+                    .map(|r| transform(b, *r))
                     .collect();
                 for ((_, items), image) in rows.into_iter().zip(images) {
                     let image = image?;
+                    let per_item = pending.pixels.len() / pending.items.len().max(1);
+                    if !pending.items.is_empty() && image.pixels.len() != per_item {
+                        return Err(Error::format(
+                            "rows with different numbers of frames in one batch (pass --batch-size 1)",
+                        ));
+                    }
                     for item in items {
                         pending.items.push(item);
                         pending.pixels.extend_from_slice(&image.pixels);

@@ -14,7 +14,7 @@ use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::batches::{EvalBatch, ItemSelection, stream};
+use super::batches::{EvalBatch, ItemSelection, stored_image, stream};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
@@ -341,7 +341,7 @@ pub fn run(
         split,
         &columns,
         &|b, r| grounding_items(b, r, size),
-        &|b, r, img| grounding_canvas(b, r, img, size),
+        &|b, r| stored_image(b, r).and_then(|img| grounding_canvas(b, r, &img, size)),
         selection,
         size,
         settings.batch_size,

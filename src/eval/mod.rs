@@ -5,6 +5,7 @@
 //! `caption`: their file formats, id checks and reports). `mplug score TASK` runs them on any results
 //! file, ours or one written by the original code.
 
+pub mod answer_ranking;
 pub mod batches;
 pub mod bleu;
 pub mod caption;
@@ -22,6 +23,7 @@ pub mod rouge_l;
 pub mod settings;
 pub mod split;
 pub mod task_model;
+pub mod video_qa_task;
 pub mod vqa;
 pub mod vqa_accuracy;
 pub mod vqa_task;

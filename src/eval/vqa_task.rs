@@ -1,12 +1,14 @@
 //! `mplug eval vqa`: answers generated for every question of an `image_qa.v1` split, as the
 //! reference's `vqa_mplug.py` evaluation (reference §3.1): input `[CLS] question` (no truncation,
 //! no `[SEP]`), memory = fused [visual; text], beam search (beam 5, min 1, max 10), the top beam
-//! decoded and stripped of `[SEP]`/`[CLS]`/`[PAD]`.
+//! decoded and stripped of `[SEP]`/`[CLS]`/`[PAD]`. With an answer list, `rank_answer` instead
+//! ([`super::answer_ranking`]).
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type};
 use tch::{Device, Tensor};
 
+use super::answer_ranking::{AnswerList, rank_answers};
 use super::batches::{EvalBatch, ItemSelection, squash, stream};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
@@ -126,13 +128,27 @@ pub fn qa_items(b: &RecordBatch, r: usize) -> Result<Vec<QaItem>> {
     Ok(items)
 }
 
-/// Answers one batch: the top hypothesis per question.
+/// How answers are produced.
+#[derive(Clone, Copy)]
+pub enum Answering<'a> {
+    /// Beam search (the reference's image VQA), decoded with this tokenizer.
+    Generate(&'a BertTokenizer),
+    /// `rank_answer` over a fixed list, re-scoring the top `k_test`.
+    Rank(&'a AnswerList),
+}
+
+/// One answer: its token ids (the top hypothesis, or the ranked answer's `[CLS] answer [SEP]`) and,
+/// when ranked, the list's own text (the reference reports `answer_list[i]`, not a decoding).
+pub type Answer = (Vec<i64>, Option<String>);
+
+/// Answers one batch.
 pub fn answer_batch(
     model: &MplugModel,
     batch: &EvalBatch<QaItem>,
     settings: &EvalSettings,
+    answering: Answering<'_>,
     device: Device,
-) -> Vec<Vec<i64>> {
+) -> Vec<Answer> {
     let max_len = model.config().bert.max_position_embeddings as usize;
     let seqs: Vec<Vec<i64>> = batch
         .items
@@ -152,16 +168,27 @@ pub fn answer_batch(
         let t = model.encode_text(&ids, &mask, false);
         let (fv, ft) = model.fuse(&v, &t, &mask, false);
         let (memory, memory_mask) = MplugModel::decoder_memory(&fv, &ft, &mask);
+        if let Answering::Rank(list) = answering {
+            return rank_answers(model, &memory, &memory_mask, list, settings.k_test)
+                .into_iter()
+                .map(|(a, _)| (list.ids[a].clone(), Some(list.answers[a].clone())))
+                .collect();
+        }
         let g = &settings.generate;
         if g.beam_size <= 1 {
             greedy(model, &memory, &memory_mask, None, g)
                 .into_iter()
-                .map(|h| h.tokens)
+                .map(|h| (h.tokens, None))
                 .collect()
         } else {
             beam_search(model, &memory, &memory_mask, None, g)
                 .into_iter()
-                .map(|hs| hs.into_iter().next().map(|h| h.tokens).unwrap_or_default())
+                .map(|hs| {
+                    (
+                        hs.into_iter().next().map(|h| h.tokens).unwrap_or_default(),
+                        None,
+                    )
+                })
                 .collect()
         }
     })
@@ -170,10 +197,10 @@ pub fn answer_batch(
 /// Answers this rank's questions of `split`, in split order; `progress` gets the count done.
 pub fn run(
     model: &MplugModel,
-    tokenizer: &BertTokenizer,
     split: &EvalSplit,
     selection: ItemSelection,
     settings: &EvalSettings,
+    answering: Answering<'_>,
     device: Device,
     progress: &dyn Fn(u64),
 ) -> Result<Vec<QaPrediction>> {
@@ -188,11 +215,15 @@ pub fn run(
         image_res,
         settings.batch_size,
         &mut |batch| {
-            let tokens = answer_batch(model, &batch, settings, device);
+            let tokens = answer_batch(model, &batch, settings, answering, device);
             progress(batch.items.len() as u64);
-            for (item, tokens) in batch.items.into_iter().zip(tokens) {
+            for (item, (tokens, text)) in batch.items.into_iter().zip(tokens) {
                 out.push(QaPrediction {
-                    answer: decode_generated(tokenizer, &tokens),
+                    answer: match (text, answering) {
+                        (Some(t), _) => t,
+                        (None, Answering::Generate(tok)) => decode_generated(tok, &tokens),
+                        (None, Answering::Rank(_)) => String::new(),
+                    },
                     item,
                     tokens,
                 });

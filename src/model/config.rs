@@ -184,6 +184,7 @@ const YAML_KEYS_OF_OTHER_PARTS: &[&str] = &[
     "use_checkpoint",
     "clip_path",
     "num_frames",
+    "video_root",
     "prompt",
     "eos",
     "bos",

@@ -665,3 +665,190 @@ fn eval_grounding_equals_the_reference_procedure() {
         );
     }
 }
+
+/// `mplug eval vqa --rank-answers` equals the reference's `rank_answer` (first-token top k_test =
+/// 8 of the list, re-scored with the first token counted twice) written in PyTorch from the doc, with
+/// transformers' tokenizer for the answers: the same answer for every question.
+#[test]
+fn eval_vqa_rank_answers_equals_the_reference() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let (vqa, raw) = synth_vqa(t.path());
+    let anns: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(raw.join("v2_mscoco_train2014_annotations.json")).unwrap(),
+    )
+    .unwrap();
+    let mut answers: Vec<String> = anns["annotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|a| a["answers"].as_array().unwrap().clone())
+        .map(|a| a["answer"].as_str().unwrap().to_string())
+        .collect();
+    answers.sort();
+    answers.dedup();
+    assert!(answers.len() > 8, "{answers:?}");
+    let list = t.path().join("answer_list.json");
+    std::fs::write(&list, serde_json::to_vec(&answers).unwrap()).unwrap();
+    let out = t.path().join("ranked");
+    eval(
+        "vqa",
+        &ck,
+        &vqa,
+        "val",
+        &out,
+        &[
+            "--batch-size",
+            "5",
+            "--rank-answers",
+            list.to_str().unwrap(),
+        ],
+    );
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "vqa".into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", vqa.display().to_string()),
+        ("--vocab", vocab().display().to_string()),
+        ("--answer-list", list.display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    args.extend(
+        [
+            "--split",
+            "val",
+            "--batch-size",
+            "5",
+            "--beam-size",
+            "1",
+            "--min-length",
+            "1",
+            "--max-length",
+            "1",
+            "--k-test",
+            "8",
+        ]
+        .map(String::from),
+    );
+    let want: serde_json::Value = serde_json::from_str(
+        ok(Command::new(python())
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .unwrap())
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    same_as_reference(&out, &want, "question_id", "answer");
+    let chosen: std::collections::HashSet<&str> = want
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["text"].as_str().unwrap())
+        .collect();
+    assert!(chosen.iter().all(|c| answers.iter().any(|a| a == c)));
+}
+
+/// `mplug eval video-qa` on the synthetic MSRVTT-QA equals the reference procedure (frames squashed
+/// and concatenated, `rank_answer` over the train split's answers with k_test 8) written in PyTorch:
+/// the same answer and probability for every question, and the accuracy from the same matches.
+#[cfg(feature = "video")]
+#[test]
+fn eval_video_qa_equals_the_reference_procedure() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--video", "--clips", "8", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let data = t.path().join("msrvtt_qa");
+    let mut ingest = mplug();
+    ingest
+        .args(["ingest", "msrvtt", "--quiet", "--pipeline", "msrvtt-qa"])
+        .args(["--frames", "4", "--size", "48", "--out"])
+        .arg(&data)
+        .arg("--videos")
+        .arg(raw.join("msrvtt/videos"))
+        .arg("--vocab")
+        .arg(vocab())
+        .arg("--annotations");
+    for split in ["train", "val", "test"] {
+        ingest.arg(raw.join(format!("msrvtt/annotations/{split}_qa.json")));
+    }
+    ok(ingest.output().unwrap());
+    let out = t.path().join("video_qa_out");
+    let summary = ok(mplug()
+        .current_dir(repo())
+        .args(["eval", "video-qa", "--quiet", "--device", "cpu"])
+        .args(["--config", "configs/videoqa_tiny.yaml", "--weights"])
+        .arg(&ck)
+        .arg("--data")
+        .arg(&data)
+        .args(["--split", "test", "--batch-size", "3", "--out"])
+        .arg(&out)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap());
+    assert!(summary.contains("accuracy (exact match)"), "{summary}");
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "video-qa".into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", data.display().to_string()),
+        ("--vocab", vocab().display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    args.extend(
+        [
+            "--split",
+            "test",
+            "--batch-size",
+            "3",
+            "--beam-size",
+            "1",
+            "--min-length",
+            "1",
+            "--max-length",
+            "1",
+            "--k-test",
+            "8",
+        ]
+        .map(String::from),
+    );
+    let want: serde_json::Value = serde_json::from_str(
+        ok(Command::new(python())
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .unwrap())
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    let results = read(&out.join("results.json"));
+    let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(results.len(), want.len());
+    assert!(!want.is_empty());
+    for (r, w) in results.iter().zip(want) {
+        assert_eq!(r["question_id"].to_string(), w["id"].as_str().unwrap());
+        assert_eq!(r["answer"], w["text"]);
+        let (p, q) = (
+            r["probability"].as_f64().unwrap(),
+            w["prob"].as_f64().unwrap(),
+        );
+        assert!((p - q).abs() < 1e-4, "{p} vs {q}");
+    }
+    let correct = want.iter().filter(|w| w["correct"] == true).count();
+    let metrics = read(&out.join("metrics.json"));
+    assert_eq!(metrics["video_qa"]["correct"], correct);
+}

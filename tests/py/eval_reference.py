@@ -51,7 +51,7 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding"])
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa"])
     ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--bert", required=True)
@@ -71,6 +71,7 @@ def main():
     ap.add_argument("--limit", type=int, default=None, help="only the first N items")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save-inputs", default=None, help="grounding: write images/input_ids (safetensors)")
+    ap.add_argument("--answer-list", default=None, help="vqa: rank this JSON list instead of generating")
     a = ap.parse_args()
 
     from transformers import BertTokenizer
@@ -85,6 +86,8 @@ def main():
         return retrieval(a, r, d, image_cols, dev, start)
     if a.task == "grounding":
         return grounding(a, r, d, image_cols, dev, start)
+    if a.task == "video-qa":
+        return video_qa(a, r, d, tok, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -97,6 +100,10 @@ def main():
 
     if a.limit is not None:
         items = items[: a.limit]
+    answers = None
+    if a.answer_list:
+        texts = json.load(open(a.answer_list))
+        answers = (texts, [[101] + tok.encode(t + "[SEP]", add_special_tokens=False) for t in texts])
     out = []
     with torch.no_grad():
         for s in range(0, len(items), a.batch_size):
@@ -114,6 +121,11 @@ def main():
                 mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long, device=dev), m], 1)
             else:
                 mem, mem_mask = v, torch.ones(len(batch), v.shape[1], dtype=torch.long, device=dev)
+            if answers is not None:
+                for b, (idx, prob) in zip(batch, rank_answer(r, mem, mem_mask, answers, a.k_test)):
+                    ids = answers[1][idx]
+                    out.append({"id": b[0], "text": answers[0][idx], "tokens": ids, "prob": prob})
+                continue
             res = r.beam_search(mem, mem_mask, a.beam_size, a.min_length, a.max_length, 1)
             for b, hyps in zip(batch, res):
                 ids = hyps[0][1]
@@ -195,6 +207,86 @@ def retrieval(a, r, d, image_cols, dev, start):
     print(json.dumps({"items": len(data), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
     print(json.dumps({"sims": sims.cpu().tolist(), "scores_i2t": i2t.cpu().tolist(),
                       "scores_t2i": t2i.cpu().tolist(), "recall": recall}))
+
+
+def rank_answer(r, mem, mem_mask, answers, k):
+    """ALBEF/mPLUG rank_answer: first-token probabilities from [CLS], top k, re-scored with
+    log p(first) - sum of the answer's token NLL (first token counted twice), softmax, best."""
+    F = torch.nn.functional
+    dev = mem.device
+    L = max(len(x) for x in answers[1])
+    answer_ids = torch.tensor([x + [0] * (L - len(x)) for x in answers[1]], device=dev)
+    answer_atts = (answer_ids != 0).long()
+    k = min(k, len(answers[1]))
+    num_ques = mem.shape[0]
+    start_ids = answer_ids[0, 0].repeat(num_ques, 1)
+    logits = r.decode(start_ids, torch.ones_like(start_ids), mem, mem_mask)[:, 0, :]
+    prob_first_token = F.softmax(logits, dim=1).index_select(dim=1, index=answer_ids[:, 1])
+    topk_probs, topk_ids = prob_first_token.topk(k, dim=1)
+    input_ids = torch.cat([answer_ids.index_select(0, t) for t in topk_ids], 0)
+    input_atts = torch.cat([answer_atts.index_select(0, t) for t in topk_ids], 0)
+    targets = input_ids.masked_fill(input_ids == 0, -100)
+    mem_t, mask_t = mem.repeat_interleave(k, 0), mem_mask.repeat_interleave(k, 0)
+    out_logits = r.decode(input_ids, input_atts, mem_t, mask_t)
+    shifted = out_logits[:, :-1, :].contiguous()
+    labels = targets[:, 1:].contiguous()
+    loss = F.cross_entropy(shifted.view(-1, shifted.shape[-1]), labels.view(-1), reduction="none")
+    answer_loss = loss.view(input_ids.size(0), -1).sum(1)
+    log_probs = torch.cat([topk_probs.view(-1, 1).log(), -answer_loss.view(-1, 1)], dim=1)
+    log_probs_sum = log_probs.sum(1).view(num_ques, k)
+    probs = F.softmax(log_probs_sum, dim=-1)
+    best_p, rerank = probs.topk(1, dim=1)
+    best = torch.gather(topk_ids, 1, rerank)
+    return [(int(i), float(p)) for i, p in zip(best.view(-1).tolist(), best_p.view(-1).tolist())]
+
+
+@torch.no_grad()
+def video_qa(a, r, d, tok, dev, start):
+    """videoqa_mplug.py (reference 3.8): the clip's frames squashed to S (PIL bicubic from the stored
+    frames), CLIP-normalised, frame tokens concatenated; [CLS] question; rank_answer over the train
+    split's answers (first-seen order) with k_test; exact match."""
+    texts, seen = [], set()
+    for row in rows(a.data, "train", ["answers"]):
+        for ans in row["answers"]:
+            if ans not in seen:
+                seen.add(ans)
+                texts.append(ans)
+    answers = (texts, [[101] + tok.encode(t + "[SEP]", add_special_tokens=False) for t in texts])
+    cols = ["video_id", "frames", "frame_codec", "width", "height", "question_ids", "question_tokens", "answers"]
+    items = []
+    for row in rows(a.data, a.split, cols):
+        frames = []
+        for f in row["frames"]:
+            if row["frame_codec"] == "raw":
+                img = Image.fromarray(np.frombuffer(f, dtype=np.uint8).reshape(row["height"], row["width"], 3))
+            else:
+                img = Image.open(io.BytesIO(f)).convert("RGB")
+            img = img.resize((d.res, d.res), Image.BICUBIC)
+            frames.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0)
+        clip = (torch.stack(frames) - MEAN) / STD
+        for qid, toks, ans in zip(row["question_ids"], row["question_tokens"], row["answers"]):
+            toks = list(toks)
+            if toks[:1] == [101]:
+                toks = toks[1:]
+            items.append((qid, clip, [101] + toks, ans))
+    out = []
+    for s in range(0, len(items), a.batch_size):
+        batch = items[s : s + a.batch_size]
+        imgs = torch.cat([b[1] for b in batch]).to(dev)
+        v = r.bridge(r.vit(imgs))
+        v = v.reshape(len(batch), -1, v.shape[-1])
+        L = max(len(b[2]) for b in batch)
+        ids = torch.tensor([b[2] + [0] * (L - len(b[2])) for b in batch], device=dev)
+        m = torch.tensor([[1] * len(b[2]) + [0] * (L - len(b[2])) for b in batch], device=dev)
+        t = r.text(ids, m)
+        fv, ft = r.fusion(v, t, m)
+        mem = torch.cat([fv, ft], 1)
+        mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long, device=dev), m], 1)
+        for b, (idx, prob) in zip(batch, rank_answer(r, mem, mem_mask, answers, a.k_test)):
+            out.append({"id": str(b[0]), "text": texts[idx], "prob": prob, "correct": texts[idx] == b[3]})
+    seconds = time.perf_counter() - start
+    print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
+    print(json.dumps(out))
 
 
 def stored_pil(row):
