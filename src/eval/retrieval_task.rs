@@ -14,7 +14,9 @@ use arrow::datatypes::Int32Type;
 use tch::{Device, Kind, Tensor};
 
 use super::batches::{ItemSelection, squash, stream};
-use super::retrieval::{RetrievalRecall, retrieval_recall};
+use super::retrieval::{
+    RetrievalRecall, image_to_text_ranks, median_rank, retrieval_recall, text_to_image_ranks,
+};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
@@ -56,6 +58,8 @@ pub struct RetrievalOutput {
     pub scores_t2i: Tensor,
     /// The recalls.
     pub recall: RetrievalRecall,
+    /// Median rank (MdR, 1-based) image → text and text → image.
+    pub median_ranks: (f64, f64),
 }
 
 /// Row `r` as its image.
@@ -68,8 +72,12 @@ pub fn retrieval_items(b: &RecordBatch, r: usize) -> Result<Vec<RetrievalImage>>
     let caps = caps.as_string::<i32>();
     let toks = col("caption_tokens")?.as_list::<i32>().value(r);
     let toks = toks.as_list::<i32>();
+    let id = match b.column_by_name("image_id") {
+        Some(c) => c,
+        None => col("video_id")?,
+    };
     Ok(vec![RetrievalImage {
-        image_id: col("image_id")?.as_string::<i32>().value(r).to_string(),
+        image_id: id.as_string::<i32>().value(r).to_string(),
         captions: (0..caps.len()).map(|i| caps.value(i).to_string()).collect(),
         tokens: (0..toks.len())
             .map(|i| toks.value(i).as_primitive::<Int32Type>().values().to_vec())
@@ -83,32 +91,80 @@ fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
     )?)
 }
 
-/// Runs the evaluation over this rank's images of `split` (texts are those images' captions).
+/// Image retrieval (`retrieval_img_mplug.py`) or zero-shot video retrieval (`retrieval_vid_mplug.py`,
+/// reference §3.8): a clip's feature is the normalised mean of its frames' projected CLS, its ITM
+/// memory all frames' tokens, texts `[CLS]` + 34 tokens padded to 35, and a re-ranked entry scores
+/// ITM + ITC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetrievalKind {
+    /// `image_text.v1`.
+    Image,
+    /// `video_text.v1`.
+    Video,
+}
+
+impl RetrievalKind {
+    fn text_length(self) -> usize {
+        match self {
+            RetrievalKind::Image => TEXT_LENGTH,
+            RetrievalKind::Video => VIDEO_TEXT_LENGTH,
+        }
+    }
+}
+
+/// Video retrieval's text length (`max_length=35`).
+pub const VIDEO_TEXT_LENGTH: usize = 35;
+
+/// Runs the evaluation over this rank's images (or clips) of `split` (texts are their captions).
 pub fn run(
     model: &MplugModel,
     split: &EvalSplit,
+    kind: RetrievalKind,
     selection: ItemSelection,
     settings: &EvalSettings,
     device: Device,
     progress: &dyn Fn(u64),
 ) -> Result<RetrievalOutput> {
     let image_res = model.config().vision.image_res as u32;
+    let text_len = kind.text_length();
     let mut images: Vec<RetrievalImage> = Vec::new();
     let mut visual: Vec<Tensor> = Vec::new();
     let mut image_feats: Vec<Tensor> = Vec::new();
+    let video_columns = ["video_id", "frames", "frame_codec", "width", "height"];
+    let clip = |b: &RecordBatch, r: usize| super::video_qa_task::clip_frames(b, r, image_res);
+    let squashed = squash(image_res);
+    let (columns, transform): (Vec<&str>, &super::batches::Transform<'_>) = match kind {
+        RetrievalKind::Image => (vec!["captions", "caption_tokens"], &squashed),
+        RetrievalKind::Video => {
+            let mut c = vec!["captions", "caption_tokens"];
+            c.extend(video_columns);
+            (c, &clip)
+        }
+    };
     stream(
         split,
-        &["captions", "caption_tokens"],
+        &columns,
         &retrieval_items,
-        &squash(image_res),
+        transform,
         selection,
         image_res,
         settings.batch_size,
         &mut |batch| {
             tch::no_grad(|| {
                 let v = model.encode_image(&batch.images(device), false);
-                image_feats.push(model.image_itc_feature(&v));
-                visual.push(v);
+                match kind {
+                    RetrievalKind::Image => {
+                        image_feats.push(model.image_itc_feature(&v));
+                        visual.push(v);
+                    }
+                    RetrievalKind::Video => {
+                        let (b, f) = (batch.items.len() as i64, batch.frames() as i64);
+                        let (_, n, h) = v.size3().unwrap_or((0, 0, 0));
+                        let frames = v.view([b, f, n, h]);
+                        image_feats.push(model.video_itc_feature(&frames));
+                        visual.push(frames.view([b, f * n, h]));
+                    }
+                }
             });
             progress(batch.items.len() as u64);
             images.extend(batch.items);
@@ -128,7 +184,7 @@ pub fn run(
         img2txt.push((texts.len()..texts.len() + im.captions.len()).collect());
         for (c, t) in im.captions.iter().zip(&im.tokens) {
             texts.push(c.clone());
-            tokens.push(with_cls(t, TEXT_LENGTH));
+            tokens.push(with_cls(t, text_len));
             txt2img.push(i);
         }
     }
@@ -139,20 +195,20 @@ pub fn run(
         )));
     }
     tch::no_grad(|| {
-        // texts: padding='max_length' (30), as the reference
+        // texts: padding='max_length' (30; 35 for video), as the reference
         let mut text_states = Vec::new();
         let mut text_masks = Vec::new();
         let mut text_feats = Vec::new();
         for chunk in tokens.chunks(TEXT_BATCH) {
-            let mut ids = Vec::with_capacity(chunk.len() * TEXT_LENGTH);
-            let mut mask = Vec::with_capacity(chunk.len() * TEXT_LENGTH);
+            let mut ids = Vec::with_capacity(chunk.len() * text_len);
+            let mut mask = Vec::with_capacity(chunk.len() * text_len);
             for s in chunk {
                 ids.extend_from_slice(s);
-                ids.extend(std::iter::repeat_n(PAD, TEXT_LENGTH - s.len()));
+                ids.extend(std::iter::repeat_n(PAD, text_len - s.len()));
                 mask.extend(std::iter::repeat_n(1i64, s.len()));
-                mask.extend(std::iter::repeat_n(0i64, TEXT_LENGTH - s.len()));
+                mask.extend(std::iter::repeat_n(0i64, text_len - s.len()));
             }
-            let shape = [chunk.len() as i64, TEXT_LENGTH as i64];
+            let shape = [chunk.len() as i64, text_len as i64];
             let ids = Tensor::from_slice(&ids).view(shape).to_device(device);
             let mask = Tensor::from_slice(&mask).view(shape).to_device(device);
             let t = model.encode_text(&ids, &mask, false);
@@ -179,7 +235,10 @@ pub fn run(
                 &text_masks.index_select(0, &idx),
                 false,
             );
-            let itm = model.itm_logits(&fused).select(1, 1).to_kind(Kind::Float);
+            let mut itm = model.itm_logits(&fused).select(1, 1).to_kind(Kind::Float);
+            if kind == RetrievalKind::Video {
+                itm += sims.get(i).index_select(0, &idx).to_kind(Kind::Float);
+            }
             let _ = scores_i2t.get(i).index_copy_(0, &idx, &itm);
         }
         let sims_t = sims.tr();
@@ -190,14 +249,17 @@ pub fn run(
             let t = text_states.get(j).unsqueeze(0).expand([k, -1, -1], false);
             let m = text_masks.get(j).unsqueeze(0).expand([k, -1], false);
             let (_, fused) = model.fuse(&visual.index_select(0, &idx), &t, &m, false);
-            let itm = model.itm_logits(&fused).select(1, 1).to_kind(Kind::Float);
+            let mut itm = model.itm_logits(&fused).select(1, 1).to_kind(Kind::Float);
+            if kind == RetrievalKind::Video {
+                itm += sims_t.get(j).index_select(0, &idx).to_kind(Kind::Float);
+            }
             let _ = scores_t2i.get(j).index_copy_(0, &idx, &itm);
         }
-        let recall = retrieval_recall(
-            &to_rows(&scores_i2t)?,
-            &to_rows(&scores_t2i)?,
-            &txt2img,
-            &img2txt,
+        let (rows_i2t, rows_t2i) = (to_rows(&scores_i2t)?, to_rows(&scores_t2i)?);
+        let recall = retrieval_recall(&rows_i2t, &rows_t2i, &txt2img, &img2txt);
+        let median_ranks = (
+            median_rank(&image_to_text_ranks(&rows_i2t, &img2txt)),
+            median_rank(&text_to_image_ranks(&rows_t2i, &txt2img)),
         );
         Ok(RetrievalOutput {
             image_ids: images.into_iter().map(|im| im.image_id).collect(),
@@ -208,6 +270,7 @@ pub fn run(
             scores_i2t: scores_i2t.to_device(Device::Cpu),
             scores_t2i: scores_t2i.to_device(Device::Cpu),
             recall,
+            median_ranks,
         })
     })
 }

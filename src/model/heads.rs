@@ -71,6 +71,12 @@ impl ContrastiveHeads {
         }
     }
 
+    /// `vision_proj` of visual CLS tokens `[.., H]` → `[.., D]`, not normalised (video retrieval
+    /// averages it over frames first).
+    pub fn vision_projection(&self, visual_cls: &Tensor) -> Tensor {
+        self.vision_proj.forward(visual_cls)
+    }
+
     /// Normalised ITC image feature from the visual CLS `[B, H]` → `[B, D]`.
     pub fn image_feat(&self, visual_cls: &Tensor) -> Tensor {
         l2_normalize(&self.vision_proj.forward(visual_cls))

@@ -151,6 +151,17 @@ impl MplugModel {
         self.heads.image_feat(&visual.select(1, 0))
     }
 
+    /// The ITC feature of a clip from its frames' visual tokens `[B, F, N, H]`: `vision_proj` of
+    /// each frame's CLS, averaged over frames, then L2-normalised (BLIP/mPLUG video retrieval).
+    pub fn video_itc_feature(&self, frames: &Tensor) -> Tensor {
+        let cls = frames.select(2, 0); // [B, F, H]
+        let proj = self
+            .heads
+            .vision_projection(&cls)
+            .mean_dim(1, false, cls.kind());
+        super::heads::l2_normalize(&proj)
+    }
+
     /// The ITC feature of text-encoder states `[B, L, H]`.
     pub fn text_itc_feature(&self, text: &Tensor) -> Tensor {
         self.heads.text_feat(&text.select(1, 0))

@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save-inputs", default=None, help="grounding: write images/input_ids (safetensors)")
     ap.add_argument("--answer-list", default=None, help="vqa: rank this JSON list instead of generating")
+    ap.add_argument("--video", action="store_true", help="retrieval over video_text.v1 clips")
     a = ap.parse_args()
 
     from transformers import BertTokenizer
@@ -165,17 +166,20 @@ def retrieval(a, r, d, image_cols, dev, start):
     """retrieval_img_mplug.py's evaluation (reference 3.4): texts [CLS] + tokens, max_length 30
     padded to 30; ITC sims without temperature; top-k re-scored by the ITM positive logit."""
     F = torch.nn.functional
-    data = list(rows(a.data, a.split, image_cols + ["captions", "caption_tokens"]))
+    video = a.video
+    L = 35 if video else 30  # retrieval_vid_mplug.py: max_length 35; images 30
+    cols = ["video_id", "frames", "frame_codec", "width", "height"] if video else image_cols
+    data = list(rows(a.data, a.split, cols + ["captions", "caption_tokens"]))
     if a.limit is not None:
         data = data[: a.limit]
     texts, img2txt, txt2img = [], [], []
     for i, row in enumerate(data):
         img2txt.append(list(range(len(texts), len(texts) + len(row["caption_tokens"]))))
         for toks in row["caption_tokens"]:
-            texts.append([101] + list(toks)[:29])
+            texts.append([101] + list(toks)[: L - 1])
             txt2img.append(i)
-    ids = torch.tensor([t + [0] * (30 - len(t)) for t in texts], device=dev)
-    m = torch.tensor([[1] * len(t) + [0] * (30 - len(t)) for t in texts], device=dev)
+    ids = torch.tensor([t + [0] * (L - len(t)) for t in texts], device=dev)
+    m = torch.tensor([[1] * len(t) + [0] * (L - len(t)) for t in texts], device=dev)
     t_states, t_feats = [], []
     for s in range(0, len(texts), 256):
         t = r.text(ids[s : s + 256], m[s : s + 256])
@@ -184,10 +188,28 @@ def retrieval(a, r, d, image_cols, dev, start):
     t_states, t_feats = torch.cat(t_states), torch.cat(t_feats)
     v_states, v_feats = [], []
     for s in range(0, len(data), a.batch_size):
-        img = ((torch.stack([image_tensor(row, d.res) for row in data[s : s + a.batch_size]]) - MEAN) / STD).to(dev)
-        v = r.bridge(r.vit(img))
-        v_states.append(v)
-        v_feats.append(F.normalize(r.lin(v[:, 0], "vision_proj"), dim=-1))
+        chunk = data[s : s + a.batch_size]
+        if video:
+            # BLIP's video retrieval: frames squashed to S, vision_proj of each frame's CLS averaged
+            # over frames then normalised; ITM memory = all frames' tokens
+            frames = []
+            for row in chunk:
+                for f in row["frames"]:
+                    img = Image.open(io.BytesIO(f)).convert("RGB") if row["frame_codec"] != "raw" else Image.fromarray(
+                        np.frombuffer(f, dtype=np.uint8).reshape(row["height"], row["width"], 3))
+                    img = img.resize((d.res, d.res), Image.BICUBIC)
+                    frames.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0)
+            img = ((torch.stack(frames) - MEAN) / STD).to(dev)
+            v = r.bridge(r.vit(img))
+            nf = len(chunk[0]["frames"])
+            proj = r.lin(v[:, 0], "vision_proj").view(len(chunk), nf, -1).mean(1)
+            v_feats.append(F.normalize(proj, dim=-1))
+            v_states.append(v.reshape(len(chunk), nf * v.shape[1], v.shape[2]))
+        else:
+            img = ((torch.stack([image_tensor(row, d.res) for row in chunk]) - MEAN) / STD).to(dev)
+            v = r.bridge(r.vit(img))
+            v_states.append(v)
+            v_feats.append(F.normalize(r.lin(v[:, 0], "vision_proj"), dim=-1))
     v_states, v_feats = torch.cat(v_states), torch.cat(v_feats)
     sims = v_feats @ t_feats.t()
     i2t = torch.full((len(data), len(texts)), -100.0, device=dev)
@@ -195,14 +217,19 @@ def retrieval(a, r, d, image_cols, dev, start):
     for i in range(len(data)):
         idx = sims[i].topk(k).indices
         _, ft = r.fusion(v_states[i].repeat(k, 1, 1), t_states[idx], m[idx])
-        i2t[i, idx] = r.lin(ft[:, 0], "itm_head")[:, 1]
+        i2t[i, idx] = r.lin(ft[:, 0], "itm_head")[:, 1] + (sims[i, idx] if video else 0)
     t2i = torch.full((len(texts), len(data)), -100.0, device=dev)
     k = min(a.k_test, len(data))
     for j in range(len(texts)):
         idx = sims[:, j].topk(k).indices
         _, ft = r.fusion(v_states[idx], t_states[j].repeat(k, 1, 1), m[j].repeat(k, 1))
-        t2i[j, idx] = r.lin(ft[:, 0], "itm_head")[:, 1]
+        t2i[j, idx] = r.lin(ft[:, 0], "itm_head")[:, 1] + (sims[idx, j] if video else 0)
     recall = itm_eval(i2t.cpu().numpy(), t2i.cpu().numpy(), txt2img, img2txt)
+    # median ranks as the video scripts report them: floor(median(ranks)) + 1
+    tr = [min(int(np.where(np.argsort(row)[::-1] == g)[0][0]) for g in img2txt[i]) for i, row in enumerate(i2t.cpu().numpy())]
+    ir = [int(np.where(np.argsort(row)[::-1] == txt2img[j])[0][0]) for j, row in enumerate(t2i.cpu().numpy())]
+    recall["txt_mdR"] = float(np.floor(np.median(tr)) + 1)
+    recall["img_mdR"] = float(np.floor(np.median(ir)) + 1)
     seconds = time.perf_counter() - start
     print(json.dumps({"items": len(data), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
     print(json.dumps({"sims": sims.cpu().tolist(), "scores_i2t": i2t.cpu().tolist(),
