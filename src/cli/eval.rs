@@ -20,7 +20,8 @@ use crate::eval::split::EvalSplit;
 use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
 use crate::eval::vqa_accuracy::VqaEvalMode;
 use crate::eval::{
-    caption, caption_task, grounding_task, retrieval_task, video_qa_task, vqa, vqa_task,
+    caption, caption_task, grounding_task, retrieval_task, video_caption_task, video_qa_task, vqa,
+    vqa_task,
 };
 use crate::model::MplugConfig;
 use crate::shards::commit::write_atomic;
@@ -66,6 +67,28 @@ pub enum EvalCommand {
     /// unless --answer-list is given. Writes `results.json` `[{question_id, answer}]` and
     /// `metrics.json`.
     VideoQa(VideoQaEvalArgs),
+    /// Zero-shot video captioning (VATEX) over a `video_text.v1` split: frames concatenated, beam
+    /// search from the prompt `[CLS] a picture` (the reference's quirk), the reference's
+    /// post-processing.
+    ///
+    /// Writes `results.json` in the submission format `{videoID: caption}`, `references.json` and
+    /// `metrics.json` (BLEU, ROUGE-L, CIDEr-D against the stored captions, when the split has them).
+    #[command(alias = "vatex-caption")]
+    VideoCaption(VideoCaptionEvalArgs),
+}
+
+/// Options of `mplug eval video-caption`.
+#[derive(Debug, Args)]
+pub struct VideoCaptionEvalArgs {
+    #[command(flatten)]
+    common: CommonEvalArgs,
+    /// The prompt (its last word piece is dropped, as the reference's `[:, :-1]` does)
+    /// [default: the config's `prompt`, else "a picture of"].
+    #[arg(long)]
+    prompt: Option<String>,
+    /// METEOR 1.5's jar (run with Java); also $MPLUG_METEOR_JAR.
+    #[arg(long, value_name = "JAR", env = "MPLUG_METEOR_JAR")]
+    meteor_jar: Option<PathBuf>,
 }
 
 /// Options of `mplug eval video-qa`.
@@ -266,6 +289,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::VideoRetrieval(a) => run_retrieval(a, RetrievalKind::Video),
         EvalCommand::Grounding(a) => run_grounding(a),
         EvalCommand::VideoQa(a) => run_video_qa(a),
+        EvalCommand::VideoCaption(a) => run_video_caption(a),
     }
 }
 
@@ -665,4 +689,93 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
     );
     println!("  results: {}", c.out.join("results.json").display());
     Ok(())
+}
+
+fn run_video_caption(a: VideoCaptionEvalArgs) -> anyhow::Result<()> {
+    let c = &a.common;
+    let p = prepare(
+        c,
+        "video_text.v1",
+        video_caption_task::VIDEO_CAPTION_DEFAULTS,
+        TaskParts::VisualDecoder,
+    )?;
+    let prompt = match &a.prompt {
+        Some(pr) => pr.clone(),
+        None => config_prompt(&c.config)?.unwrap_or_else(|| video_caption_task::PROMPT.into()),
+    };
+    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let start = Instant::now();
+    let preds = video_caption_task::run(
+        &p.task.model,
+        &p.tokenizer,
+        &p.split,
+        &prompt,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let results: serde_json::Map<String, Value> = preds
+        .iter()
+        .map(|q| (q.item.video_id.clone(), json!(q.caption)))
+        .collect();
+    let mut prov = provenance(c, &p, preds.len(), seconds);
+    if let Some(m) = prov.as_object_mut() {
+        m.insert("prompt".into(), json!(prompt));
+    }
+    let mut metrics = json!({"task": "video_caption", "provenance": prov});
+    let has_refs = !preds.is_empty() && preds.iter().all(|q| !q.item.references.is_empty());
+    let report = if has_refs {
+        let refs: indexmap::IndexMap<String, Vec<String>> = preds
+            .iter()
+            .map(|q| (q.item.video_id.clone(), q.item.references.clone()))
+            .collect();
+        let captioned: Vec<(String, String)> = preds
+            .iter()
+            .map(|q| (q.item.video_id.clone(), q.caption.clone()))
+            .collect();
+        let (r, _) = caption::score(&refs, &captioned, a.meteor_jar.as_deref())?;
+        metrics["caption"] = json!({"clips": r.images, "metrics": r.metrics, "skipped": r.skipped});
+        Some(r)
+    } else {
+        metrics["note"] = json!("clips without reference captions: results only, metrics skipped");
+        None
+    };
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &results)?;
+    if c.save_tokens {
+        let tokens: Vec<GeneratedTokens> = preds
+            .iter()
+            .map(|q| GeneratedTokens {
+                id: q.item.video_id.clone(),
+                tokens: q.tokens.clone(),
+            })
+            .collect();
+        write_json(&c.out.join("tokens.json"), &tokens)?;
+    }
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    println!(
+        "video-caption: {} clips of `{}` split `{}` in {:.1} s",
+        preds.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds
+    );
+    if let Some(r) = report {
+        for (k, v) in &r.metrics {
+            println!("  {k:<8} {v:.4}");
+        }
+    }
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
+}
+
+/// The task YAML's `prompt` key, if any.
+fn config_prompt(path: &Path) -> anyhow::Result<Option<String>> {
+    let text = std::fs::read_to_string(path)?;
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
+    Ok(v.get("prompt").and_then(|p| p.as_str()).map(String::from))
 }

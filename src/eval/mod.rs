@@ -23,6 +23,7 @@ pub mod rouge_l;
 pub mod settings;
 pub mod split;
 pub mod task_model;
+pub mod video_caption_task;
 pub mod video_qa_task;
 pub mod vqa;
 pub mod vqa_accuracy;

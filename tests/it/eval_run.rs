@@ -972,3 +972,103 @@ fn eval_video_retrieval_equals_the_reference_procedure() {
         assert!((a - b).abs() < 1e-9, "{k}: ours {a}, reference {b}");
     }
 }
+
+/// `mplug eval video-caption` on the synthetic VATEX equals the reference procedure (frames
+/// concatenated, the `[CLS] a picture` prompt quirk, beam search, the prefix post-processing) in
+/// PyTorch: token ids and captions, in the `{videoID: caption}` submission format.
+#[cfg(feature = "video")]
+#[test]
+fn eval_video_caption_equals_the_reference_procedure() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--video", "--clips", "6", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let data = t.path().join("msrvtt");
+    ok(mplug()
+        .args([
+            "ingest", "msrvtt", "--quiet", "--frames", "2", "--size", "40", "--out",
+        ])
+        .arg(&data)
+        .arg("--videos")
+        .arg(raw.join("msrvtt/videos"))
+        .arg("--vocab")
+        .arg(vocab())
+        .arg("--annotations")
+        .arg(raw.join("msrvtt/annotations/train_val_videodatainfo.json"))
+        .output()
+        .unwrap());
+    let out = t.path().join("video_caption_out");
+    ok(mplug()
+        .current_dir(repo())
+        .args(["eval", "video-caption", "--quiet", "--device", "cpu"])
+        .args(["--config", "configs/videocap_tiny.yaml", "--weights"])
+        .arg(&ck)
+        .arg("--data")
+        .arg(&data)
+        .args([
+            "--split",
+            "train",
+            "--batch-size",
+            "3",
+            "--save-tokens",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap());
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "video-caption".into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", data.display().to_string()),
+        ("--vocab", vocab().display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    args.extend(
+        [
+            "--split",
+            "train",
+            "--batch-size",
+            "3",
+            "--beam-size",
+            "3",
+            "--min-length",
+            "4",
+            "--max-length",
+            "8",
+        ]
+        .map(String::from),
+    );
+    let want: serde_json::Value = serde_json::from_str(
+        ok(Command::new(python())
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .unwrap())
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    let results = read(&out.join("results.json"));
+    let tokens = read(&out.join("tokens.json"));
+    let want = want.as_array().unwrap();
+    assert_eq!(results.as_object().unwrap().len(), want.len());
+    assert!(!want.is_empty());
+    for (w, t) in want.iter().zip(tokens.as_array().unwrap()) {
+        let id = w["id"].as_str().unwrap();
+        assert_eq!(t["id"], id);
+        assert_eq!(t["tokens"], w["tokens"], "{id}");
+        assert_eq!(results[id], w["text"], "{id}");
+        let toks: Vec<i64> = serde_json::from_value(w["tokens"].clone()).unwrap();
+        assert_eq!(&toks[..3], &[101, 1037, 3861], "[CLS] a picture");
+    }
+}

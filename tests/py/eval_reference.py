@@ -51,7 +51,8 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa"])
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa", "video-caption"])
+    ap.add_argument("--prompt", default="a picture of")
     ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--bert", required=True)
@@ -89,6 +90,8 @@ def main():
         return grounding(a, r, d, image_cols, dev, start)
     if a.task == "video-qa":
         return video_qa(a, r, d, tok, dev, start)
+    if a.task == "video-caption":
+        return video_caption(a, r, d, tok, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -311,6 +314,51 @@ def video_qa(a, r, d, tok, dev, start):
         mem_mask = torch.cat([torch.ones(len(batch), fv.shape[1], dtype=torch.long, device=dev), m], 1)
         for b, (idx, prob) in zip(batch, rank_answer(r, mem, mem_mask, answers, a.k_test)):
             out.append({"id": str(b[0]), "text": texts[idx], "prob": prob, "correct": texts[idx] == b[3]})
+    seconds = time.perf_counter() - start
+    print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
+    print(json.dumps(out))
+
+
+def clip_tensor(row, res):
+    frames = []
+    for f in row["frames"]:
+        if row["frame_codec"] == "raw":
+            img = Image.fromarray(np.frombuffer(f, dtype=np.uint8).reshape(row["height"], row["width"], 3))
+        else:
+            img = Image.open(io.BytesIO(f)).convert("RGB")
+        img = img.resize((res, res), Image.BICUBIC)
+        frames.append(torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0)
+    return (torch.stack(frames) - MEAN) / STD
+
+
+@torch.no_grad()
+def video_caption(a, r, d, tok, dev, start):
+    """videocap_mplug.py (reference 3.8): frames' tokens concatenated, the decoder over them only;
+    prompt ids = tokenizer(prompt).input_ids[:, :-1] with mPLUG's tokenizer ([CLS] + pieces, no
+    [SEP]), so the last piece is dropped; beam search; text after the first listed prefix + " .".
+    """
+    prompt = [101] + tok.encode(a.prompt, add_special_tokens=False)
+    prompt = prompt[:-1]
+    prefixes = ["a picture of ", "a video of ", "a video clip of ", "a video showing ", "a video tutorial on "]
+    data = list(rows(a.data, a.split, ["video_id", "frames", "frame_codec", "width", "height"]))
+    out = []
+    for s in range(0, len(data), a.batch_size):
+        chunk = data[s : s + a.batch_size]
+        imgs = torch.cat([clip_tensor(row, d.res) for row in chunk]).to(dev)
+        v = r.bridge(r.vit(imgs))
+        v = v.reshape(len(chunk), -1, v.shape[-1])
+        mask = torch.ones(len(chunk), v.shape[1], dtype=torch.long, device=dev)
+        p = torch.tensor([prompt] * len(chunk), device=dev)
+        res = r.beam_search(v, mask, a.beam_size, a.min_length, a.max_length, 1, p)
+        for row, hyps in zip(chunk, res):
+            ids = hyps[0][1]
+            text = tok.decode(ids, clean_up_tokenization_spaces=True)
+            text = text.replace("[SEP]", "").replace("[CLS]", "").replace("[PAD]", "").strip()
+            for pre in prefixes:
+                if pre in text:
+                    text = text[text.index(pre) + len(pre):]
+                    break
+            out.append({"id": row["video_id"], "text": text + " .", "tokens": ids})
     seconds = time.perf_counter() - start
     print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
     print(json.dumps(out))
