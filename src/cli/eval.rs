@@ -20,8 +20,8 @@ use crate::eval::split::EvalSplit;
 use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
 use crate::eval::vqa_accuracy::VqaEvalMode;
 use crate::eval::{
-    caption, caption_task, grounding_task, retrieval_task, video_caption_task, video_qa_task, vqa,
-    vqa_task,
+    caption, caption_task, grounding_task, retrieval_task, snli_ve_task, video_caption_task,
+    video_qa_task, vqa, vqa_task,
 };
 use crate::model::MplugConfig;
 use crate::shards::commit::write_atomic;
@@ -75,6 +75,13 @@ pub enum EvalCommand {
     /// `metrics.json` (BLEU, ROUGE-L, CIDEr-D against the stored captions, when the split has them).
     #[command(alias = "vatex-caption")]
     VideoCaption(VideoCaptionEvalArgs),
+    /// Visual entailment (SNLI-VE) over an `image_statement.v1` split: fused text CLS → `cls_head`
+    /// (ALBEF's design: mPLUG released none), 3 classes, accuracy.
+    ///
+    /// The weights must hold `cls_head.0.*` and `cls_head.2.*`. Writes `results.json`
+    /// `[{pair_id, image, predicted, label}]` (labels: entailment 2, neutral 1, contradiction 0) and
+    /// `metrics.json`.
+    SnliVe(CommonEvalArgs),
 }
 
 /// Options of `mplug eval video-caption`.
@@ -290,6 +297,7 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Grounding(a) => run_grounding(a),
         EvalCommand::VideoQa(a) => run_video_qa(a),
         EvalCommand::VideoCaption(a) => run_video_caption(a),
+        EvalCommand::SnliVe(a) => run_snli_ve(a),
     }
 }
 
@@ -778,4 +786,69 @@ fn config_prompt(path: &Path) -> anyhow::Result<Option<String>> {
     let text = std::fs::read_to_string(path)?;
     let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)?;
     Ok(v.get("prompt").and_then(|p| p.as_str()).map(String::from))
+}
+
+fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
+    let p = prepare(
+        &c,
+        "image_statement.v1",
+        NO_GENERATION,
+        TaskParts::Classifier(snli_ve_task::CLASSES),
+    )?;
+    let head = p
+        .task
+        .classifier
+        .as_ref()
+        .context("the classifier head was not built")?;
+    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let start = Instant::now();
+    let preds = snli_ve_task::run(
+        &p.task.model,
+        head,
+        &p.split,
+        p.selection,
+        &p.settings,
+        p.device,
+        &|n| progress.inc(n),
+    )?;
+    progress.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let correct = preds
+        .iter()
+        .filter(|q| q.predicted == q.item.label as i64)
+        .count();
+    let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
+    let mut prov = provenance(&c, &p, preds.len(), seconds);
+    if let Some(m) = prov.as_object_mut() {
+        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
+            m.remove(k);
+        }
+        m.insert(
+            "head".into(),
+            json!("cls_head: Linear(H,H) → ReLU → Linear(H,3) (ALBEF)"),
+        );
+    }
+    let results: Vec<Value> = preds
+        .iter()
+        .map(|q| {
+            json!({"pair_id": q.item.statement_id, "image": q.item.sample_id,
+                        "predicted": q.predicted, "label": q.item.label})
+        })
+        .collect();
+    let metrics = json!({"task": "snli_ve", "snli_ve": {"accuracy": accuracy, "correct": correct,
+        "statements": preds.len()}, "provenance": prov});
+    std::fs::create_dir_all(&c.out)
+        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    write_json(&c.out.join("results.json"), &results)?;
+    write_json(&c.out.join("metrics.json"), &metrics)?;
+    println!(
+        "snli-ve: {} statements of `{}` split `{}` in {:.1} s",
+        preds.len(),
+        p.split.dataset,
+        p.split.split,
+        seconds
+    );
+    println!("  accuracy {accuracy:.2}  ({correct} of {})", preds.len());
+    println!("  results: {}", c.out.join("results.json").display());
+    Ok(())
 }

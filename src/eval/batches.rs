@@ -100,7 +100,13 @@ pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
             .column_by_name(name)
             .ok_or_else(|| Error::format(format!("shard lacks column `{name}`")))
     };
-    let id = col("image_id")?.as_string::<i32>().value(row).to_string();
+    let id = match batch
+        .column_by_name("image_id")
+        .or_else(|| batch.column_by_name("sample_id"))
+    {
+        Some(c) => c.as_string::<i32>().value(row).to_string(),
+        None => format!("row {row}"),
+    };
     let image = col("image")?.as_binary::<i32>();
     if image.is_null(row) {
         return Err(Error::format(format!("row `{id}` has no stored image")));
@@ -119,7 +125,14 @@ pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
 }
 
 /// The columns [`stored_image`] reads.
-pub const IMAGE_COLUMNS: [&str; 5] = ["image_id", "width", "height", "image_codec", "image"];
+pub const IMAGE_COLUMNS: [&str; 6] = [
+    "image_id",
+    "sample_id",
+    "width",
+    "height",
+    "image_codec",
+    "image",
+];
 
 /// Streams this rank's items of `split` in batches of `batch_size` to `consume`. `expand` turns row
 /// `r` of a shard batch (holding `columns` and [`IMAGE_COLUMNS`], where the schema has them) into

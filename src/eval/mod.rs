@@ -21,6 +21,7 @@ pub mod retrieval;
 pub mod retrieval_task;
 pub mod rouge_l;
 pub mod settings;
+pub mod snli_ve_task;
 pub mod split;
 pub mod task_model;
 pub mod video_caption_task;

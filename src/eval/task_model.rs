@@ -9,6 +9,7 @@ use tch::Device;
 use tch::nn::VarStore;
 
 use crate::error::{Error, Result};
+use crate::model::heads::ClassifierHead;
 use crate::model::weights::{LoadOptions, LoadReport, load_state_dict, read_weights};
 use crate::model::{MplugConfig, MplugModel};
 
@@ -21,6 +22,8 @@ pub enum TaskParts {
     VisualDecoder,
     /// Visual and text encoders, ITC projections, fusion, ITM head (retrieval).
     Retrieval,
+    /// Visual and text encoders, fusion and a `cls_head` of this many classes (SNLI-VE).
+    Classifier(i64),
 }
 
 impl TaskParts {
@@ -37,6 +40,7 @@ impl TaskParts {
             TaskParts::FusedDecoder => !heads,
             TaskParts::VisualDecoder => !heads && !text,
             TaskParts::Retrieval => !decoder,
+            TaskParts::Classifier(_) => !heads && !decoder,
         }
     }
 }
@@ -49,6 +53,8 @@ pub struct TaskModel {
     pub model: MplugModel,
     /// The load report (missing keys are only ones the task does not run).
     pub report: LoadReport,
+    /// The classification head, for [`TaskParts::Classifier`].
+    pub classifier: Option<ClassifierHead>,
 }
 
 /// Builds the model of `config` on `device` and loads `weights` (`.safetensors` or a PyTorch
@@ -61,6 +67,14 @@ pub fn load_task_model(
 ) -> Result<TaskModel> {
     let vs = VarStore::new(device);
     let model = MplugModel::new(&vs.root(), config);
+    let classifier = match parts {
+        TaskParts::Classifier(n) => Some(ClassifierHead::new(
+            vs.root() / "cls_head",
+            config.bert.hidden_size,
+            n,
+        )),
+        _ => None,
+    };
     let (tensors, _skipped) = read_weights(weights)?;
     let opts = LoadOptions {
         allow_missing: true,
@@ -89,5 +103,10 @@ pub fn load_task_model(
             "pass weights of this task (or of pre-training) made for this --config",
         ));
     }
-    Ok(TaskModel { vs, model, report })
+    Ok(TaskModel {
+        vs,
+        model,
+        report,
+        classifier,
+    })
 }

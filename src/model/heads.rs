@@ -98,3 +98,27 @@ pub fn l2_normalize(xs: &Tensor) -> Tensor {
     let norm = xs.norm_scalaropt_dim(2, [-1], true).clamp_min(1e-12);
     xs / norm
 }
+
+/// A classification head as ALBEF's task models build it (`cls_head = Sequential(Linear(H, H), ReLU,
+/// Linear(H, classes))`, keys `cls_head.0.*` and `cls_head.2.*`) on the fused text CLS. mPLUG
+/// released no SNLI-VE/NLVR2 model; this is the design its paper's numbers imply (ALBEF's heads).
+#[derive(Debug)]
+pub struct ClassifierHead {
+    dense: Linear,
+    out: Linear,
+}
+
+impl ClassifierHead {
+    /// Builds under `p` (`cls_head`) with PyTorch's `nn.Linear` initialisation.
+    pub fn new(p: nn::Path, hidden: i64, classes: i64) -> Self {
+        ClassifierHead {
+            dense: torch_default_linear(&p / "0", hidden, hidden),
+            out: torch_default_linear(&p / "2", hidden, classes),
+        }
+    }
+
+    /// Logits `[B, classes]` from the fused text CLS `[B, H]`.
+    pub fn forward(&self, cls: &Tensor) -> Tensor {
+        self.out.forward(&self.dense.forward(cls).relu())
+    }
+}

@@ -1072,3 +1072,154 @@ fn eval_video_caption_equals_the_reference_procedure() {
         assert_eq!(&toks[..3], &[101, 1037, 3861], "[CLS] a picture");
     }
 }
+
+/// `mplug eval snli-ve` (ALBEF's cls_head on the fused text CLS, mPLUG having released none) equals
+/// the same design written in PyTorch: weights = the random released-format checkpoint converted to
+/// safetensors plus random `cls_head.{0,2}` tensors; the same predicted class for every hypothesis,
+/// the accuracy from the same matches; weights without the head are refused (exit 2).
+#[test]
+fn eval_snli_ve_equals_the_reference_design() {
+    let t = tempfile::tempdir().unwrap();
+    let ck = random_checkpoint(t.path());
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "30", "--seed", "6", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("snli_ve"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    let data = t.path().join("snli_ve");
+    ok(mplug()
+        .args(["ingest", "snli-ve", "--quiet", "--annotations"])
+        .args(&files)
+        .arg("--images")
+        .arg(raw.join("snli_ve/images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap());
+    let split = "train";
+    let head = t.path().join("head.safetensors");
+    let weights = t.path().join("ve.safetensors");
+    ok(mplug()
+        .current_dir(repo())
+        .arg("convert")
+        .arg(&ck)
+        .arg(&weights)
+        .args(["--config", "configs/snli_ve_tiny.yaml"])
+        .output()
+        .unwrap());
+    let script = r#"
+import sys, torch
+sys.path.insert(0, "tests/py")
+from mplug_reference import st_read, st_write
+g = torch.Generator().manual_seed(11)
+head = {"cls_head.0.weight": torch.randn(32, 32, generator=g) * 20, "cls_head.0.bias": torch.zeros(32),
+        "cls_head.2.weight": torch.randn(3, 32, generator=g), "cls_head.2.bias": torch.zeros(3)}
+st_write(sys.argv[1], head)
+w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
+"#;
+    // first without the head: refused
+    let out = t.path().join("ve_out");
+    let refused = mplug()
+        .current_dir(repo())
+        .args(["eval", "snli-ve", "--quiet", "--device", "cpu"])
+        .args(["--config", "configs/snli_ve_tiny.yaml", "--weights"])
+        .arg(&weights)
+        .arg("--data")
+        .arg(&data)
+        .args(["--split", split, "--out"])
+        .arg(&out)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cls_head"));
+    ok(Command::new(python())
+        .current_dir(repo())
+        .arg("-c")
+        .arg(script)
+        .arg(&head)
+        .arg(&weights)
+        .output()
+        .unwrap());
+    ok(mplug()
+        .current_dir(repo())
+        .args(["eval", "snli-ve", "--quiet", "--device", "cpu"])
+        .args(["--config", "configs/snli_ve_tiny.yaml", "--weights"])
+        .arg(&weights)
+        .arg("--data")
+        .arg(&data)
+        .args(["--split", split, "--batch-size", "7", "--out"])
+        .arg(&out)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap());
+    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "snli-ve".into()];
+    args.extend(TINY.iter().map(|s| s.to_string()));
+    for (flag, v) in [
+        ("--ckpt", ck.display().to_string()),
+        ("--data", data.display().to_string()),
+        ("--vocab", vocab().display().to_string()),
+        ("--head", head.display().to_string()),
+    ] {
+        args.push(flag.into());
+        args.push(v);
+    }
+    args.extend(
+        [
+            "--split",
+            split,
+            "--batch-size",
+            "7",
+            "--beam-size",
+            "1",
+            "--min-length",
+            "1",
+            "--max-length",
+            "1",
+        ]
+        .map(String::from),
+    );
+    let want: serde_json::Value = serde_json::from_str(
+        ok(Command::new(python())
+            .current_dir(repo())
+            .args(&args)
+            .output()
+            .unwrap())
+        .lines()
+        .last()
+        .unwrap(),
+    )
+    .unwrap();
+    let results = read(&out.join("results.json"));
+    let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
+    assert_eq!(results.len(), want.len());
+    assert!(results.len() > 5);
+    let predicted: std::collections::HashSet<i64> = want
+        .iter()
+        .map(|w| w["predicted"].as_i64().unwrap())
+        .collect();
+    assert!(
+        predicted.len() > 1,
+        "the head must not predict one class only: {predicted:?}"
+    );
+    for (r, w) in results.iter().zip(want) {
+        assert_eq!(r["pair_id"], w["id"]);
+        assert_eq!(r["predicted"], w["predicted"]);
+        assert_eq!(r["label"], w["label"]);
+    }
+    let correct = want.iter().filter(|w| w["predicted"] == w["label"]).count();
+    assert_eq!(
+        read(&out.join("metrics.json"))["snli_ve"]["correct"],
+        correct
+    );
+}

@@ -51,7 +51,8 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa", "video-caption"])
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa", "video-caption", "snli-ve"])
+    ap.add_argument("--head", default=None, help="snli-ve: safetensors with cls_head.0/2 weights")
     ap.add_argument("--prompt", default="a picture of")
     ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
@@ -92,6 +93,8 @@ def main():
         return video_qa(a, r, d, tok, dev, start)
     if a.task == "video-caption":
         return video_caption(a, r, d, tok, dev, start)
+    if a.task == "snli-ve":
+        return snli_ve(a, r, d, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -359,6 +362,39 @@ def video_caption(a, r, d, tok, dev, start):
                     text = text[text.index(pre) + len(pre):]
                     break
             out.append({"id": row["video_id"], "text": text + " .", "tokens": ids})
+    seconds = time.perf_counter() - start
+    print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
+    print(json.dumps(out))
+
+
+@torch.no_grad()
+def snli_ve(a, r, d, dev, start):
+    """ALBEF's model_ve.py on mPLUG's encoders: image (squash, CLIP norm), [CLS] + hypothesis tokens
+    padded to the longest, text encoder -> fusion -> fused text CLS -> cls_head (Linear, ReLU,
+    Linear), argmax."""
+    from mplug_reference import st_read
+    F = torch.nn.functional
+    head = {k: t.to(dev) for k, t in st_read(a.head).items()}
+    cols = ["sample_id", "width", "height", "image_codec", "image", "statement_ids", "statement_tokens", "labels"]
+    items = []
+    for row in rows(a.data, a.split, cols):
+        x = image_tensor(row, d.res)
+        for sid, toks, label in zip(row["statement_ids"], row["statement_tokens"], row["labels"]):
+            items.append((sid, x, [101] + list(toks), label))
+    out = []
+    for s in range(0, len(items), a.batch_size):
+        batch = items[s : s + a.batch_size]
+        img = ((torch.stack([b[1] for b in batch]) - MEAN) / STD).to(dev)
+        L = max(len(b[2]) for b in batch)
+        ids = torch.tensor([b[2] + [0] * (L - len(b[2])) for b in batch], device=dev)
+        m = torch.tensor([[1] * len(b[2]) + [0] * (L - len(b[2])) for b in batch], device=dev)
+        v = r.bridge(r.vit(img))
+        t = r.text(ids, m)
+        _, ft = r.fusion(v, t, m)
+        h = F.relu(F.linear(ft[:, 0], head["cls_head.0.weight"], head["cls_head.0.bias"]))
+        logits = F.linear(h, head["cls_head.2.weight"], head["cls_head.2.bias"])
+        for b, p in zip(batch, logits.argmax(-1).tolist()):
+            out.append({"id": b[0], "predicted": p, "label": b[3]})
     seconds = time.perf_counter() - start
     print(json.dumps({"items": len(out), "seconds": seconds, "generated_tokens": 0}), file=sys.stderr)
     print(json.dumps(out))
