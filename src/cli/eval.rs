@@ -283,6 +283,31 @@ fn provenance(a: &CommonEvalArgs, p: &Prepared, items: usize, seconds: f64) -> V
     })
 }
 
+/// Removes the decoding settings from the provenance of a task that generates nothing.
+fn drop_generation_keys(m: &mut serde_json::Map<String, Value>) {
+    for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
+        m.remove(k);
+    }
+}
+
+fn create_out(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create --out `{}`", out.display()))
+}
+
+/// `tokens.json` (`--save-tokens`): each item's id and generated ids.
+fn write_tokens<'a>(
+    out: &Path,
+    items: impl Iterator<Item = (&'a String, &'a Vec<i64>)>,
+) -> anyhow::Result<()> {
+    let tokens: Vec<GeneratedTokens> = items
+        .map(|(id, t)| GeneratedTokens {
+            id: id.clone(),
+            tokens: t.clone(),
+        })
+        .collect();
+    write_json(&out.join("tokens.json"), &tokens)
+}
+
 fn bar(total: u64, quiet: bool) -> indicatif::ProgressBar {
     crate::engine::progress::items_bar(total, "eval", quiet)
 }
@@ -313,7 +338,7 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
         Some(l) => vqa_task::Answering::Rank(l),
         None => vqa_task::Answering::Generate(&p.tokenizer),
     };
-    let total = p.selection.count(vqa_task::count_items(&p.split)?);
+    let total = p.selection.count(p.split.count_list_items("question_ids")?);
     let progress = bar(total, c.quiet);
     let start = Instant::now();
     let preds = vqa_task::run(
@@ -332,9 +357,7 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
         preds.iter().map(|q| q.item.truth.clone()).collect();
     let mut prov = provenance(c, &p, preds.len(), seconds);
     if let (Some(m), Some(path)) = (prov.as_object_mut(), &a.rank_answers) {
-        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
-            m.remove(k);
-        }
+        drop_generation_keys(m);
         m.insert("rank_answers".into(), json!(path));
         m.insert("k_test".into(), json!(p.settings.k_test));
     }
@@ -357,8 +380,7 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
             None
         }
     };
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     let (questions, annotations) = result_files::vqa_ground_truth(&preds);
     write_json(&c.out.join("questions.json"), &questions)?;
@@ -366,14 +388,10 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
         write_json(&c.out.join("annotations.json"), &annotations)?;
     }
     if c.save_tokens {
-        let tokens: Vec<GeneratedTokens> = preds
-            .iter()
-            .map(|q| GeneratedTokens {
-                id: q.item.question_id.clone(),
-                tokens: q.tokens.clone(),
-            })
-            .collect();
-        write_json(&c.out.join("tokens.json"), &tokens)?;
+        write_tokens(
+            &c.out,
+            preds.iter().map(|q| (&q.item.question_id, &q.tokens)),
+        )?;
     }
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(
@@ -442,8 +460,7 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
         ));
         None
     };
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     if report.is_some() {
         write_json(
@@ -452,14 +469,7 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
         )?;
     }
     if c.save_tokens {
-        let tokens: Vec<GeneratedTokens> = preds
-            .iter()
-            .map(|q| GeneratedTokens {
-                id: q.item.image_id.clone(),
-                tokens: q.tokens.clone(),
-            })
-            .collect();
-        write_json(&c.out.join("tokens.json"), &tokens)?;
+        write_tokens(&c.out, preds.iter().map(|q| (&q.item.image_id, &q.tokens)))?;
     }
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(
@@ -511,9 +521,7 @@ fn run_retrieval(a: RetrievalEvalArgs, kind: RetrievalKind) -> anyhow::Result<()
     let seconds = start.elapsed().as_secs_f64();
     let mut prov = provenance(c, &p, out.image_ids.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
-        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
-            m.remove(k);
-        }
+        drop_generation_keys(m);
         m.insert("k_test".into(), json!(p.settings.k_test));
         m.insert("texts".into(), json!(out.texts.len()));
     }
@@ -524,8 +532,7 @@ fn run_retrieval(a: RetrievalEvalArgs, kind: RetrievalKind) -> anyhow::Result<()
     };
     let metrics = json!({"task": task, "retrieval": out.recall,
         "median_rank": {"txt_mdR": mdr_i2t, "img_mdR": mdr_t2i}, "provenance": prov});
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &out.recall)?;
     if a.save_scores {
         let tensors = [
@@ -567,7 +574,7 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
         TaskParts::FusedDecoder,
     )?;
     let mut inputs = a.save_inputs.then(grounding_task::GroundingInputs::default);
-    let total = p.selection.count(grounding_task::count_items(&p.split)?);
+    let total = p.selection.count(p.split.count_list_items("sentences")?);
     let progress = bar(total, c.quiet);
     let start = Instant::now();
     let preds = grounding_task::run(
@@ -585,9 +592,7 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
     let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
     let mut prov = provenance(&c, &p, preds.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
-        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
-            m.remove(k);
-        }
+        drop_generation_keys(m);
         m.insert(
             "decoding".into(),
             json!("4 greedy coordinate tokens, bbox_prob_mask"),
@@ -595,8 +600,7 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
     }
     let metrics = json!({"task": "grounding", "grounding": {"accuracy": accuracy,
         "correct": correct, "expressions": preds.len(), "iou_threshold": 0.5}, "provenance": prov});
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &preds)?;
     if let Some(inp) = inputs.filter(|i| !i.images.is_empty()) {
         let images = tch::Tensor::cat(&inp.images, 0).contiguous();
@@ -632,7 +636,7 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
             AnswerList::new(video_qa_task::split_answers(&from)?, &p.tokenizer)?
         }
     };
-    let total = p.selection.count(video_qa_task::count_items(&p.split)?);
+    let total = p.selection.count(p.split.count_list_items("questions")?);
     let progress = bar(total, c.quiet);
     let start = Instant::now();
     let preds = video_qa_task::run(
@@ -653,9 +657,7 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
     let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
     let mut prov = provenance(c, &p, preds.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
-        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
-            m.remove(k);
-        }
+        drop_generation_keys(m);
         m.insert("k_test".into(), json!(p.settings.k_test));
         m.insert(
             "answer_list".into(),
@@ -678,8 +680,7 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
         .collect();
     let metrics = json!({"task": "video_qa", "video_qa": {"accuracy": accuracy, "correct": correct,
         "questions": preds.len(), "answers": list.answers.len()}, "provenance": prov});
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(
@@ -751,18 +752,10 @@ fn run_video_caption(a: VideoCaptionEvalArgs) -> anyhow::Result<()> {
         metrics["note"] = json!("clips without reference captions: results only, metrics skipped");
         None
     };
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     if c.save_tokens {
-        let tokens: Vec<GeneratedTokens> = preds
-            .iter()
-            .map(|q| GeneratedTokens {
-                id: q.item.video_id.clone(),
-                tokens: q.tokens.clone(),
-            })
-            .collect();
-        write_json(&c.out.join("tokens.json"), &tokens)?;
+        write_tokens(&c.out, preds.iter().map(|q| (&q.item.video_id, &q.tokens)))?;
     }
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(
@@ -820,9 +813,7 @@ fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
     let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
     let mut prov = provenance(&c, &p, preds.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
-        for k in ["beam_size", "min_length", "max_length", "kv_cache"] {
-            m.remove(k);
-        }
+        drop_generation_keys(m);
         m.insert(
             "head".into(),
             json!("cls_head: Linear(H,H) → ReLU → Linear(H,3) (ALBEF)"),
@@ -837,8 +828,7 @@ fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
         .collect();
     let metrics = json!({"task": "snli_ve", "snli_ve": {"accuracy": accuracy, "correct": correct,
         "statements": preds.len()}, "provenance": prov});
-    std::fs::create_dir_all(&c.out)
-        .with_context(|| format!("cannot create --out `{}`", c.out.display()))?;
+    create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(

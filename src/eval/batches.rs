@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
 use crate::loader::transform::eval_transform;
-use crate::stages::{RgbImage, decode_rgb};
+use crate::stages::{RgbImage, decode_stored};
 
 /// Rows read from a shard at a time (and decoded in parallel).
 const ROWS_PER_READ: usize = 64;
@@ -84,6 +84,17 @@ impl<T> EvalBatch<T> {
     }
 }
 
+/// Token sequences (`[CLS]` first) padded with 0 to the longest → ids and 0/1 mask, `[B, L]`, on
+/// `device` (the reference tokenizer's `padding='longest'`).
+pub fn text_tensors(seqs: &[Vec<i64>], device: tch::Device) -> (tch::Tensor, tch::Tensor) {
+    let (ids, mask, len) = crate::loader::text::pad_longest(seqs);
+    let shape = [seqs.len() as i64, len as i64];
+    (
+        tch::Tensor::from_slice(&ids).view(shape).to_device(device),
+        tch::Tensor::from_slice(&mask).view(shape).to_device(device),
+    )
+}
+
 /// A test transform: row `r` of a shard batch → the model's pixels, `S` wide; a clip's F frames
 /// stacked vertically (`S × F·S`), the same F for every row.
 pub type Transform<'a> = dyn Fn(&RecordBatch, usize) -> Result<RgbImage> + Sync + 'a;
@@ -111,17 +122,13 @@ pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
     if image.is_null(row) {
         return Err(Error::format(format!("row `{id}` has no stored image")));
     }
-    let bytes = image.value(row);
-    let img = match col("image_codec")?.as_string::<i32>().value(row) {
-        "raw" => RgbImage {
-            width: col("width")?.as_primitive::<Int32Type>().value(row) as u32,
-            height: col("height")?.as_primitive::<Int32Type>().value(row) as u32,
-            pixels: bytes.to_vec(),
-        },
-        _ => decode_rgb(bytes, u64::MAX)
-            .map_err(|e| Error::format_caused(format!("stored image of `{id}`"), e))?,
-    };
-    Ok(img)
+    decode_stored(
+        image.value(row),
+        col("image_codec")?.as_string::<i32>().value(row),
+        col("width")?.as_primitive::<Int32Type>().value(row) as u32,
+        col("height")?.as_primitive::<Int32Type>().value(row) as u32,
+    )
+    .map_err(|e| Error::format_caused(format!("stored image of `{id}`"), e))
 }
 
 /// The columns [`stored_image`] reads.

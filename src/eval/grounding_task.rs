@@ -380,20 +380,6 @@ pub fn run(
     Ok(out)
 }
 
-/// Expressions in the split (for the progress bar).
-pub fn count_items(split: &EvalSplit) -> Result<u64> {
-    let mut n = 0u64;
-    split.for_each_batch(&["sentences"], 4096, &mut |b| {
-        let l = b
-            .column_by_name("sentences")
-            .ok_or_else(|| Error::format("image_grounding.v1 shard lacks `sentences`"))?
-            .as_list::<i32>();
-        n += (0..l.len()).map(|i| l.value(i).len() as u64).sum::<u64>();
-        Ok(())
-    })?;
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

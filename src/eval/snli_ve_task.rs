@@ -9,11 +9,11 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 use tch::{Device, Kind, Tensor};
 
-use super::batches::{EvalBatch, ItemSelection, squash, stream};
+use super::batches::{EvalBatch, ItemSelection, squash, stream, text_tensors};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
-use crate::loader::text::{pad_longest, with_cls};
+use crate::loader::text::with_cls;
 use crate::model::MplugModel;
 use crate::model::heads::ClassifierHead;
 
@@ -85,14 +85,7 @@ pub fn classify_batch(
         .iter()
         .map(|it| with_cls(&it.tokens, MAX_TOKENS))
         .collect();
-    let (ids, mask, len) = pad_longest(&seqs);
-    let b = seqs.len() as i64;
-    let ids = Tensor::from_slice(&ids)
-        .view([b, len as i64])
-        .to_device(device);
-    let mask = Tensor::from_slice(&mask)
-        .view([b, len as i64])
-        .to_device(device);
+    let (ids, mask) = text_tensors(&seqs, device);
     tch::no_grad(|| {
         let v = model.encode_image(&batch.images(device), false);
         let t = model.encode_text(&ids, &mask, false);

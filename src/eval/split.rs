@@ -143,6 +143,21 @@ impl EvalSplit {
         })
     }
 
+    /// Entries of list column `column` over the split's rows (questions, expressions: the items a
+    /// progress bar counts).
+    pub fn count_list_items(&self, column: &str) -> Result<u64> {
+        let mut n = 0u64;
+        self.for_each_batch(&[column], 4096, &mut |b| {
+            let l = b
+                .column_by_name(column)
+                .and_then(|c| c.as_list_opt::<i32>())
+                .ok_or_else(|| Error::format(format!("shard lacks list column `{column}`")))?;
+            n += (0..l.len()).map(|i| l.value(i).len() as u64).sum::<u64>();
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
     fn read_batches(
         &self,
         columns: &[&str],

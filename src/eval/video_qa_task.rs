@@ -7,17 +7,17 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
-use tch::{Device, Tensor};
+use tch::Device;
 
 use super::answer_ranking::{AnswerList, rank_answers};
-use super::batches::{EvalBatch, ItemSelection, stream};
+use super::batches::{EvalBatch, ItemSelection, stream, text_tensors};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
-use crate::loader::text::{CLS, pad_longest};
+use crate::loader::text::CLS;
 use crate::loader::transform::eval_transform;
 use crate::model::MplugModel;
-use crate::stages::RgbImage;
+use crate::stages::{RgbImage, decode_stored};
 
 /// One question about a clip.
 #[derive(Debug, Clone)]
@@ -94,7 +94,8 @@ pub fn clip_frames(b: &RecordBatch, r: usize, size: u32) -> Result<RgbImage> {
     }
     let mut pixels = Vec::with_capacity(frames.len() * (size * size * 3) as usize);
     for i in 0..frames.len() {
-        let f = crate::show::tiles::stored_rgb(frames.value(i), &codec, w, h)?;
+        let f = decode_stored(frames.value(i), &codec, w, h)
+            .map_err(|e| Error::format_caused(format!("stored frame {i}"), e))?;
         pixels.extend_from_slice(&eval_transform(&f, size).pixels);
     }
     Ok(RgbImage {
@@ -145,18 +146,11 @@ pub fn answer_batch(
                 .collect()
         })
         .collect();
-    let (ids, mask, len) = pad_longest(&seqs);
-    let ids = Tensor::from_slice(&ids)
-        .view([b, len as i64])
-        .to_device(device);
-    let mask = Tensor::from_slice(&mask)
-        .view([b, len as i64])
-        .to_device(device);
+    let (ids, mask) = text_tensors(&seqs, device);
     tch::no_grad(|| {
         let v = model.encode_image(&batch.images(device), false); // [B·F, P+1, H]
-        let (_, tokens, width) = v.size3().unwrap_or((0, 0, 0));
+        let width = v.size().last().copied().unwrap_or(0);
         let v = v.reshape([b, -1, width]); // frames' tokens concatenated: [B, F·(P+1), H]
-        debug_assert_eq!(v.size()[1] % tokens.max(1), 0);
         let t = model.encode_text(&ids, &mask, false);
         let (fv, ft) = model.fuse(&v, &t, &mask, false);
         let (memory, memory_mask) = MplugModel::decoder_memory(&fv, &ft, &mask);
@@ -209,15 +203,4 @@ pub fn run(
         },
     )?;
     Ok(out)
-}
-
-/// Questions in the split (for the progress bar).
-pub fn count_items(split: &EvalSplit) -> Result<u64> {
-    let mut n = 0u64;
-    split.for_each_batch(&["questions"], 4096, &mut |b| {
-        let l = column(b, "questions")?.as_list::<i32>();
-        n += (0..l.len()).map(|i| l.value(i).len() as u64).sum::<u64>();
-        Ok(())
-    })?;
-    Ok(n)
 }

@@ -6,15 +6,15 @@
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type};
-use tch::{Device, Tensor};
+use tch::Device;
 
 use super::answer_ranking::{AnswerList, rank_answers};
-use super::batches::{EvalBatch, ItemSelection, squash, stream};
+use super::batches::{EvalBatch, ItemSelection, squash, stream, text_tensors};
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use super::vqa::VqaGroundTruth;
 use crate::error::{Error, Result};
-use crate::loader::text::{pad_longest, with_cls};
+use crate::loader::text::with_cls;
 use crate::model::MplugModel;
 use crate::model::generate::{beam_search, greedy};
 use crate::text::BertTokenizer;
@@ -155,14 +155,7 @@ pub fn answer_batch(
         .iter()
         .map(|it| with_cls(&it.tokens, max_len))
         .collect();
-    let (ids, mask, len) = pad_longest(&seqs);
-    let b = seqs.len() as i64;
-    let ids = Tensor::from_slice(&ids)
-        .view([b, len as i64])
-        .to_device(device);
-    let mask = Tensor::from_slice(&mask)
-        .view([b, len as i64])
-        .to_device(device);
+    let (ids, mask) = text_tensors(&seqs, device);
     tch::no_grad(|| {
         let v = model.encode_image(&batch.images(device), false);
         let t = model.encode_text(&ids, &mask, false);
@@ -232,15 +225,4 @@ pub fn run(
         },
     )?;
     Ok(out)
-}
-
-/// How many questions the split holds (for the progress bar).
-pub fn count_items(split: &EvalSplit) -> Result<u64> {
-    let mut n = 0u64;
-    split.for_each_batch(&["question_ids"], 4096, &mut |b| {
-        let l = column(b, "question_ids")?.as_list::<i32>();
-        n += (0..l.len()).map(|i| l.value(i).len() as u64).sum::<u64>();
-        Ok(())
-    })?;
-    Ok(n)
 }

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{EngineOptions, run_ordered};
 use crate::error::{Error, Result};
-use crate::stages::decode_rgb;
+use crate::stages::decode_stored;
 use index::DatasetIndex;
 use reader::{RowGroupData, read_row_group};
 use rng::{LoaderRng, Purpose};
@@ -510,15 +510,8 @@ fn process_sample(
 ) -> Result<SampleOut> {
     let stored = data.sample(row as usize)?;
     let mut rng = LoaderRng::new(config.seed, Purpose::Sample, epoch, position);
-    let img = match stored.codec {
-        "raw" => crate::stages::RgbImage {
-            width: stored.width,
-            height: stored.height,
-            pixels: stored.image.to_vec(),
-        },
-        _ => decode_rgb(stored.image, u64::MAX)
-            .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?,
-    };
+    let img = decode_stored(stored.image, stored.codec, stored.width, stored.height)
+        .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?;
     let (mut out, crop, flipped) = if config.train {
         let (o, b, f) = transform::train_transform(
             &img,

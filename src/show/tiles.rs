@@ -6,7 +6,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, Int32Type};
 
 use crate::error::{Error, Result};
-use crate::stages::{RgbImage, decode_rgb};
+use crate::stages::{RgbImage, decode_stored};
 
 /// Box outline colours, one per object (none is a shapes-world colour).
 pub const BOX_COLOURS: [[u8; 3]; 4] =
@@ -115,16 +115,9 @@ impl Row<'_> {
     }
 }
 
-/// Stored pixels (`jpeg` or `raw`) as RGB.
-pub fn stored_rgb(bytes: &[u8], codec: &str, width: u32, height: u32) -> Result<RgbImage> {
-    match codec {
-        "raw" => Ok(RgbImage {
-            width,
-            height,
-            pixels: bytes.to_vec(),
-        }),
-        _ => decode_rgb(bytes, u64::MAX).map_err(|e| Error::format_caused("stored image", e)),
-    }
+/// Stored pixels as RGB, the error naming what was decoded.
+fn stored_rgb(bytes: &[u8], codec: &str, width: u32, height: u32) -> Result<RgbImage> {
+    decode_stored(bytes, codec, width, height).map_err(|e| Error::format_caused("stored image", e))
 }
 
 fn weighted(answers: &[String], weights: &[f64]) -> String {

@@ -104,6 +104,24 @@ fn check_pixels(width: u64, height: u64, limit: u64) -> Result<(), DecodeError> 
     Ok(())
 }
 
+/// Pixels as the shards store them (`image_codec` / `frame_codec`): `raw` uint8 RGB HWC of the given
+/// size, otherwise encoded bytes to decode. The loader, the evaluator and `mplug show` read them so.
+pub fn decode_stored(
+    bytes: &[u8],
+    codec: &str,
+    width: u32,
+    height: u32,
+) -> Result<RgbImage, DecodeError> {
+    match codec {
+        "raw" => Ok(RgbImage {
+            width,
+            height,
+            pixels: bytes.to_vec(),
+        }),
+        _ => decode_rgb(bytes, u64::MAX),
+    }
+}
+
 /// Decodes `bytes` to RGB, refusing images whose header declares more than `max_pixels` pixels before
 /// any pixel memory is allocated. EXIF orientation is *not* applied here (see `orient`).
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {

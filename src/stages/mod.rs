@@ -12,7 +12,7 @@ pub mod pillow_resize;
 pub mod png_chunks;
 pub mod resize;
 
-pub use decode::{DecodeError, RgbImage, decode_rgb};
+pub use decode::{DecodeError, RgbImage, decode_rgb, decode_stored};
 pub use encode::{PixelCodec, encode_pixels};
 pub use image::{ImageOptions, ImageStage, ProcessedImage};
 pub use resize::{fit_within, resize_rgb};

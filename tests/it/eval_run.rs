@@ -108,25 +108,42 @@ fn reference(
     split: &str,
     decoding: [&str; 5],
 ) -> serde_json::Value {
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), task.into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--split", split.to_string()),
-        ("--vocab", vocab().display().to_string()),
-        ("--batch-size", decoding[0].to_string()),
-        ("--beam-size", decoding[1].to_string()),
-        ("--min-length", decoding[2].to_string()),
-        ("--max-length", decoding[3].to_string()),
-        ("--limit", decoding[4].to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
+    let [batch, beam, min, max, limit] = decoding;
+    run_reference(
+        task,
+        ck,
+        data,
+        &[
+            "--split",
+            split,
+            "--batch-size",
+            batch,
+            "--beam-size",
+            beam,
+            "--min-length",
+            min,
+            "--max-length",
+            max,
+            "--limit",
+            limit,
+        ],
+    )
+}
+
+/// Runs tests/py/eval_reference.py `task` on the tiny architecture with checkpoint `ck` over
+/// dataset `data` (plus `args`) and returns the JSON it prints last.
+fn run_reference(task: &str, ck: &Path, data: &Path, args: &[&str]) -> serde_json::Value {
     let out = ok(Command::new(python())
         .current_dir(repo())
-        .args(&args)
+        .args(["tests/py/eval_reference.py", task])
+        .args(TINY)
+        .arg("--ckpt")
+        .arg(ck)
+        .arg("--data")
+        .arg(data)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(args)
         .output()
         .unwrap());
     serde_json::from_str(out.lines().last().unwrap()).unwrap()
@@ -497,18 +514,11 @@ fn eval_retrieval_equals_the_reference_procedure() {
         .arg(vocab())
         .output()
         .unwrap());
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "retrieval".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", coco.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "retrieval",
+        &ck,
+        &coco,
+        &[
             "--split",
             "train",
             "--batch-size",
@@ -521,20 +531,8 @@ fn eval_retrieval_equals_the_reference_procedure() {
             "1",
             "--k-test",
             "16",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let ours = tch::Tensor::read_safetensors(out.join("scores.safetensors")).unwrap();
     assert_eq!(ours.len(), 3);
     for (name, t) in &ours {
@@ -601,19 +599,13 @@ fn eval_grounding_equals_the_reference_procedure() {
     );
     assert!(summary.contains("accuracy (IoU >= 0.5)"), "{summary}");
     let want_inputs = t.path().join("ref_inputs.safetensors");
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "grounding".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-        ("--save-inputs", want_inputs.display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "grounding",
+        &ck,
+        &data,
+        &[
+            "--save-inputs",
+            want_inputs.to_str().unwrap(),
             "--split",
             "train",
             "--batch-size",
@@ -624,20 +616,8 @@ fn eval_grounding_equals_the_reference_procedure() {
             "1",
             "--max-length",
             "1",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let ours = tch::Tensor::read_safetensors(out.join("inputs.safetensors")).unwrap();
     let theirs = tch::Tensor::read_safetensors(&want_inputs).unwrap();
     let get = |v: &[(String, tch::Tensor)], k: &str| {
@@ -709,19 +689,13 @@ fn eval_vqa_rank_answers_equals_the_reference() {
             list.to_str().unwrap(),
         ],
     );
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "vqa".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", vqa.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-        ("--answer-list", list.display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "vqa",
+        &ck,
+        &vqa,
+        &[
+            "--answer-list",
+            list.to_str().unwrap(),
             "--split",
             "val",
             "--batch-size",
@@ -734,20 +708,8 @@ fn eval_vqa_rank_answers_equals_the_reference() {
             "1",
             "--k-test",
             "8",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     same_as_reference(&out, &want, "question_id", "answer");
     let chosen: std::collections::HashSet<&str> = want
         .as_array()
@@ -802,18 +764,11 @@ fn eval_video_qa_equals_the_reference_procedure() {
         .output()
         .unwrap());
     assert!(summary.contains("accuracy (exact match)"), "{summary}");
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "video-qa".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "video-qa",
+        &ck,
+        &data,
+        &[
             "--split",
             "test",
             "--batch-size",
@@ -826,20 +781,8 @@ fn eval_video_qa_equals_the_reference_procedure() {
             "1",
             "--k-test",
             "8",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let results = read(&out.join("results.json"));
     let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
     assert_eq!(results.len(), want.len());
@@ -908,18 +851,11 @@ fn eval_video_retrieval_equals_the_reference_procedure() {
         .arg(vocab())
         .output()
         .unwrap());
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "retrieval".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "retrieval",
+        &ck,
+        &data,
+        &[
             "--video",
             "--split",
             "train",
@@ -933,20 +869,8 @@ fn eval_video_retrieval_equals_the_reference_procedure() {
             "1",
             "--k-test",
             "1000",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let ours = tch::Tensor::read_safetensors(out.join("scores.safetensors")).unwrap();
     for (name, t) in &ours {
         let got = Vec::<Vec<f64>>::try_from(t.to_kind(tch::Kind::Double)).unwrap();
@@ -1022,18 +946,11 @@ fn eval_video_caption_equals_the_reference_procedure() {
         .arg(vocab())
         .output()
         .unwrap());
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "video-caption".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "video-caption",
+        &ck,
+        &data,
+        &[
             "--split",
             "train",
             "--batch-size",
@@ -1044,20 +961,8 @@ fn eval_video_caption_equals_the_reference_procedure() {
             "4",
             "--max-length",
             "8",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let results = read(&out.join("results.json"));
     let tokens = read(&out.join("tokens.json"));
     let want = want.as_array().unwrap();
@@ -1163,19 +1068,13 @@ w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
         .arg(vocab())
         .output()
         .unwrap());
-    let mut args: Vec<String> = vec!["tests/py/eval_reference.py".into(), "snli-ve".into()];
-    args.extend(TINY.iter().map(|s| s.to_string()));
-    for (flag, v) in [
-        ("--ckpt", ck.display().to_string()),
-        ("--data", data.display().to_string()),
-        ("--vocab", vocab().display().to_string()),
-        ("--head", head.display().to_string()),
-    ] {
-        args.push(flag.into());
-        args.push(v);
-    }
-    args.extend(
-        [
+    let want = run_reference(
+        "snli-ve",
+        &ck,
+        &data,
+        &[
+            "--head",
+            head.to_str().unwrap(),
             "--split",
             split,
             "--batch-size",
@@ -1186,20 +1085,8 @@ w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
             "1",
             "--max-length",
             "1",
-        ]
-        .map(String::from),
+        ],
     );
-    let want: serde_json::Value = serde_json::from_str(
-        ok(Command::new(python())
-            .current_dir(repo())
-            .args(&args)
-            .output()
-            .unwrap())
-        .lines()
-        .last()
-        .unwrap(),
-    )
-    .unwrap();
     let results = read(&out.join("results.json"));
     let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
     assert_eq!(results.len(), want.len());
