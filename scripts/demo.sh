@@ -68,12 +68,19 @@ echo "==> mplug eval vqa / caption: the 30-step pre-trained model (not fine-tune
   --split test --out "$OUT/eval_caption" --device cpu --limit 100
 "$M" eval retrieval --config configs/retrieval_tiny.yaml --weights "$CKPT" --data "$OUT/coco_karpathy" \
   --split test --out "$OUT/eval_retrieval" --device cpu
+echo "==> mplug eval grounding (RefCOCO testA) and video-retrieval (MSRVTT test, zero-shot); mplug score grounding" >&2
+"$M" eval grounding --config configs/grounding_tiny.yaml --weights "$CKPT" --data "$OUT/refcoco" \
+  --split testA --out "$OUT/eval_grounding" --device cpu
+"$M" score grounding --results "$OUT/eval_grounding/results.json" \
+  --annotations "$OUT/raw/refcoco/refs(unc).p" "$OUT/raw/refcoco/instances.json" --split testA
+"$M" eval video-retrieval --config configs/retrieval_tiny.yaml --weights "$CKPT" --data "$OUT/msrvtt" \
+  --split test --out "$OUT/eval_video_retrieval" --device cpu
 "$M" show "$OUT/vqa" --split val --results "$OUT/eval_vqa/results.json" --worst --n 12 \
   --out "$OUT/sheet_vqa_worst.png"
 echo
 echo "Done. Shards: $OUT/coco_karpathy/shards/  Manifest: $OUT/coco_karpathy/manifest.json"
 echo "      Video shards: $OUT/msrvtt/shards/   Model outputs: $OUT/tiny_outputs.safetensors"
 echo "      Training run: $OUT/tiny_run/ (metrics.jsonl, curves.png, checkpoints/)"
-echo "      Evaluation: $OUT/eval_{vqa,caption,retrieval}/ (results.json, metrics.json)"
+echo "      Evaluation: $OUT/eval_{vqa,caption,retrieval,grounding,video_retrieval}/ (results.json, metrics.json)"
 echo "      Contact sheets: $OUT/sheet_refcoco.png, $OUT/sheet_vqa_worst.png"
 echo "Binary: $M   (try: $M --help)"

@@ -17,10 +17,11 @@ use crate::eval::settings::{
     CAPTION_DEFAULTS, EvalSettings, NO_GENERATION, TaskDefaults, VQA_DEFAULTS,
 };
 use crate::eval::split::EvalSplit;
+use crate::eval::statement_task::StatementTask;
 use crate::eval::task_model::{TaskModel, TaskParts, load_task_model};
 use crate::eval::vqa_accuracy::VqaEvalMode;
 use crate::eval::{
-    caption, caption_task, grounding_task, retrieval_task, snli_ve_task, video_caption_task,
+    caption, caption_task, grounding_task, retrieval_task, statement_task, video_caption_task,
     video_qa_task, vqa, vqa_task,
 };
 use crate::model::MplugConfig;
@@ -82,6 +83,13 @@ pub enum EvalCommand {
     /// `[{pair_id, image, predicted, label}]` (labels: entailment 2, neutral 1, contradiction 0) and
     /// `metrics.json`.
     SnliVe(CommonEvalArgs),
+    /// NLVR2 over an `image_statement.v1` split of image pairs: the statement fused with each image,
+    /// the two fused CLS vectors concatenated → `cls_head` (a pair design: mPLUG released none; see
+    /// docs/ARCHITECTURE.md), 2 classes, accuracy.
+    ///
+    /// The weights must hold `cls_head.0.*` (`[H, 2H]`) and `cls_head.2.*`. Writes `results.json`
+    /// `[{identifier, pair, predicted, label}]` (True 1, False 0) and `metrics.json`.
+    Nlvr2(CommonEvalArgs),
 }
 
 /// Options of `mplug eval video-caption`.
@@ -322,7 +330,8 @@ pub fn run(cmd: EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Grounding(a) => run_grounding(a),
         EvalCommand::VideoQa(a) => run_video_qa(a),
         EvalCommand::VideoCaption(a) => run_video_caption(a),
-        EvalCommand::SnliVe(a) => run_snli_ve(a),
+        EvalCommand::SnliVe(a) => run_statements(a, StatementTask::SnliVe),
+        EvalCommand::Nlvr2(a) => run_statements(a, StatementTask::Nlvr2),
     }
 }
 
@@ -781,13 +790,12 @@ fn config_prompt(path: &Path) -> anyhow::Result<Option<String>> {
     Ok(v.get("prompt").and_then(|p| p.as_str()).map(String::from))
 }
 
-fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
-    let p = prepare(
-        &c,
-        "image_statement.v1",
-        NO_GENERATION,
-        TaskParts::Classifier(snli_ve_task::CLASSES),
-    )?;
+fn run_statements(c: CommonEvalArgs, task: StatementTask) -> anyhow::Result<()> {
+    let parts = TaskParts::Classifier {
+        inputs: task.head_inputs(),
+        classes: task.classes(),
+    };
+    let p = prepare(&c, "image_statement.v1", NO_GENERATION, parts)?;
     let head = p
         .task
         .classifier
@@ -795,7 +803,8 @@ fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
         .context("the classifier head was not built")?;
     let progress = bar(p.selection.count(p.split.rows), c.quiet);
     let start = Instant::now();
-    let preds = snli_ve_task::run(
+    let preds = statement_task::run(
+        task,
         &p.task.model,
         head,
         &p.split,
@@ -814,25 +823,26 @@ fn run_snli_ve(c: CommonEvalArgs) -> anyhow::Result<()> {
     let mut prov = provenance(&c, &p, preds.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
         drop_generation_keys(m);
-        m.insert(
-            "head".into(),
-            json!("cls_head: Linear(H,H) → ReLU → Linear(H,3) (ALBEF)"),
-        );
+        m.insert("head".into(), json!(task.head_doc()));
     }
     let results: Vec<Value> = preds
         .iter()
-        .map(|q| {
-            json!({"pair_id": q.item.statement_id, "image": q.item.sample_id,
-                        "predicted": q.predicted, "label": q.item.label})
+        .map(|q| match task {
+            StatementTask::SnliVe => json!({"pair_id": q.item.statement_id,
+                "image": q.item.sample_id, "predicted": q.predicted, "label": q.item.label}),
+            StatementTask::Nlvr2 => json!({"identifier": q.item.statement_id,
+                "pair": q.item.sample_id, "predicted": q.predicted, "label": q.item.label}),
         })
         .collect();
-    let metrics = json!({"task": "snli_ve", "snli_ve": {"accuracy": accuracy, "correct": correct,
+    let key = task.name().replace('-', "_");
+    let metrics = json!({"task": key, key.clone(): {"accuracy": accuracy, "correct": correct,
         "statements": preds.len()}, "provenance": prov});
     create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     write_json(&c.out.join("metrics.json"), &metrics)?;
     println!(
-        "snli-ve: {} statements of `{}` split `{}` in {:.1} s",
+        "{}: {} statements of `{}` split `{}` in {:.1} s",
+        task.name(),
         preds.len(),
         p.split.dataset,
         p.split.split,

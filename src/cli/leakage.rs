@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::leakage::{EVAL_SPLITS, exclusion_list, find_leaks, read_image_keys, summarize};
-use crate::query::catalog::discover_datasets;
+use crate::shards::catalog::discover_datasets;
 use crate::shards::commit::write_atomic;
 
 /// Report images of an evaluation split found in a training split (any dataset, also its own).

@@ -3,6 +3,7 @@
 mod doctor;
 mod download;
 mod eval;
+mod finetune;
 mod ingest;
 mod leakage;
 mod loader;
@@ -70,9 +71,10 @@ enum Command {
     /// Run the model (or one module) on tensors from a file and write every named output.
     Forward(model::ForwardArgs),
     Train(train::TrainArgs),
+    Finetune(finetune::FinetuneArgs),
     /// Draw a training run's curves (metrics.jsonl) to a PNG.
     Plot(train::PlotArgs),
-    /// Score a results file with the official metrics (VQA accuracy; BLEU, ROUGE-L, CIDEr-D).
+    /// Score results with the official metrics (VQA; BLEU, ROUGE-L, CIDEr-D; retrieval; grounding).
     #[command(subcommand)]
     Score(score::ScoreCommand),
     /// Evaluate a model on an ingested split: official results file, metrics, summary.
@@ -99,6 +101,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Convert(args) => model::run_convert(args),
         Command::Forward(args) => model::run_forward(args),
         Command::Train(args) => train::run_train(args),
+        Command::Finetune(args) => finetune::run(args),
         Command::Plot(args) => train::run_plot(args),
         Command::Score(cmd) => score::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use crate::query::freeze::{freeze_query, write_list};
+use crate::query::freeze::freeze_query;
 use crate::query::output::{OutputFormat, check_format_target, write_results};
 use crate::query::{QuerySession, SqlPolicy, discover_datasets};
+use crate::shards::sample_list::write_list;
 use crate::text::BertTokenizer;
 use crate::text::tokenizer::default_vocab_path;
 

@@ -68,7 +68,7 @@ struct RunData {
     eval_data: Vec<PathBuf>,
 }
 
-fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
+pub(crate) fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
     Ok(match s {
         "cpu" => tch::Device::Cpu,
         "cuda" => {
@@ -83,6 +83,7 @@ fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
     })
 }
 
+/// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&a.device)?;
     let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
@@ -155,6 +156,13 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     for w in &cfg.warnings {
         eprintln!("warning: {w}");
     }
+    if cfg.task != crate::train::config::TaskName::Pretrain {
+        return Err(crate::error::Error::input(format!(
+            "the config trains `{}`: run it with mplug finetune {0}",
+            cfg.task.as_str()
+        ))
+        .into());
+    }
     let opts = TrainOptions {
         data,
         out: out.clone(),
@@ -167,26 +175,38 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             .into_iter()
             .map(|path| DatasetInput { path, weight: 1.0 })
             .collect(),
+        init: None,
+        tokenizer: None,
     };
     let summary = crate::train::train(cfg, &opts)?;
+    print_summary(&summary);
+    Ok(())
+}
+
+/// The one-line end-of-run summary: total loss, the task's losses, throughput, checkpoint.
+pub fn print_summary(summary: &crate::train::TrainSummary) {
     match &summary.last {
-        Some(l) => println!(
-            "step {}: loss {:.4} (itc {:.4} itm {:.4} mlm {:.4} prefix {:.4}), {:.1} samples/s; checkpoint {}",
-            summary.steps,
-            l.loss,
-            l.loss_itc,
-            l.loss_itm,
-            l.loss_mlm,
-            l.loss_prefix,
-            l.samples_per_s,
-            summary
-                .checkpoint
-                .as_ref()
-                .map_or("-".into(), |p| p.display().to_string())
-        ),
+        Some(l) => {
+            let parts: Vec<String> = l
+                .values
+                .iter()
+                .filter(|(k, v)| k.starts_with("loss_") && v.is_finite())
+                .map(|(k, v)| format!("{} {v:.4}", k.trim_start_matches("loss_")))
+                .collect();
+            println!(
+                "step {}: loss {:.4} ({}), {:.1} samples/s; checkpoint {}",
+                summary.steps,
+                l.loss,
+                parts.join(" "),
+                l.samples_per_s,
+                summary
+                    .checkpoint
+                    .as_ref()
+                    .map_or("-".into(), |p| p.display().to_string())
+            )
+        }
         None => println!("nothing to do: the run is at step {}", summary.steps),
     }
-    Ok(())
 }
 
 /// Draw a run's curves (losses, learning rates, samples/s and loader starvation, accuracies)

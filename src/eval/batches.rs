@@ -106,9 +106,15 @@ pub fn squash(size: u32) -> impl Fn(&RecordBatch, usize) -> Result<RgbImage> + S
 
 /// The stored image of row `row` of a shard batch, decoded.
 pub fn stored_image(batch: &RecordBatch, row: usize) -> Result<RgbImage> {
+    stored_image_with_prefix(batch, row, "")
+}
+
+/// The stored image whose columns carry `prefix` (`right_` for an NLVR2 pair's second image).
+pub fn stored_image_with_prefix(batch: &RecordBatch, row: usize, prefix: &str) -> Result<RgbImage> {
     let col = |name: &str| {
+        let name = format!("{prefix}{name}");
         batch
-            .column_by_name(name)
+            .column_by_name(&name)
             .ok_or_else(|| Error::format(format!("shard lacks column `{name}`")))
     };
     let id = match batch
@@ -246,4 +252,29 @@ pub fn stream<T: Send>(
         }
         outcome
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ranks partition the (limited) items: each item kept by exactly one rank, counts agree.
+    #[test]
+    fn ranks_partition_the_items() {
+        for (w, limit) in [(1, None), (3, None), (4, Some(10)), (7, Some(3))] {
+            let sel = |rank| ItemSelection {
+                rank,
+                world_size: w,
+                limit,
+            };
+            let total = 23u64;
+            for i in 0..total {
+                let owners = (0..w).filter(|&r| sel(r).keeps(i)).count();
+                let want = usize::from(limit.is_none_or(|l| i < l));
+                assert_eq!(owners, want, "item {i}, world {w}");
+            }
+            let sum: u64 = (0..w).map(|r| sel(r).count(total)).sum();
+            assert_eq!(sum, limit.map_or(total, |l| l.min(total)));
+        }
+    }
 }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use super::batches::{EvalBatch, ItemSelection, stored_image, stream};
+use super::grounding::box_iou;
 use super::settings::EvalSettings;
 use super::split::EvalSplit;
 use crate::error::{Error, Result};
@@ -127,15 +128,6 @@ fn corners(b: [f64; 4]) -> [f64; 4] {
         b[0] + b[2] / 2.0,
         b[1] + b[3] / 2.0,
     ]
-}
-
-/// TransVG's `bbox_iou` on corner boxes (no +1, 1e-16 in the denominator).
-pub fn bbox_iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |x: [f64; 4]| (x[2] - x[0]) * (x[3] - x[1]);
-    inter / (area(a) + area(b) - inter + 1e-16)
 }
 
 /// The expressions of row `r` of a shard batch, for a `size` canvas.
@@ -359,7 +351,7 @@ pub fn run(
                     .collect();
                 let pred_norm = [v[0], v[1], v[2], v[3]];
                 let c = corners(pred_norm).map(|x| x.clamp(0.0, 1.0));
-                let iou = bbox_iou(c, corners(item.gt_norm));
+                let iou = box_iou(c, corners(item.gt_norm));
                 // back to source pixels: × size, − offset, ÷ ratio
                 let l = item.layout;
                 let s = size as f64;
@@ -401,9 +393,9 @@ mod tests {
     #[test]
     fn iou_by_hand() {
         let a = [0.0, 0.0, 1.0, 1.0];
-        assert!((bbox_iou(a, [0.5, 0.0, 1.5, 1.0]) - 1.0 / 3.0).abs() < 1e-12);
-        assert_eq!(bbox_iou(a, [2.0, 2.0, 3.0, 3.0]), 0.0);
-        assert!((bbox_iou(a, a) - 1.0).abs() < 1e-12);
+        assert!((box_iou(a, [0.5, 0.0, 1.5, 1.0]) - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(box_iou(a, [2.0, 2.0, 3.0, 3.0]), 0.0);
+        assert!((box_iou(a, a) - 1.0).abs() < 1e-12);
         let back = corners(cxcywh(0.1, 0.2, 0.5, 0.9));
         assert!(
             back.iter()

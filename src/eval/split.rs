@@ -10,7 +10,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use parquet::arrow::ProjectionMask;
 
 use crate::error::{Error, Result};
-use crate::query::catalog::discover_datasets;
+use crate::shards::catalog::discover_datasets;
 use crate::shards::reader::{file_blake3, open, unreadable};
 
 /// A dataset split to evaluate.

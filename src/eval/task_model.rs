@@ -22,8 +22,14 @@ pub enum TaskParts {
     VisualDecoder,
     /// Visual and text encoders, ITC projections, fusion, ITM head (retrieval).
     Retrieval,
-    /// Visual and text encoders, fusion and a `cls_head` of this many classes (SNLI-VE).
-    Classifier(i64),
+    /// Visual and text encoders, fusion and a `cls_head` over `inputs` concatenated fused CLS
+    /// vectors (1 for SNLI-VE, 2 for an NLVR2 pair) to `classes`.
+    Classifier {
+        /// Fused CLS vectors in.
+        inputs: i64,
+        /// Classes out.
+        classes: i64,
+    },
 }
 
 impl TaskParts {
@@ -40,7 +46,7 @@ impl TaskParts {
             TaskParts::FusedDecoder => !heads,
             TaskParts::VisualDecoder => !heads && !text,
             TaskParts::Retrieval => !decoder,
-            TaskParts::Classifier(_) => !heads && !decoder,
+            TaskParts::Classifier { .. } => !heads && !decoder,
         }
     }
 }
@@ -68,10 +74,11 @@ pub fn load_task_model(
     let vs = VarStore::new(device);
     let model = MplugModel::new(&vs.root(), config);
     let classifier = match parts {
-        TaskParts::Classifier(n) => Some(ClassifierHead::new(
+        TaskParts::Classifier { inputs, classes } => Some(ClassifierHead::new(
             vs.root() / "cls_head",
+            inputs,
             config.bert.hidden_size,
-            n,
+            classes,
         )),
         _ => None,
     };

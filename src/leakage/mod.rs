@@ -17,7 +17,7 @@ use parquet::arrow::ProjectionMask;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::query::catalog::DatasetEntry;
+use crate::shards::catalog::DatasetEntry;
 use crate::shards::reader::unreadable;
 
 /// Split names that hold evaluation data (everything else counts as training).

@@ -1,6 +1,7 @@
-//! What the loader can read: the row groups of one or more shard sets, numbered into one global
-//! sample index, with per-dataset mixing weights and an exclusion list applied, and each shard's
-//! hash checked against its manifest the first time it is read.
+//! What the loader can read: the row groups of one or more shard sets, their samples (rows, or
+//! the questions of each row: [`SampleKind`]) numbered into one global sample index, with
+//! per-dataset mixing weights and an exclusion list applied, and each shard's hash checked against
+//! its manifest the first time it is read.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use std::sync::Mutex;
 
 use super::order::Block;
 use super::rng::{LoaderRng, Purpose};
+use super::sample::SampleKind;
 use crate::error::{Error, Result};
-use crate::query::catalog::discover_datasets;
 use crate::shards::Manifest;
+use crate::shards::catalog::discover_datasets;
 use crate::shards::reader::unreadable;
 
 /// One input dataset with its mixing weight.
@@ -34,6 +36,8 @@ pub struct RowGroupRef {
     pub row_group: usize,
     /// Rows in the row group.
     pub rows: u32,
+    /// Samples in the row group (= rows unless a row holds several).
+    pub items: u32,
 }
 
 /// A dataset the index reads.
@@ -58,6 +62,11 @@ pub struct DatasetIndex {
     pub row_groups: Vec<RowGroupRef>,
     /// First global sample index of each row group.
     pub first_sample: Vec<u64>,
+    /// Per row group with several samples per row: the first sample of each row within the group,
+    /// and the group's sample count last (`rows + 1` entries).
+    pub item_offsets: Vec<Option<Vec<u32>>>,
+    /// What a sample is.
+    pub kind: SampleKind,
     verified: Mutex<HashMap<usize, std::result::Result<(), String>>>,
 }
 
@@ -68,15 +77,23 @@ pub struct SampleLocation {
     pub row_group: usize,
     /// Row within it.
     pub row: u32,
+    /// Sample within the row (0 when a row is one sample).
+    pub item: u32,
 }
 
 impl DatasetIndex {
-    /// Opens every input (only `image_text.v1` datasets for now) and reads each shard's row-group
-    /// sizes from its footer.
+    /// Opens every input as `image_text.v1` caption samples ([`Self::open_kind`]).
     pub fn open(inputs: &[DatasetInput]) -> Result<Self> {
+        Self::open_kind(inputs, SampleKind::Caption)
+    }
+
+    /// Opens every input, which must hold `kind`'s schema, reads each shard's row-group sizes
+    /// from its footer and, when a row holds several samples, their counts (one list column).
+    pub fn open_kind(inputs: &[DatasetInput], kind: SampleKind) -> Result<Self> {
         let mut datasets = Vec::new();
         let mut shards = Vec::new();
         let mut row_groups = Vec::new();
+        let mut item_offsets = Vec::new();
         for input in inputs {
             if !(input.weight >= 0.0 && input.weight.is_finite()) {
                 return Err(Error::input(format!(
@@ -86,25 +103,61 @@ impl DatasetIndex {
                 )));
             }
             for entry in discover_datasets(std::slice::from_ref(&input.path))? {
-                if entry.manifest.schema != "image_text.v1" {
-                    return Err(Error::input(format!(
-                        "`{}` holds {} rows; the loader reads image_text.v1 datasets so far",
-                        entry.dir.display(),
-                        entry.manifest.schema
-                    )));
+                if entry.manifest.schema != kind.schema() {
+                    return Err(Error::input_with_hint(
+                        format!(
+                            "`{}` holds {} rows; this task reads {} datasets",
+                            entry.dir.display(),
+                            entry.manifest.schema,
+                            kind.schema()
+                        ),
+                        "pass --data the datasets `mplug ingest` wrote for this task",
+                    ));
                 }
                 let d = datasets.len();
                 for shard in &entry.manifest.shards {
                     let path = entry.dir.join(&shard.path);
                     let s = shards.len();
                     let reader = crate::shards::reader::open(&path, &entry.manifest.name)?;
+                    let counts = match kind.items_column() {
+                        Some(col) => Some(items_per_row(&path, &entry.manifest.name, col)?),
+                        None => None,
+                    };
+                    let mut next_row = 0usize;
                     for (g, rg) in reader.metadata().row_groups().iter().enumerate() {
+                        let rows = rg.num_rows() as usize;
+                        let offsets = match &counts {
+                            Some(c) => {
+                                let Some(c) = c.get(next_row..next_row + rows) else {
+                                    return Err(Error::format(format!(
+                                        "`{}`: row groups hold more rows than its column `{}`",
+                                        path.display(),
+                                        kind.items_column().unwrap_or_default()
+                                    )));
+                                };
+                                let mut o = Vec::with_capacity(rows + 1);
+                                let mut n = 0u32;
+                                for &k in c {
+                                    o.push(n);
+                                    n += k;
+                                }
+                                o.push(n);
+                                Some(o)
+                            }
+                            None => None,
+                        };
+                        next_row += rows;
                         row_groups.push(RowGroupRef {
                             dataset: d,
                             shard: s,
                             row_group: g,
-                            rows: rg.num_rows() as u32,
+                            rows: rows as u32,
+                            items: offsets
+                                .as_ref()
+                                .and_then(|o| o.last().copied())
+                                .unwrap_or(rows as u32),
                         });
+                        item_offsets.push(offsets);
                     }
                     shards.push((d, path, shard.blake3.clone()));
                 }
@@ -122,13 +175,21 @@ impl DatasetIndex {
         let mut n = 0u64;
         for rg in &row_groups {
             first_sample.push(n);
-            n += rg.rows as u64;
+            n += rg.items as u64;
+        }
+        if n == 0 {
+            return Err(Error::input(format!(
+                "the loader's inputs hold no {} samples",
+                kind.schema()
+            )));
         }
         Ok(DatasetIndex {
             datasets,
             shards,
             row_groups,
             first_sample,
+            item_offsets,
+            kind,
             verified: Mutex::new(HashMap::new()),
         })
     }
@@ -136,7 +197,7 @@ impl DatasetIndex {
     /// Total samples (all inputs, before weights and exclusions).
     pub fn len(&self) -> u64 {
         self.first_sample.last().copied().unwrap_or(0)
-            + self.row_groups.last().map_or(0, |r| r.rows as u64)
+            + self.row_groups.last().map_or(0, |r| r.items as u64)
     }
 
     /// Whether the index is empty.
@@ -144,13 +205,46 @@ impl DatasetIndex {
         self.len() == 0
     }
 
-    /// The row group and row of global sample `s`.
+    /// The row group, row and item of global sample `s`.
     pub fn locate(&self, s: u64) -> SampleLocation {
+        // the last group starting at or before s that holds samples (empty groups share a start)
         let g = self.first_sample.partition_point(|&f| f <= s) - 1;
-        SampleLocation {
-            row_group: g,
-            row: (s - self.first_sample[g]) as u32,
+        let at = (s - self.first_sample[g]) as u32;
+        match &self.item_offsets[g] {
+            None => SampleLocation {
+                row_group: g,
+                row: at,
+                item: 0,
+            },
+            Some(o) => {
+                let row = o.partition_point(|&f| f <= at) - 1;
+                SampleLocation {
+                    row_group: g,
+                    row: row as u32,
+                    item: at - o[row],
+                }
+            }
         }
+    }
+
+    /// The global samples of row `row` of row group `g`.
+    pub fn row_samples(&self, g: usize, row: u32) -> std::ops::Range<u64> {
+        let first = self.first_sample[g];
+        match &self.item_offsets[g] {
+            None => first + row as u64..first + row as u64 + 1,
+            Some(o) => first + o[row as usize] as u64..first + o[row as usize + 1] as u64,
+        }
+    }
+
+    /// The global samples of each row of shard `s`, in stored order.
+    fn shard_rows(&self, s: usize) -> Vec<std::ops::Range<u64>> {
+        let mut out = Vec::new();
+        for (g, rg) in self.row_groups.iter().enumerate() {
+            if rg.shard == s {
+                out.extend((0..rg.rows).map(|r| self.row_samples(g, r)));
+            }
+        }
+        out
     }
 
     /// The blocks (row groups as sample ranges) of one epoch after mixing weights and exclusions:
@@ -168,7 +262,7 @@ impl DatasetIndex {
                     push_runs(
                         &mut out,
                         self.first_sample[g],
-                        self.row_groups[g].rows,
+                        self.row_groups[g].items,
                         |_| true,
                         excluded,
                     );
@@ -176,12 +270,15 @@ impl DatasetIndex {
             }
             let frac = ds.weight - ds.weight.floor();
             if frac > 0.0 {
-                let rows: u64 = groups.iter().map(|&g| self.row_groups[g].rows as u64).sum();
+                let rows: u64 = groups
+                    .iter()
+                    .map(|&g| self.row_groups[g].items as u64)
+                    .sum();
                 let take = (frac * rows as f64).round() as usize;
                 let mut all: Vec<u64> = groups
                     .iter()
                     .flat_map(|&g| {
-                        self.first_sample[g]..self.first_sample[g] + self.row_groups[g].rows as u64
+                        self.first_sample[g]..self.first_sample[g] + self.row_groups[g].items as u64
                     })
                     .collect();
                 LoaderRng::new(seed, Purpose::Mixing, epoch, d as u64).shuffle(&mut all);
@@ -190,7 +287,7 @@ impl DatasetIndex {
                     push_runs(
                         &mut out,
                         self.first_sample[g],
-                        self.row_groups[g].rows,
+                        self.row_groups[g].items,
                         |s| chosen.contains(&s),
                         excluded,
                     );
@@ -267,10 +364,7 @@ impl DatasetIndex {
             let Some(ids) = wanted.get(self.datasets[*d].manifest.name.as_str()) else {
                 continue;
             };
-            let Some(first_group) = self.row_groups.iter().position(|g| g.shard == s) else {
-                continue;
-            };
-            let first = self.first_sample[first_group];
+            let rows = self.shard_rows(s);
             let dataset = &self.datasets[*d].manifest.name;
             let builder = crate::shards::reader::open(shard_path, dataset)?;
             let mask =
@@ -281,8 +375,10 @@ impl DatasetIndex {
                 let batch = batch.map_err(|e| unreadable(shard_path, dataset, e))?;
                 let col = arrow::array::AsArray::as_string::<i32>(batch.column(0));
                 for i in 0..batch.num_rows() {
-                    if ids.contains(col.value(i)) {
-                        out.insert(first + row);
+                    if ids.contains(col.value(i))
+                        && let Some(r) = rows.get(row as usize)
+                    {
+                        out.extend(r.clone());
                     }
                     row += 1;
                 }
@@ -293,25 +389,56 @@ impl DatasetIndex {
 }
 
 impl DatasetIndex {
+    /// The global samples of rows whose `split` is not `split` (to exclude: fine-tuning reads the
+    /// train split of datasets that hold every split). Reads only the split column; an error when
+    /// no row has the split, naming the splits there are.
+    pub fn samples_outside_split(&self, split: &str) -> Result<HashSet<u64>> {
+        let mut out = HashSet::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut kept = 0u64;
+        for (s, (d, shard_path, _)) in self.shards.iter().enumerate() {
+            let rows = self.shard_rows(s);
+            let dataset = &self.datasets[*d].manifest.name;
+            let builder = crate::shards::reader::open(shard_path, dataset)?;
+            let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), ["split"]);
+            let mut row = 0usize;
+            let batches = builder.with_projection(mask).build();
+            for batch in batches.map_err(|e| unreadable(shard_path, dataset, e))? {
+                let batch = batch.map_err(|e| unreadable(shard_path, dataset, e))?;
+                let col = arrow::compute::cast(batch.column(0), &arrow::datatypes::DataType::Utf8)?;
+                let col = arrow::array::AsArray::as_string::<i32>(&col);
+                for i in 0..batch.num_rows() {
+                    let Some(r) = rows.get(row) else {
+                        break;
+                    };
+                    if col.value(i) == split {
+                        kept += r.end - r.start;
+                    } else {
+                        seen.insert(col.value(i).to_string());
+                        out.extend(r.clone());
+                    }
+                    row += 1;
+                }
+            }
+        }
+        if kept == 0 {
+            return Err(Error::input(format!(
+                "no sample of the inputs is in split `{split}` (their splits: {})",
+                seen.into_iter().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        Ok(out)
+    }
+
     /// The global sample indices of a frozen sample list (`mplug select`): its rows must point into
     /// datasets of this index whose `dataset_blake3` is unchanged since the list was made.
     pub fn listed_samples(&self, path: &Path) -> Result<HashSet<u64>> {
-        let bytes = fs_err::read(path)?;
-        let list: crate::query::freeze::SampleList =
-            serde_json::from_slice(&bytes).map_err(|e| {
-                Error::input_caused(format!("`{}` is not a sample list", path.display()), e)
-            })?;
-        if list.format != crate::query::freeze::SAMPLE_LIST_FORMAT {
-            return Err(Error::input(format!(
-                "`{}` is not a sample list",
-                path.display()
-            )));
-        }
+        let list = crate::shards::sample_list::read_list(path)?;
         let by_table: HashMap<String, usize> = self
             .datasets
             .iter()
             .enumerate()
-            .map(|(i, d)| (crate::query::catalog::table_name(&d.manifest.name), i))
+            .map(|(i, d)| (crate::shards::catalog::table_name(&d.manifest.name), i))
             .collect();
         for ld in &list.datasets {
             let Some(&d) = by_table.get(&ld.name) else {
@@ -329,32 +456,59 @@ impl DatasetIndex {
                 )));
             }
         }
-        // (dataset, shard path) → first global sample of the shard.
-        let mut shard_first: HashMap<(usize, String), u64> = HashMap::new();
-        for (g, rg) in self.row_groups.iter().enumerate() {
-            if rg.row_group == 0 {
-                let d = self.shards[rg.shard].0;
-                let rel = self.shards[rg.shard]
-                    .1
-                    .strip_prefix(&self.datasets[d].dir)
-                    .map(|p| p.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
-                shard_first.insert((d, rel), self.first_sample[g]);
-            }
+        // (dataset, shard path) → shard index.
+        let mut shard_of: HashMap<(usize, String), usize> = HashMap::new();
+        for (s, (d, path, _)) in self.shards.iter().enumerate() {
+            let rel = path
+                .strip_prefix(&self.datasets[*d].dir)
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            shard_of.insert((*d, rel), s);
         }
+        let mut rows_of: HashMap<usize, Vec<std::ops::Range<u64>>> = HashMap::new();
         let mut out = HashSet::new();
         for r in &list.samples {
             let d = by_table[&r.dataset];
-            let Some(first) = shard_first.get(&(d, r.shard.clone())) else {
+            let Some(&s) = shard_of.get(&(d, r.shard.clone())) else {
                 return Err(Error::input(format!(
                     "sample list row points into unknown shard `{}` of `{}`",
                     r.shard, r.dataset
                 )));
             };
-            out.insert(first + r.row);
+            let rows = rows_of.entry(s).or_insert_with(|| self.shard_rows(s));
+            let Some(range) = rows.get(r.row as usize) else {
+                return Err(Error::input(format!(
+                    "sample list row {} is past the end of shard `{}` of `{}`",
+                    r.row, r.shard, r.dataset
+                )));
+            };
+            out.extend(range.clone());
         }
         Ok(out)
     }
+}
+
+/// The length of list column `column` in every row of a shard, in stored order.
+fn items_per_row(path: &Path, dataset: &str, column: &str) -> Result<Vec<u32>> {
+    let builder = crate::shards::reader::open(path, dataset)?;
+    let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), [column]);
+    let mut out = Vec::new();
+    let batches = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| unreadable(path, dataset, e))?;
+    for batch in batches {
+        let batch = batch.map_err(|e| unreadable(path, dataset, e))?;
+        let Some(list) = batch.column_by_name(column) else {
+            return Err(Error::format(format!(
+                "`{}` lacks column `{column}`",
+                path.display()
+            )));
+        };
+        let list = arrow::array::AsArray::as_list::<i32>(list);
+        out.extend(list.offsets().windows(2).map(|w| (w[1] - w[0]) as u32));
+    }
+    Ok(out)
 }
 
 /// Appends the runs of consecutive kept samples of one row group as blocks.

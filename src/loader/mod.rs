@@ -16,6 +16,7 @@ pub mod order;
 pub mod randaugment;
 pub mod reader;
 pub mod rng;
+pub mod sample;
 pub mod text;
 pub mod transform;
 
@@ -33,6 +34,7 @@ use crate::stages::decode_stored;
 use index::DatasetIndex;
 use reader::{RowGroupData, read_row_group};
 use rng::{LoaderRng, Purpose};
+use sample::SampleText;
 
 /// Loader settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -119,6 +121,9 @@ pub struct SampleKey {
     pub dataset: String,
     /// Row id.
     pub image_id: String,
+    /// The question within the row (question samples only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item: Option<u32>,
     /// Global sample index in the loader's index.
     pub sample: u64,
     /// Epoch.
@@ -150,10 +155,41 @@ pub struct HostBatch {
     pub mlm_labels: Option<Vec<i64>>,
     /// L.
     pub seq_len: usize,
+    /// The answers of question samples.
+    pub answers: Option<HostAnswers>,
     /// Per row.
     pub keys: Vec<SampleKey>,
     /// The state after this batch.
     pub state_after: LoaderState,
+}
+
+/// Every answer of a batch's questions, question after question (the reference's `answer`,
+/// `weights` and `n`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostAnswers {
+    /// `[A, La]` ids of `[CLS] answer [SEP]`, 0-padded.
+    pub ids: Vec<i64>,
+    /// `[A, La]` 0/1.
+    pub mask: Vec<i64>,
+    /// La.
+    pub len: usize,
+    /// `[A]` weights.
+    pub weights: Vec<f64>,
+    /// `[B]` answers per question.
+    pub counts: Vec<i64>,
+}
+
+/// [`HostAnswers`] as tensors.
+#[derive(Debug)]
+pub struct AnswerTensors {
+    /// `[A, La]` int64.
+    pub ids: tch::Tensor,
+    /// `[A, La]` int64 0/1.
+    pub mask: tch::Tensor,
+    /// `[A]` float32.
+    pub weights: tch::Tensor,
+    /// `[B]` int64.
+    pub counts: tch::Tensor,
 }
 
 /// A batch as tensors.
@@ -167,6 +203,8 @@ pub struct Batch {
     pub attention_mask: tch::Tensor,
     /// `[B, L]` int64, -100 where not masked.
     pub mlm_labels: Option<tch::Tensor>,
+    /// The answers of question samples.
+    pub answers: Option<AnswerTensors>,
     /// Per row.
     pub keys: Vec<SampleKey>,
 }
@@ -225,6 +263,15 @@ impl HostBatch {
                 .mlm_labels
                 .as_ref()
                 .map(|m| move_to(tch::Tensor::from_slice(m).view([b, l]))),
+            answers: self.answers.as_ref().map(|a| {
+                let shape = [a.weights.len() as i64, a.len as i64];
+                AnswerTensors {
+                    ids: move_to(tch::Tensor::from_slice(&a.ids).view(shape)),
+                    mask: move_to(tch::Tensor::from_slice(&a.mask).view(shape)),
+                    weights: move_to(tch::Tensor::from_slice(&a.weights).to_kind(tch::Kind::Float)),
+                    counts: move_to(tch::Tensor::from_slice(&a.counts)),
+                }
+            }),
             keys: self.keys.clone(),
         }
     }
@@ -263,7 +310,7 @@ pub struct LoaderStats {
 /// A worker's output for one sample.
 struct SampleOut {
     pixels: Vec<u8>,
-    ids: Vec<i64>,
+    text: SampleText,
     key: SampleKey,
 }
 
@@ -393,7 +440,7 @@ fn produce(
 }
 
 /// A sample to process: its ordinal on this rank, its global position and index, and its row group.
-type WorkItem = Result<(u64, u64, u64, Arc<RowGroupData>, u32)>;
+type WorkItem = Result<(u64, u64, u64, Arc<RowGroupData>, index::SampleLocation)>;
 
 /// One epoch from `state.position`; `Ok(false)` when the consumer went away.
 fn run_epoch(
@@ -437,12 +484,12 @@ fn run_epoch(
                 d
             }
         };
-        Ok((k, p, s, data, loc.row))
+        Ok((k, p, s, data, loc))
     });
     let work = |item: WorkItem| -> Result<SampleOut> {
         let t = Instant::now();
-        let (_k, p, s, data, row) = item?;
-        let out = process_sample(index, config, state.epoch, p, s, &data, row);
+        let (_k, p, s, data, loc) = item?;
+        let out = process_sample(index, config, state.epoch, p, s, &data, loc);
         stats
             .work_ns
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -506,18 +553,21 @@ fn process_sample(
     position: u64,
     sample: u64,
     data: &RowGroupData,
-    row: u32,
+    loc: index::SampleLocation,
 ) -> Result<SampleOut> {
-    let stored = data.sample(row as usize)?;
+    let stored = data.sample(loc.row as usize)?;
     let mut rng = LoaderRng::new(config.seed, Purpose::Sample, epoch, position);
     let img = decode_stored(stored.image, stored.codec, stored.width, stored.height)
         .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?;
     let (mut out, crop, flipped) = if config.train {
+        let side = index
+            .kind
+            .names_a_side(data.batch(), loc.row as usize, loc.item as usize)?;
         let (o, b, f) = transform::train_transform(
             &img,
             config.image_size,
             config.crop_scale,
-            config.hflip,
+            config.hflip && !side,
             &mut rng,
         );
         (o, Some([b.i, b.j, b.h, b.w]), f)
@@ -536,19 +586,20 @@ fn process_sample(
     } else {
         Vec::new()
     };
-    let caption = if stored.captions.is_empty() {
-        &[][..]
-    } else {
-        &stored.captions[rng.below(stored.captions.len() as u64) as usize][..]
-    };
-    let ids = text::with_cls(caption, config.max_tokens);
+    let text = index.kind.text(
+        data.batch(),
+        loc.row as usize,
+        loc.item as usize,
+        config.max_tokens,
+        &mut rng,
+    )?;
     let rg = &index.row_groups[data.row_group];
     Ok(SampleOut {
         pixels: out.pixels,
-        ids,
         key: SampleKey {
             dataset: index.datasets[rg.dataset].manifest.name.clone(),
             image_id: stored.image_id.to_string(),
+            item: matches!(text, SampleText::Question { .. }).then_some(loc.item),
             sample,
             epoch,
             position,
@@ -556,12 +607,17 @@ fn process_sample(
             flipped,
             augment,
         },
+        text,
     })
 }
 
 fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderState) -> HostBatch {
-    let seqs: Vec<Vec<i64>> = samples.iter().map(|s| s.ids.clone()).collect();
+    let seqs: Vec<Vec<i64>> = samples
+        .iter()
+        .map(|s| s.text.input_ids().to_vec())
+        .collect();
     let (input_ids, attention_mask, seq_len) = text::pad_longest(&seqs);
+    let answers = collate_answers(&samples);
     let (input_ids, mlm_labels) = if config.mlm_probability > 0.0 {
         let mut ids = Vec::with_capacity(input_ids.len());
         let mut labels = Vec::with_capacity(input_ids.len());
@@ -598,9 +654,38 @@ fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderSt
         attention_mask,
         mlm_labels,
         seq_len,
+        answers,
         keys: samples.into_iter().map(|s| s.key).collect(),
         state_after,
     }
+}
+
+/// The answers of question samples, question after question, padded to the longest.
+fn collate_answers(samples: &[SampleOut]) -> Option<HostAnswers> {
+    let mut seqs = Vec::new();
+    let mut weights = Vec::new();
+    let mut counts = Vec::new();
+    for s in samples {
+        let SampleText::Question {
+            answers,
+            weights: w,
+            ..
+        } = &s.text
+        else {
+            return None;
+        };
+        seqs.extend(answers.iter().cloned());
+        weights.extend_from_slice(w);
+        counts.push(answers.len() as i64);
+    }
+    let (ids, mask, len) = text::pad_longest(&seqs);
+    Some(HostAnswers {
+        ids,
+        mask,
+        len,
+        weights,
+        counts,
+    })
 }
 
 /// Waits up to `timeout` for the next batch (used by tests to prove the queue never hangs).

@@ -2,22 +2,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int32Type;
 use parquet::arrow::ProjectionMask;
 
 use super::index::DatasetIndex;
 use crate::error::{Error, Result};
-
-/// The columns the loader reads from an `image_text.v1` row group.
-pub const COLUMNS: [&str; 6] = [
-    "image_id",
-    "width",
-    "height",
-    "image_codec",
-    "image",
-    "caption_tokens",
-];
 
 /// A decoded row group (Arrow arrays; samples borrow from it).
 #[derive(Debug, Clone)]
@@ -40,8 +30,6 @@ pub struct StoredSample<'a> {
     pub codec: &'a str,
     /// Pixels.
     pub image: &'a [u8],
-    /// Token ids of each caption.
-    pub captions: Vec<Vec<i32>>,
 }
 
 /// Reads row group `g` of the index (verifying its shard on first touch).
@@ -53,7 +41,7 @@ pub fn read_row_group(index: &DatasetIndex, g: usize) -> Result<Arc<RowGroupData
     let builder = crate::shards::reader::open(path, dataset)?;
     let unreadable =
         |e: crate::error::BoxError| crate::shards::reader::unreadable(path, dataset, e);
-    let mask = ProjectionMask::columns(builder.parquet_schema(), COLUMNS);
+    let mask = ProjectionMask::columns(builder.parquet_schema(), index.kind.columns());
     let reader = builder
         .with_projection(mask)
         .with_row_groups(vec![rg.row_group])
@@ -92,31 +80,24 @@ pub fn read_row_group(index: &DatasetIndex, g: usize) -> Result<Arc<RowGroupData
 }
 
 impl RowGroupData {
-    /// The fields of row `row`.
+    /// The row group's columns (the text of a sample is read from them by its kind).
+    pub fn batch(&self) -> &RecordBatch {
+        &self.batch
+    }
+
+    /// The image fields of row `row`.
     pub fn sample(&self, row: usize) -> Result<StoredSample<'_>> {
         let col = |name: &str| {
             self.batch
                 .column_by_name(name)
                 .ok_or_else(|| Error::format(format!("row group lacks column `{name}`")))
         };
-        let tokens = col("caption_tokens")?.as_list::<i32>().value(row);
-        let tokens = tokens.as_list::<i32>();
-        let captions = (0..tokens.len())
-            .map(|i| {
-                tokens
-                    .value(i)
-                    .as_primitive::<Int32Type>()
-                    .values()
-                    .to_vec()
-            })
-            .collect();
         Ok(StoredSample {
             image_id: col("image_id")?.as_string::<i32>().value(row),
             width: col("width")?.as_primitive::<Int32Type>().value(row) as u32,
             height: col("height")?.as_primitive::<Int32Type>().value(row) as u32,
             codec: col("image_codec")?.as_string::<i32>().value(row),
             image: col("image")?.as_binary::<i32>().value(row),
-            captions,
         })
     }
 }

@@ -109,15 +109,16 @@ pub struct ClassifierHead {
 }
 
 impl ClassifierHead {
-    /// Builds under `p` (`cls_head`) with PyTorch's `nn.Linear` initialisation.
-    pub fn new(p: nn::Path, hidden: i64, classes: i64) -> Self {
+    /// Builds under `p` (`cls_head`) with PyTorch's `nn.Linear` initialisation: `inputs` fused CLS
+    /// vectors of width `hidden` concatenated (2 for an NLVR2 pair) → `hidden` → `classes`.
+    pub fn new(p: nn::Path, inputs: i64, hidden: i64, classes: i64) -> Self {
         ClassifierHead {
-            dense: torch_default_linear(&p / "0", hidden, hidden),
+            dense: torch_default_linear(&p / "0", inputs * hidden, hidden),
             out: torch_default_linear(&p / "2", hidden, classes),
         }
     }
 
-    /// Logits `[B, classes]` from the fused text CLS `[B, H]`.
+    /// Logits `[B, classes]` from the fused text CLS `[B, inputs·H]`.
     pub fn forward(&self, cls: &Tensor) -> Tensor {
         self.out.forward(&self.dense.forward(cls).relu())
     }

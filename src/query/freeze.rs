@@ -6,73 +6,16 @@
 //! (dataset, shard, row), so the same query on the same data gives a byte-identical file.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use parquet::arrow::ProjectionMask;
-use serde::{Deserialize, Serialize};
 
-use super::catalog::DatasetEntry;
 use super::session::QuerySession;
 use crate::error::{Error, Result};
-use crate::shards::commit::write_atomic;
-use crate::shards::manifest::json_blake3;
-
-/// Value of the `format` field.
-pub const SAMPLE_LIST_FORMAT: &str = "mplug.sample_list";
-
-/// A dataset a list points into.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ListDataset {
-    /// Table name.
-    pub name: String,
-    /// The dataset's `dataset_blake3`: the loader refuses a dataset that changed.
-    pub dataset_blake3: String,
-}
-
-/// One selected sample.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct SampleRef {
-    /// Table name.
-    pub dataset: String,
-    /// Shard path relative to the dataset directory.
-    pub shard: String,
-    /// Row index inside the shard.
-    pub row: u64,
-    /// The sample's image id.
-    pub image_id: String,
-}
-
-/// A frozen sample list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SampleList {
-    /// `mplug.sample_list`.
-    pub format: String,
-    /// 1.
-    pub format_version: u32,
-    /// The query, verbatim.
-    pub sql: String,
-    /// blake3 of the query text.
-    pub sql_blake3: String,
-    /// Datasets referenced, by name.
-    pub datasets: Vec<ListDataset>,
-    /// Number of samples.
-    pub count: u64,
-    /// The samples, ordered by (dataset, shard, row).
-    pub samples: Vec<SampleRef>,
-    /// blake3 over every field above.
-    pub list_blake3: String,
-}
-
-#[derive(Serialize)]
-struct Hashed<'a> {
-    format_version: u32,
-    sql: &'a str,
-    datasets: &'a [ListDataset],
-    samples: &'a [SampleRef],
-}
+use crate::shards::catalog::DatasetEntry;
+use crate::shards::sample_list::{ListDataset, SampleList, SampleRef};
 
 /// image_id → (shard path, row index) within one dataset.
 type RowPositions = HashMap<String, (String, u64)>;
@@ -173,28 +116,5 @@ pub fn freeze_query(session: &QuerySession, sql: &str) -> Result<SampleList> {
             dataset_blake3: e.manifest.dataset_blake3.clone(),
         })
         .collect();
-    let list_blake3 = json_blake3(&Hashed {
-        format_version: 1,
-        sql,
-        datasets: &datasets,
-        samples: &samples,
-    });
-    Ok(SampleList {
-        format: SAMPLE_LIST_FORMAT.to_string(),
-        format_version: 1,
-        sql: sql.to_string(),
-        sql_blake3: blake3::hash(sql.as_bytes()).to_hex().to_string(),
-        datasets,
-        count: samples.len() as u64,
-        samples,
-        list_blake3,
-    })
-}
-
-/// Writes the list as pretty JSON, atomically.
-pub fn write_list(list: &SampleList, path: &Path) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(list)
-        .map_err(|e| Error::internal_caused("JSON serialisation failed", e))?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(SampleList::new(sql, datasets, samples))
 }

@@ -1,15 +1,14 @@
 //! SQL over every ingested dataset (DataFusion), and SQL-defined sample lists.
 //!
 //! Flow position: `shards` → **query** (read-only). Each dataset directory found under the data roots
-//! (by its `manifest.json`) becomes a table named after the dataset; `datasets`, `shards` and `rejects`
+//! (by its `manifest.json`, `shards::catalog`) becomes a table named after the dataset; `datasets`, `shards` and `rejects`
 //! tables are built from the manifests. Queries that do not name the pixel column never read it
 //! (Parquet projection pushdown).
 
-pub mod catalog;
 pub mod freeze;
 pub mod output;
 pub mod session;
 pub mod udf;
 
-pub use catalog::{DatasetEntry, discover_datasets};
+pub use crate::shards::catalog::{DatasetEntry, discover_datasets};
 pub use session::{QuerySession, SqlPolicy};

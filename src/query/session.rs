@@ -12,9 +12,9 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionConfig, SessionContext};
 
-use super::catalog::DatasetEntry;
 use super::udf;
 use crate::error::{Error, Result};
+use crate::shards::catalog::DatasetEntry;
 use crate::shards::writer::SHARDS_DIR;
 use crate::text::BertTokenizer;
 

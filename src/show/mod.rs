@@ -326,7 +326,7 @@ fn grounding_picks(
             let gt = gt.as_list::<i32>().value(o);
             let gt = gt.as_primitive::<Float64Type>().values().to_vec();
             let iou = if gt.len() == 4 {
-                crate::eval::grounding_task::bbox_iou(
+                crate::eval::grounding::box_iou(
                     corners(*pred),
                     corners([gt[0], gt[1], gt[2], gt[3]]),
                 )

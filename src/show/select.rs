@@ -11,8 +11,8 @@ use arrow::datatypes::{DataType, Schema};
 use parquet::arrow::ProjectionMask;
 
 use crate::error::{Error, Result};
-use crate::query::catalog::{DatasetEntry, discover_datasets};
 use crate::query::session::{QuerySession, SqlPolicy};
+use crate::shards::catalog::{DatasetEntry, discover_datasets};
 
 /// One dataset opened for display.
 pub struct ShowSource {
@@ -80,11 +80,7 @@ impl ShowSource {
             conditions.push(format!("({w})"));
         }
         if let Some(path) = samples {
-            let text = fs_err::read_to_string(path)?;
-            let list: crate::query::freeze::SampleList =
-                serde_json::from_str(&text).map_err(|e| {
-                    Error::input_caused(format!("`{}` is not a sample list", path.display()), e)
-                })?;
+            let list = crate::shards::sample_list::read_list(path)?;
             let ids: Vec<String> = list
                 .samples
                 .iter()

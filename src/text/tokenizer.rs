@@ -32,6 +32,14 @@ pub struct BertTokenizer {
     vocab_size: usize,
 }
 
+impl std::fmt::Debug for BertTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BertTokenizer")
+            .field("vocab_blake3", &self.vocab_blake3())
+            .finish()
+    }
+}
+
 impl BertTokenizer {
     /// Loads the vocabulary file (one token per line, id = line number).
     pub fn from_vocab_file(path: &Path) -> Result<Self> {

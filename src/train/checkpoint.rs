@@ -1,5 +1,5 @@
 //! Atomic training checkpoints: `RUN_DIR/checkpoints/step-NNNNNNNN/` holds `model.safetensors`,
-//! `momentum.safetensors`, `optimizer.safetensors` (AdamW moments and step counts, the ITC queues)
+//! `momentum.safetensors` (tasks with a momentum model), `optimizer.safetensors` (AdamW moments and step counts, the ITC queues)
 //! and `state.json` (step, epoch, loader state, seed). The directory is written under a temporary
 //! name, synced, then renamed, and `RUN_DIR/latest` is replaced by rename: a crash at any point
 //! leaves the previous checkpoint as `latest`, complete.
@@ -48,8 +48,8 @@ const CRASH_ENV: &str = "MPLUG_CRASH_DURING_CHECKPOINT";
 pub struct CheckpointParts<'a> {
     /// Model variables.
     pub model: &'a tch::nn::VarStore,
-    /// Momentum variables.
-    pub momentum: &'a tch::nn::VarStore,
+    /// Momentum variables (tasks that keep a momentum model).
+    pub momentum: Option<&'a tch::nn::VarStore>,
     /// Optimiser and queue tensors.
     pub optimizer: Vec<(String, Tensor)>,
     /// The state.
@@ -83,7 +83,9 @@ pub fn write(run_dir: &Path, parts: CheckpointParts<'_>) -> Result<PathBuf> {
     }
     fs_err::create_dir_all(&tmp)?;
     parts.model.save(tmp.join(MODEL_FILE))?;
-    parts.momentum.save(tmp.join(MOMENTUM_FILE))?;
+    if let Some(m) = parts.momentum {
+        m.save(tmp.join(MOMENTUM_FILE))?;
+    }
     if std::env::var(CRASH_ENV).ok().as_deref() == Some(&step.to_string()) {
         std::process::abort();
     }
@@ -92,7 +94,9 @@ pub fn write(run_dir: &Path, parts: CheckpointParts<'_>) -> Result<PathBuf> {
         .map_err(|e| Error::internal_caused("train state", e))?;
     fs_err::write(tmp.join(STATE_FILE), json)?;
     for f in [MODEL_FILE, MOMENTUM_FILE, OPTIMIZER_FILE, STATE_FILE] {
-        sync_file(&tmp.join(f))?;
+        if f != MOMENTUM_FILE || parts.momentum.is_some() {
+            sync_file(&tmp.join(f))?;
+        }
     }
     sync_dir(&tmp)?;
     if final_dir.exists() {

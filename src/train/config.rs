@@ -1,7 +1,10 @@
-//! Training configuration: the original pretrain YAML keys (`batch_size`, `queue_size`, `momentum`,
-//! `alpha`, `mlm_probability`, `optimizer: {lr1, lr2, weight_decay}`, `schedular: {epochs,
-//! warmup_epochs, …}`, the `*_task` switches) plus a `train:` section for what the original scripts
-//! took from the command line or hard-coded (seed, accumulation, clipping, checkpoints).
+//! Training configuration: the keys of the original YAMLs — pre-training's (`batch_size`,
+//! `queue_size`, `momentum`, `alpha`, `mlm_probability`, the `*_task` switches) and fine-tuning's
+//! (`batch_size_train`, `batch_size_test`, `k_test`, `eos`, …), both with `optimizer: {lr1, lr2,
+//! weight_decay}` and `schedular: {epochs, warmup_epochs, …}` — plus a `train:` section for what the
+//! original scripts took from the command line or hard-coded (the task, seed, accumulation,
+//! clipping, checkpoints). The YAML is parsed once into a tree; the model keys are read from it by
+//! [`MplugConfig`], the rest here, and the task decides which keys it needs.
 //!
 //! Strict: an unknown key or a value of the wrong type is an error before any work starts (the model
 //! part is parsed by [`MplugConfig`]). `--set key.sub=value` overrides are applied to the YAML tree
@@ -57,10 +60,33 @@ pub struct ScheduleConfig {
     pub cooldown_epochs: Option<u64>,
 }
 
+/// What a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskName {
+    /// ITC + ITM + MLM + PrefixLM (`mplug train`).
+    #[default]
+    Pretrain,
+    /// VQA: weighted answer NLL through the decoder (`mplug finetune vqa`).
+    Vqa,
+}
+
+impl TaskName {
+    /// The name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskName::Pretrain => "pretrain",
+            TaskName::Vqa => "vqa",
+        }
+    }
+}
+
 /// `train:`, mplug's own keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSection {
+    /// The task (`mplug finetune TASK` sets it; `mplug train` is `pretrain`).
+    pub task: TaskName,
     /// Seed of the loader, the initialisation, the queues and every per-step draw.
     pub seed: u64,
     /// Micro-batches per optimiser step.
@@ -73,10 +99,14 @@ pub struct TrainSection {
     pub max_steps: Option<u64>,
     /// Iterations per warm-up scheduler step in epoch 0 (the reference loops: 100).
     pub warmup_step_iters: u64,
-    /// Tokens per caption including `[CLS]`.
-    pub max_tokens: usize,
-    /// RandomResizedCrop scale range (pre-training: (0.2, 1)).
-    pub crop_scale: (f64, f64),
+    /// Tokens per caption or question including `[CLS]` [default: 30 for pre-training, the
+    /// reference's `max_input_length` 25 for VQA].
+    pub max_tokens: Option<usize>,
+    /// RandomResizedCrop scale range [default: (0.2, 1) for pre-training, (0.5, 1) fine-tuning].
+    pub crop_scale: Option<(f64, f64)>,
+    /// The split fine-tuning reads from its datasets [default: `train`; pre-training reads every
+    /// row].
+    pub split: Option<String>,
     /// RandomHorizontalFlip after the crop (the reference always flips; captions that name left
     /// and right, like the synthetic ones, are then wrong for half the samples).
     pub hflip: bool,
@@ -105,14 +135,16 @@ pub struct TrainSection {
 impl Default for TrainSection {
     fn default() -> Self {
         TrainSection {
+            task: TaskName::Pretrain,
             seed: 42,
             grad_accum_steps: 1,
             clip_grad_norm: None,
             checkpoint_every: 1000,
             max_steps: None,
             warmup_step_iters: 100,
-            max_tokens: 30,
-            crop_scale: (0.2, 1.0),
+            max_tokens: None,
+            crop_scale: None,
+            split: None,
             hflip: true,
             randaugment: true,
             threads: 0,
@@ -164,15 +196,22 @@ struct RawTrainYaml {
     #[serde(default)]
     vision_dropout: Option<Value>,
     // training
-    batch_size: usize,
-    queue_size: i64,
-    momentum: f64,
+    #[serde(default)]
+    batch_size: Option<usize>,
+    #[serde(default)]
+    batch_size_train: Option<usize>,
+    #[serde(default)]
+    queue_size: Option<i64>,
+    #[serde(default)]
+    momentum: Option<f64>,
+    #[serde(default = "default_alpha")]
     alpha: f64,
     #[serde(default = "default_true")]
     distill: bool,
     #[serde(default = "default_true")]
     warm_up: bool,
-    mlm_probability: f64,
+    #[serde(default)]
+    mlm_probability: Option<f64>,
     #[serde(default = "default_true")]
     ita_task: bool,
     #[serde(default = "default_true")]
@@ -216,6 +255,48 @@ struct RawTrainYaml {
     #[allow(dead_code)]
     #[serde(default)]
     clip_path: Option<Value>,
+    // fine-tuning keys of the original task YAMLs that training does not read (evaluation reads
+    // them through `mplug eval`'s settings): accepted, ignored
+    #[allow(dead_code)]
+    #[serde(default)]
+    batch_size_test: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    k_test: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    eos: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    bos: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    beam_size: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    min_length: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    max_length: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    test_file: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    answer_list: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vqa_root: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    vg_root: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    prompt: Option<Value>,
+}
+
+fn default_alpha() -> f64 {
+    0.4
 }
 
 /// The whole, validated training configuration.
@@ -225,6 +306,8 @@ pub struct TrainConfig {
     pub model: MplugConfig,
     /// Warnings of the model parser.
     pub warnings: Vec<String>,
+    /// What the run trains (`train.task`).
+    pub task: TaskName,
     /// Training image side (`image_res`).
     pub image_res: u32,
     /// Samples per micro-batch on this process.
@@ -255,6 +338,10 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// mplug's keys.
     pub train: TrainSection,
+    /// Tokens per caption or question including `[CLS]` (`train.max_tokens` or the task's default).
+    pub max_tokens: usize,
+    /// RandomResizedCrop scale range (`train.crop_scale` or the task's default).
+    pub crop_scale: (f64, f64),
     /// The effective YAML (after overrides), saved with every checkpoint.
     pub yaml: String,
 }
@@ -352,17 +439,57 @@ impl TrainConfig {
                 .with_hint("training configs take the keys of configs/pretrain_tiny.yaml")
         })?;
         let (model, warnings) = MplugConfig::from_yaml_str(yaml, path)?;
+        let task = raw.train.task;
+        let bad = |m: String| Error::input(format!("`{}`: {m}", path.display()));
+        let need = |name: &str| {
+            bad(format!(
+                "{} needs `{name}` (see configs/{}_tiny.yaml)",
+                task.as_str(),
+                task.as_str()
+            ))
+        };
+        let (batch_size, queue_size, momentum, mlm_probability) = match task {
+            TaskName::Pretrain => (
+                raw.batch_size.ok_or_else(|| need("batch_size"))?,
+                raw.queue_size.ok_or_else(|| need("queue_size"))?,
+                raw.momentum.ok_or_else(|| need("momentum"))?,
+                raw.mlm_probability.ok_or_else(|| need("mlm_probability"))?,
+            ),
+            TaskName::Vqa => {
+                if raw.queue_size.is_some() || raw.mlm_probability.is_some() {
+                    return Err(bad(
+                        "this is a pre-training config (queue_size, mlm_probability); \
+                         vqa takes a VQA config such as configs/vqa_tiny.yaml"
+                            .into(),
+                    ));
+                }
+                (
+                    raw.batch_size_train
+                        .ok_or_else(|| need("batch_size_train"))?,
+                    0,
+                    raw.momentum.unwrap_or(0.995),
+                    0.0,
+                )
+            }
+        };
+        let (max_tokens, crop_scale) = match task {
+            TaskName::Pretrain => (30, (0.2, 1.0)),
+            TaskName::Vqa => (25, (0.5, 1.0)),
+        };
         let cfg = TrainConfig {
             model,
             warnings,
+            task,
             image_res: raw.image_res,
-            batch_size: raw.batch_size,
-            queue_size: raw.queue_size,
-            momentum: raw.momentum,
+            batch_size,
+            queue_size,
+            momentum,
             alpha: raw.alpha,
             distill: raw.distill,
             warm_up: raw.warm_up,
-            mlm_probability: raw.mlm_probability,
+            mlm_probability,
+            max_tokens: raw.train.max_tokens.unwrap_or(max_tokens),
+            crop_scale: raw.train.crop_scale.unwrap_or(crop_scale),
             ita_task: raw.ita_task,
             itm_task: raw.itm_task,
             mlm_task: raw.mlm_task,
@@ -393,7 +520,9 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
-        if self.ita_task && (self.queue_size <= 0 || self.queue_size % self.batch_size as i64 != 0)
+        if self.task == TaskName::Pretrain
+            && self.ita_task
+            && (self.queue_size <= 0 || self.queue_size % self.batch_size as i64 != 0)
         {
             // The reference asserts queue_size % global batch == 0.
             return bad(format!(
@@ -413,7 +542,12 @@ impl TrainConfig {
         if self.image_res as i64 != self.model.vision.image_res {
             return bad("image_res disagrees with the model".into());
         }
-        if !(self.ita_task || self.itm_task || self.mlm_task || self.prefix_task) {
+        if self.max_tokens < 2 {
+            return bad("train.max_tokens must be at least 2 ([CLS] and a token)".into());
+        }
+        if self.task == TaskName::Pretrain
+            && !(self.ita_task || self.itm_task || self.mlm_task || self.prefix_task)
+        {
             return bad("every task is off (ita_task, itm_task, mlm_task, prefix_task)".into());
         }
         Ok(())

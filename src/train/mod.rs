@@ -1,5 +1,7 @@
-//! Pre-training (`mplug train`): the reference's four objectives over the streaming loader, its
-//! optimiser groups and schedule, exact resume from atomic checkpoints.
+//! Training: pre-training (`mplug train`: the reference's four objectives) and fine-tuning
+//! (`mplug finetune TASK`) on one loop over the streaming loader, the reference's optimiser groups
+//! and schedule, exact resume from atomic checkpoints. Each task is a [`task::TrainTask`] in
+//! `tasks/`.
 //!
 //! ```text
 //! config (YAML + --set) ─▶ trainer ─▶ loader batches ─▶ objectives (ITC/ITM/MLM/PrefixLM,
@@ -10,7 +12,6 @@
 
 pub mod checkpoint;
 pub mod config;
-pub mod heldout;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;
@@ -18,6 +19,8 @@ pub mod phases;
 pub mod plot;
 pub mod precision;
 pub mod schedule;
+pub mod task;
+pub mod tasks;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -1,11 +1,12 @@
-//! The pre-training loop: loader → objectives → AdamW (accumulation, clipping, the reference's
-//! schedule) → metrics and atomic checkpoints; `resume` continues exactly.
+//! The training loop of every task: loader → the task's losses ([`TrainTask`]) → AdamW
+//! (accumulation, clipping, the reference's schedule) → metrics and atomic checkpoints; `resume`
+//! continues exactly.
 //!
 //! Determinism: the model, momentum copy and queues are initialised under `manual_seed(seed)`;
 //! before every micro-batch libtorch's generator is re-seeded from (seed, micro-step), so dropout
 //! and the ITM negative draws depend only on the step, and a resumed run needs no RNG snapshot.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,17 +17,18 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointParts, TrainState};
-use super::config::TrainConfig;
-use super::momentum::{FeatureQueues, MomentumModel};
-use super::objectives::{self, ObjectiveSwitches, PretrainInputs};
+use super::config::{TaskName, TrainConfig};
 use super::optim::AdamW;
 use super::phases::{Phase, PhaseTimer, PhaseTimes};
-use super::schedule::{CosineSchedule, alpha_at};
+use super::schedule::CosineSchedule;
+use super::task::{StepContext, TrainTask};
+use super::tasks::pretrain::PretrainTask;
+use super::tasks::vqa::VqaTask;
 use crate::error::{Error, Result};
 use crate::loader::index::{DatasetIndex, DatasetInput};
-use crate::loader::rng::{LoaderRng, Purpose};
-use crate::loader::{HostBatch, Loader, LoaderConfig, LoaderState};
+use crate::loader::{Loader, LoaderConfig, LoaderState};
 use crate::model::MplugModel;
+use crate::text::BertTokenizer;
 
 /// What `mplug train` was asked to do.
 #[derive(Debug, Clone)]
@@ -47,6 +49,10 @@ pub struct TrainOptions {
     pub stop_at: Option<u64>,
     /// Held-out datasets evaluated every `train.eval_every` steps and at the end (`eval.jsonl`).
     pub eval_data: Vec<DatasetInput>,
+    /// Weights the model starts from (fine-tuning's `--init`); a resume ignores them.
+    pub init: Option<PathBuf>,
+    /// The vocabulary (tasks that tokenise answers at load time).
+    pub tokenizer: Option<Arc<BertTokenizer>>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -62,22 +68,12 @@ pub struct MetricsLine {
     pub lr: f64,
     /// Visual lr.
     pub lr_visual: f64,
-    /// Distillation weight.
-    pub alpha: f64,
     /// Sum of losses (mean over micro-batches).
     pub loss: f64,
-    /// ITC.
-    pub loss_itc: f64,
-    /// ITM.
-    pub loss_itm: f64,
-    /// MLM.
-    pub loss_mlm: f64,
-    /// PrefixLM.
-    pub loss_prefix: f64,
-    /// ITM accuracy.
-    pub itm_acc: f64,
-    /// MLM accuracy.
-    pub mlm_acc: f64,
+    /// The task's named values (mean over micro-batches): pre-training's `alpha`, `loss_itc`,
+    /// `loss_itm`, `loss_mlm`, `loss_prefix`, `itm_acc`, `mlm_acc`; VQA's `loss_vqa`.
+    #[serde(flatten)]
+    pub values: BTreeMap<String, f64>,
     /// Gradient L2 norm before clipping.
     pub grad_norm: f64,
     /// ITC temperature.
@@ -109,8 +105,7 @@ struct Trainer {
     cfg: TrainConfig,
     vs: VarStore,
     model: MplugModel,
-    momentum: MomentumModel,
-    queues: FeatureQueues,
+    task: Box<dyn TrainTask>,
     opt: AdamW,
     state: TrainState,
     device: Device,
@@ -121,13 +116,29 @@ fn config_hash(cfg: &TrainConfig) -> String {
 }
 
 impl Trainer {
-    fn new(cfg: TrainConfig, device: Device) -> Result<Self> {
+    fn new(cfg: TrainConfig, opts: &TrainOptions) -> Result<Self> {
+        let device = opts.device;
         let seed = cfg.train.seed;
         tch::manual_seed(seed as i64);
-        let vs = VarStore::new(device);
+        let mut vs = VarStore::new(device);
         let model = MplugModel::new(&vs.root(), &cfg.model);
-        let momentum = MomentumModel::new(&vs, &cfg.model, device)?;
-        let queues = FeatureQueues::new(cfg.model.embed_dim, cfg.queue_size, device);
+        let parts = match cfg.task {
+            TaskName::Pretrain => crate::eval::task_model::TaskParts::Retrieval,
+            TaskName::Vqa => crate::eval::task_model::TaskParts::FusedDecoder,
+        };
+        if let Some(init) = &opts.init {
+            load_init(&mut vs, &cfg, init, parts)?;
+        }
+        let task: Box<dyn TrainTask> = match cfg.task {
+            TaskName::Pretrain => Box::new(PretrainTask::new(&vs, &cfg, device)?),
+            TaskName::Vqa => {
+                let tok = opts.tokenizer.clone().ok_or_else(|| {
+                    Error::input("VQA fine-tuning needs the vocabulary (--vocab)")
+                })?;
+                Box::new(VqaTask::new(tok, device))
+            }
+        };
+        debug_assert_eq!(task.parts(), parts);
         let dormant = model.dormant_parameter_prefixes();
         let mut params: Vec<(String, Tensor)> = vs
             .variables()
@@ -153,8 +164,7 @@ impl Trainer {
             cfg,
             vs,
             model,
-            momentum,
-            queues,
+            task,
             opt,
             state,
             device,
@@ -170,21 +180,23 @@ impl Trainer {
             ));
         }
         self.vs.load(dir.join(checkpoint::MODEL_FILE))?;
-        self.momentum.vs.load(dir.join(checkpoint::MOMENTUM_FILE))?;
+        if let Some(m) = self.task.momentum_store_mut() {
+            m.load(dir.join(checkpoint::MOMENTUM_FILE))?;
+        }
         let tensors = Tensor::read_safetensors(dir.join(checkpoint::OPTIMIZER_FILE))?;
         let tensors: Vec<(String, Tensor)> = tensors
             .into_iter()
             .map(|(n, t)| (n, t.to_device(self.device)))
             .collect();
         self.opt.load_state(&tensors)?;
-        self.queues.load_state(&tensors)?;
+        self.task.load_state(&tensors)?;
         self.state = st;
         Ok(())
     }
 
     fn save(&self, run_dir: &Path) -> Result<PathBuf> {
         let mut optimizer = self.opt.state_tensors();
-        optimizer.extend(self.queues.state_tensors());
+        optimizer.extend(self.task.state_tensors());
         let optimizer = optimizer
             .into_iter()
             .map(|(n, t)| (n, t.to_device(Device::Cpu).contiguous()))
@@ -193,7 +205,7 @@ impl Trainer {
             run_dir,
             CheckpointParts {
                 model: &self.vs,
-                momentum: &self.momentum.vs,
+                momentum: self.task.momentum_store(),
                 optimizer,
                 state: self.state.clone(),
             },
@@ -201,49 +213,51 @@ impl Trainer {
     }
 }
 
-/// Host batch → model inputs (on the device).
-fn inputs(
-    b: &HostBatch,
+/// Loads `--init` weights into `vs`: strict about the parameters the task runs, lenient about
+/// the rest (a pre-training checkpoint has no task heads; a task checkpoint no pre-training ones).
+/// `init` is a weights file or a `mplug train` checkpoint directory.
+fn load_init(
+    vs: &mut VarStore,
     cfg: &TrainConfig,
-    device: Device,
-    prefix_rng: impl FnMut(usize) -> LoaderRng,
-) -> PretrainInputs {
-    let t = b.to_tensors(device, true);
-    let (bsz, l) = (b.batch as i64, b.seq_len as i64);
-    // With MLM on, the loader's ids are the masked ones; ITC/ITM/PrefixLM read the captions.
-    let captions = b.caption_ids();
-    let (input_ids, mlm) = match &t.mlm_labels {
-        Some(lt) => (
-            Tensor::from_slice(&captions)
-                .view([bsz, l])
-                .to_device(device),
-            Some((t.input_ids.shallow_clone(), lt.shallow_clone())),
-        ),
-        None => (t.input_ids.shallow_clone(), None),
+    init: &Path,
+    parts: crate::eval::task_model::TaskParts,
+) -> Result<()> {
+    let file = if init.is_dir() {
+        init.join(checkpoint::MODEL_FILE)
+    } else {
+        init.to_path_buf()
     };
-    let prefix = cfg.prefix_task.then(|| {
-        let s = objectives::prefix_split(&captions, b.seq_len, prefix_rng);
-        let t2 = |v: &[i64], len: usize| {
-            Tensor::from_slice(v)
-                .view([bsz, len as i64])
-                .to_device(device)
-        };
-        [
-            t2(&s.prefix_ids, s.prefix_len),
-            t2(&s.prefix_mask, s.prefix_len),
-            t2(&s.decoder_ids, s.decoder_len),
-            t2(&s.decoder_mask, s.decoder_len),
-            t2(&s.decoder_labels, s.decoder_len),
-        ]
-    });
-    PretrainInputs {
-        images: t.images,
-        input_ids,
-        attention_mask: t.attention_mask,
-        mlm,
-        idx: Tensor::from_slice(&b.sample_indices()).to_device(device),
-        prefix,
+    let (tensors, _) = crate::model::weights::read_weights(&file)?;
+    let opts = crate::model::weights::LoadOptions {
+        allow_missing: true,
+        allow_unexpected: true,
+    };
+    let report = crate::model::weights::load_state_dict(vs, tensors, &cfg.model, opts).map_err(
+        |e| match e {
+            Error::Input {
+                message,
+                hint,
+                source,
+            } => Error::Input {
+                message: format!("--init `{}`: {message}", file.display()),
+                hint,
+                source,
+            },
+            other => other,
+        },
+    )?;
+    let needed: Vec<&String> = report.missing.iter().filter(|k| parts.runs(k)).collect();
+    if let Some(first) = needed.first() {
+        return Err(Error::input_with_hint(
+            format!(
+                "--init `{}` lacks {} parameters this task trains, the first `{first}`",
+                file.display(),
+                needed.len()
+            ),
+            "pass a checkpoint of this model size (mplug train, mplug convert, or a released .pth)",
+        ));
     }
+    Ok(())
 }
 
 /// Keeps the metrics lines of steps ≤ `step` (a resumed run rewrites what followed).
@@ -288,11 +302,20 @@ fn samples_per_epoch(index: &DatasetIndex, seed: u64, excluded: &HashSet<u64>) -
 /// Runs (or resumes) pre-training.
 pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     fs_err::create_dir_all(&opts.out)?;
-    let index = Arc::new(DatasetIndex::open(&opts.data)?);
-    let excluded = match &opts.exclude {
+    let mut tr = Trainer::new(cfg.clone(), opts)?;
+    let index = Arc::new(DatasetIndex::open_kind(&opts.data, tr.task.sample_kind())?);
+    let mut excluded = match &opts.exclude {
         Some(f) => index.excluded_samples(f)?,
         None => HashSet::new(),
     };
+    let split = match (&cfg.train.split, cfg.task) {
+        (Some(s), _) => Some(s.clone()),
+        (None, TaskName::Pretrain) => None,
+        (None, _) => Some("train".to_string()),
+    };
+    if let Some(split) = &split {
+        excluded.extend(index.samples_outside_split(split)?);
+    }
     let seed = cfg.train.seed;
     let per_epoch = samples_per_epoch(&index, seed, &excluded);
     let iters_per_epoch = per_epoch / cfg.batch_size as u64;
@@ -302,7 +325,6 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             cfg.batch_size
         )));
     }
-    let mut tr = Trainer::new(cfg.clone(), opts.device)?;
     let metrics_path = opts.out.join("metrics.jsonl");
     let eval_path = opts.out.join("eval.jsonl");
     let eval_index = if opts.eval_data.is_empty() {
@@ -332,11 +354,14 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let Some(index) = &eval_index else {
             return Ok(());
         };
-        let m = super::heldout::evaluate(
+        if cfg.task != TaskName::Pretrain {
+            return Ok(()); // fine-tuned models are scored by `mplug eval`
+        }
+        let m = crate::eval::pretrain_heldout::evaluate(
             &tr.model,
             index.clone(),
             cfg.image_res,
-            cfg.train.max_tokens,
+            cfg.max_tokens,
             seed,
             tr.device,
             tr.state.step,
@@ -362,15 +387,11 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         batch_size: cfg.batch_size,
         image_size: cfg.image_res,
         train: true,
-        crop_scale: cfg.train.crop_scale,
+        crop_scale: cfg.crop_scale,
         hflip: cfg.train.hflip,
         randaugment: cfg.train.randaugment,
-        max_tokens: cfg.train.max_tokens,
-        mlm_probability: if cfg.mlm_task {
-            cfg.mlm_probability
-        } else {
-            0.0
-        },
+        max_tokens: cfg.max_tokens,
+        mlm_probability: tr.task.mlm_probability(),
         threads,
         epochs: cfg.schedule.epochs,
         drop_last: true,
@@ -399,7 +420,8 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last = None;
     let mut last_ckpt = None;
     let accum = cfg.train.grad_accum_steps;
-    let mut acc_loss = [0.0f64; 7];
+    let mut acc_loss = 0.0f64;
+    let mut acc_values: BTreeMap<String, f64> = BTreeMap::new();
     let mut step_started = Instant::now();
     let mut step_samples = 0u64;
     let mut timer = PhaseTimer::new(tr.device, cfg.train.profile);
@@ -413,37 +435,17 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let epoch = batch.keys.first().map_or(0, |k| k.epoch);
         let iter = batch.keys.first().map_or(0, |k| k.position) / cfg.batch_size as u64;
         tch::manual_seed(step_seed(seed, tr.state.micro_step));
-        let x = inputs(&batch, &cfg, tr.device, |r| {
-            LoaderRng::new(
-                seed,
-                Purpose::Train,
-                batch.keys[r].epoch,
-                batch.keys[r].position,
-            )
-        });
         let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
         let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
-        let alpha = alpha_at(cfg.alpha, cfg.warm_up, epoch, iter, iters_per_epoch);
         timer.mark(Phase::Data);
-        let sw = ObjectiveSwitches {
-            itc: cfg.ita_task,
-            itm: cfg.itm_task,
-            mlm: cfg.mlm_task,
-            prefix: cfg.prefix_task,
-            distill: cfg.distill,
-            alpha,
-            itm_mask_same_text: cfg.train.itm_mask_same_text,
+        let ctx = StepContext {
+            epoch,
+            iter,
+            iters_per_epoch,
+            seed,
         };
-        let losses = tch::autocast(use_autocast, || {
-            objectives::pretrain_losses(
-                &tr.model,
-                &mut tr.momentum,
-                cfg.momentum,
-                &mut tr.queues,
-                &x,
-                sw,
-            )
-        });
+        let Trainer { model, task, .. } = &mut tr;
+        let losses = tch::autocast(use_autocast, || task.losses(model, &batch, &cfg, ctx))?;
         let total = losses.total.double_value(&[]);
         if !total.is_finite() {
             return Err(Error::internal(format!(
@@ -454,16 +456,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         timer.mark(Phase::Forward);
         (&losses.total / accum as f64).backward();
         timer.mark(Phase::Backward);
-        for (a, v) in acc_loss.iter_mut().zip([
-            total,
-            losses.itc,
-            losses.itm,
-            losses.mlm,
-            losses.prefix,
-            losses.itm_acc,
-            losses.mlm_acc,
-        ]) {
-            *a += v / accum as f64;
+        acc_loss += total / accum as f64;
+        for (k, v) in &losses.values {
+            *acc_values.entry(k.clone()).or_insert(0.0) += v / accum as f64;
         }
         tr.state.micro_step += 1;
         tr.state.samples += batch.batch as u64;
@@ -494,14 +489,8 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             iter,
             lr: lr1,
             lr_visual: lr2,
-            alpha,
-            loss: acc_loss[0],
-            loss_itc: acc_loss[1],
-            loss_itm: acc_loss[2],
-            loss_mlm: acc_loss[3],
-            loss_prefix: acc_loss[4],
-            itm_acc: acc_loss[5],
-            mlm_acc: acc_loss[6],
+            loss: acc_loss,
+            values: std::mem::take(&mut acc_values),
             grad_norm,
             temp: tr.model.temp().to_kind(Kind::Double).double_value(&[]),
             samples_per_s: step_samples as f64 / secs,
@@ -509,7 +498,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             loader_queue_depth: loader.queue_depth(),
             phases: timer.take(),
         };
-        acc_loss = [0.0; 7];
+        acc_loss = 0.0;
         step_samples = 0;
         if tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps {
             let json =

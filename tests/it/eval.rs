@@ -400,3 +400,115 @@ print(snli, nlvr)
         }
     }
 }
+
+/// `mplug score retrieval` equals itm_eval's formulas (numpy, stable argsort reversed) on random
+/// score matrices with many ties, read from safetensors (one f64, one f32) with the reference's
+/// retrieval test file: the nine recalls and means, both MdRs, every query's rank; a matrix of the
+/// wrong shape is refused (exit 2).
+#[test]
+fn score_retrieval_equals_itm_eval() {
+    let t = tempfile::tempdir().unwrap();
+    let want = oracle(
+        "score_oracle.py",
+        &["retrieval".as_ref(), t.path().as_os_str(), "5".as_ref()],
+    );
+    let report = t.path().join("report.json");
+    ok(mplug()
+        .args(["score", "retrieval", "--scores"])
+        .arg(t.path().join("scores.safetensors"))
+        .arg("--annotations")
+        .arg(t.path().join("test.json"))
+        .arg("--out")
+        .arg(&report)
+        .output()
+        .unwrap());
+    let got = read(&report);
+    for (k, v) in want["recall"].as_object().unwrap() {
+        close(&got["recall"][k], v, k);
+    }
+    for k in ["txt_mdR", "img_mdR"] {
+        close(&got["median_rank"][k], &want["median_rank"][k], k);
+    }
+    assert_eq!(got["text_ranks"], want["text_ranks"]);
+    assert_eq!(got["image_ranks"], want["image_ranks"]);
+    let r1 = want["recall"]["txt_r1"].as_f64().unwrap();
+    assert!(r1 > 0.0 && r1 < 100.0, "the case must not be trivial: {r1}");
+    // annotations of another size
+    let small = t.path().join("small.json");
+    std::fs::write(&small, r#"[{"image": "a.jpg", "caption": ["x", "y"]}]"#).unwrap();
+    let out = mplug()
+        .args(["score", "retrieval", "--scores"])
+        .arg(t.path().join("scores.safetensors"))
+        .arg("--annotations")
+        .arg(&small)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 images and 2 texts"));
+}
+
+/// `mplug score grounding` equals plain xywh IoU ≥ 0.5 computed in Python from refer's pickle (read
+/// with Python's own pickle) and instances.json, for jittered boxes of every expression of a split
+/// of the synthetic RefCOCO; a missing expression is refused (exit 2) naming it.
+#[test]
+fn score_grounding_equals_iou_from_the_refer_files() {
+    let t = tempfile::tempdir().unwrap();
+    let raw = t.path().join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "24", "--seed", "3", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let (refs, instances) = (
+        raw.join("refcoco/refs(unc).p"),
+        raw.join("refcoco/instances.json"),
+    );
+    let results = t.path().join("results.json");
+    let want = oracle(
+        "score_oracle.py",
+        &[
+            "grounding".as_ref(),
+            refs.as_os_str(),
+            instances.as_os_str(),
+            results.as_os_str(),
+            "9".as_ref(),
+        ],
+    );
+    let split = want["split"].as_str().unwrap();
+    let report = t.path().join("report.json");
+    let score = |results: &Path| {
+        mplug()
+            .args(["score", "grounding", "--results"])
+            .arg(results)
+            .arg("--annotations")
+            .arg(&refs)
+            .arg(&instances)
+            .args(["--split", split, "--out"])
+            .arg(&report)
+            .output()
+            .unwrap()
+    };
+    ok(score(&results));
+    let got = read(&report);
+    let ious = want["ious"].as_array().unwrap();
+    assert!(ious.len() > 5);
+    let correct = want["correct"].as_u64().unwrap() as usize;
+    assert!(
+        correct > 0 && correct < ious.len(),
+        "the jitter must pass some and fail some"
+    );
+    assert_eq!(got["correct"], want["correct"]);
+    close(&got["accuracy"], &want["accuracy"], "accuracy");
+    for (g, w) in got["ious"].as_array().unwrap().iter().zip(ious) {
+        close(&g[1], w, "iou");
+    }
+    // drop one expression: refused, naming it
+    let mut list = read(&results);
+    let dropped = list.as_array_mut().unwrap().pop().unwrap();
+    let partial = t.path().join("partial.json");
+    std::fs::write(&partial, list.to_string()).unwrap();
+    let out = score(&partial);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&dropped["sent_id"].to_string()), "{err}");
+}

@@ -984,6 +984,24 @@ fn eval_video_caption_equals_the_reference_procedure() {
 /// the accuracy from the same matches; weights without the head are refused (exit 2).
 #[test]
 fn eval_snli_ve_equals_the_reference_design() {
+    statement_task_equals_reference("snli-ve", "snli_ve", 1, 3, "pair_id");
+}
+
+/// `mplug eval nlvr2` (the pair design: the statement fused with each image, the fused CLS
+/// concatenated into `cls_head`) equals the same design written in PyTorch on synthetic NLVR2 pairs,
+/// as the SNLI-VE test; SNLI-VE data is refused by `eval nlvr2` (exit 2, naming the right command).
+#[test]
+fn eval_nlvr2_equals_the_reference_design() {
+    statement_task_equals_reference("nlvr2", "nlvr2", 2, 2, "identifier");
+}
+
+fn statement_task_equals_reference(
+    task: &str,
+    dir: &str,
+    images: usize,
+    classes: usize,
+    id_key: &str,
+) {
     let t = tempfile::tempdir().unwrap();
     let ck = random_checkpoint(t.path());
     let raw = t.path().join("raw");
@@ -992,84 +1010,91 @@ fn eval_snli_ve_equals_the_reference_design() {
         .arg(&raw)
         .output()
         .unwrap());
-    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("snli_ve"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    let data = t.path().join("snli_ve");
-    ok(mplug()
-        .args(["ingest", "snli-ve", "--quiet", "--annotations"])
-        .args(&files)
-        .arg("--images")
-        .arg(raw.join("snli_ve/images"))
-        .arg("--out")
-        .arg(&data)
-        .arg("--vocab")
-        .arg(vocab())
-        .output()
-        .unwrap());
+    let ingest = |what: &str, dir: &str| {
+        let files: Vec<PathBuf> = std::fs::read_dir(raw.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        let data = t.path().join(dir);
+        ok(mplug()
+            .args(["ingest", what, "--quiet", "--annotations"])
+            .args(&files)
+            .arg("--images")
+            .arg(raw.join(dir).join("images"))
+            .arg("--out")
+            .arg(&data)
+            .arg("--vocab")
+            .arg(vocab())
+            .output()
+            .unwrap());
+        data
+    };
+    let data = ingest(task, dir);
+    let config = format!("configs/{dir}_tiny.yaml");
     let split = "train";
     let head = t.path().join("head.safetensors");
-    let weights = t.path().join("ve.safetensors");
+    let weights = t.path().join("task.safetensors");
     ok(mplug()
         .current_dir(repo())
         .arg("convert")
         .arg(&ck)
         .arg(&weights)
-        .args(["--config", "configs/snli_ve_tiny.yaml"])
+        .args(["--config", &config])
         .output()
         .unwrap());
     let script = r#"
 import sys, torch
 sys.path.insert(0, "tests/py")
 from mplug_reference import st_read, st_write
+n, classes = int(sys.argv[3]), int(sys.argv[4])
 g = torch.Generator().manual_seed(11)
-head = {"cls_head.0.weight": torch.randn(32, 32, generator=g) * 20, "cls_head.0.bias": torch.zeros(32),
-        "cls_head.2.weight": torch.randn(3, 32, generator=g), "cls_head.2.bias": torch.zeros(3)}
+head = {"cls_head.0.weight": torch.randn(32, 32 * n, generator=g) * 20, "cls_head.0.bias": torch.zeros(32),
+        "cls_head.2.weight": torch.randn(classes, 32, generator=g), "cls_head.2.bias": torch.zeros(classes)}
 st_write(sys.argv[1], head)
 w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
 "#;
+    let eval = |data: &Path, out: &Path| {
+        mplug()
+            .current_dir(repo())
+            .args(["eval", task, "--quiet", "--device", "cpu"])
+            .args(["--config", &config, "--weights"])
+            .arg(&weights)
+            .arg("--data")
+            .arg(data)
+            .args(["--split", split, "--batch-size", "7", "--out"])
+            .arg(out)
+            .arg("--vocab")
+            .arg(vocab())
+            .output()
+            .unwrap()
+    };
     // first without the head: refused
-    let out = t.path().join("ve_out");
-    let refused = mplug()
-        .current_dir(repo())
-        .args(["eval", "snli-ve", "--quiet", "--device", "cpu"])
-        .args(["--config", "configs/snli_ve_tiny.yaml", "--weights"])
-        .arg(&weights)
-        .arg("--data")
-        .arg(&data)
-        .args(["--split", split, "--out"])
-        .arg(&out)
-        .arg("--vocab")
-        .arg(vocab())
-        .output()
-        .unwrap();
+    let out = t.path().join("task_out");
+    let refused = eval(&data, &out);
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cls_head"));
+    assert!(!out.exists(), "nothing written on a refusal");
     ok(Command::new(python())
         .current_dir(repo())
         .arg("-c")
         .arg(script)
         .arg(&head)
         .arg(&weights)
+        .arg(images.to_string())
+        .arg(classes.to_string())
         .output()
         .unwrap());
-    ok(mplug()
-        .current_dir(repo())
-        .args(["eval", "snli-ve", "--quiet", "--device", "cpu"])
-        .args(["--config", "configs/snli_ve_tiny.yaml", "--weights"])
-        .arg(&weights)
-        .arg("--data")
-        .arg(&data)
-        .args(["--split", split, "--batch-size", "7", "--out"])
-        .arg(&out)
-        .arg("--vocab")
-        .arg(vocab())
-        .output()
-        .unwrap());
+    if task == "nlvr2" {
+        // one-image statements are not pairs
+        let other = ingest("snli-ve", "snli_ve");
+        let wrong = eval(&other, &t.path().join("wrong"));
+        assert_eq!(wrong.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&wrong.stderr).contains("mplug eval snli-ve"));
+    }
+    ok(eval(&data, &out));
     let want = run_reference(
-        "snli-ve",
+        task,
         &ck,
         &data,
         &[
@@ -1090,7 +1115,7 @@ w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
     let results = read(&out.join("results.json"));
     let (results, want) = (results.as_array().unwrap(), want.as_array().unwrap());
     assert_eq!(results.len(), want.len());
-    assert!(results.len() > 5);
+    assert!(results.len() > 5, "{}", results.len());
     let predicted: std::collections::HashSet<i64> = want
         .iter()
         .map(|w| w["predicted"].as_i64().unwrap())
@@ -1100,13 +1125,12 @@ w = st_read(sys.argv[2]); w.update(head); st_write(sys.argv[2], w)
         "the head must not predict one class only: {predicted:?}"
     );
     for (r, w) in results.iter().zip(want) {
-        assert_eq!(r["pair_id"], w["id"]);
+        assert_eq!(r[id_key], w["id"]);
         assert_eq!(r["predicted"], w["predicted"]);
         assert_eq!(r["label"], w["label"]);
     }
     let correct = want.iter().filter(|w| w["predicted"] == w["label"]).count();
-    assert_eq!(
-        read(&out.join("metrics.json"))["snli_ve"]["correct"],
-        correct
-    );
+    let metrics = read(&out.join("metrics.json"));
+    assert_eq!(metrics[dir]["correct"], correct);
+    assert_eq!(metrics["task"], dir);
 }

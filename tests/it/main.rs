@@ -11,6 +11,7 @@ mod datasets;
 mod download;
 mod eval;
 mod eval_run;
+mod finetune;
 mod hostile;
 mod ingest;
 mod loader;

@@ -260,3 +260,159 @@ fn two_training_steps_equal_the_pytorch_reference_steps() {
         assert!(d < 1e-5, "{n}: max diff {d:e}");
     }
 }
+
+/// Two VQA fine-tuning steps (`train::tasks::vqa::vqa_loss`, then clipping and AdamW as the
+/// trainer runs them) equal tests/py/vqa_step_reference.py, the reference's `vqa_mplug.py` step
+/// written from the reference doc: two questions with three and one weighted answers of different
+/// lengths, so the per-answer memory repeat, the PAD → −100 targets, the per-answer sum, the
+/// weights and the division by questions all show in the loss, the gradients and the parameters.
+#[test]
+fn two_vqa_steps_equal_the_pytorch_reference_steps() {
+    use mplug::loader::AnswerTensors;
+    use mplug::train::tasks::vqa::vqa_loss;
+    let (mut cfg, _) = MplugConfig::from_yaml(&repo().join("configs/vqa_tiny.yaml")).unwrap();
+    assert_eq!(cfg.bert.hidden_dropout_prob, 0.0);
+    cfg.vision.dropout = 0.0;
+    let dev = Device::Cpu;
+    tch::manual_seed(12);
+    let vs = VarStore::new(dev);
+    let model = MplugModel::new(&vs.root(), &cfg);
+    let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, dev));
+    let question_ids = ids(
+        &[&[101, 2054, 3609, 2003, 1996, 4418], &[101, 2129, 2116]],
+        6,
+    );
+    let question_mask = question_ids.ne(0).to_kind(Kind::Int64);
+    let answer_ids = ids(
+        &[
+            &[101, 2417, 102],
+            &[101, 2630, 102],
+            &[101, 2665, 2417, 102],
+            &[101, 2048, 102],
+        ],
+        4,
+    );
+    let answers = AnswerTensors {
+        mask: answer_ids.ne(0).to_kind(Kind::Int64),
+        ids: answer_ids.shallow_clone(),
+        weights: Tensor::from_slice(&[0.6f32, 0.3, 0.1, 1.0]),
+        counts: Tensor::from_slice(&[3i64, 1]),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut before = named_variables(&vs);
+    for (n, t) in [
+        ("images", &images),
+        ("question_ids", &question_ids),
+        ("question_mask", &question_mask),
+        ("answer_ids", &answers.ids),
+        ("answer_mask", &answers.mask),
+        ("weights", &answers.weights),
+        ("counts", &answers.counts),
+    ] {
+        before.push((n.to_string(), t.shallow_clone()));
+    }
+    for (n, v) in [
+        ("steps", STEPS as f64),
+        ("clip", CLIP),
+        ("lr1", LR1),
+        ("lr2", LR2),
+        ("weight_decay", WEIGHT_DECAY),
+        ("eps", EPS),
+        ("vision_width", cfg.vision.width as f64),
+        ("vision_layers", cfg.vision.layers as f64),
+        ("vision_heads", cfg.vision.heads as f64),
+        ("patch", cfg.vision.patch_size as f64),
+        ("image_res", cfg.vision.image_res as f64),
+        ("embed_dim", cfg.embed_dim as f64),
+    ] {
+        before.push((format!("hp.{n}"), Tensor::from_slice(&[v])));
+    }
+    let before: Vec<(String, Tensor)> = before.into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let before_path = dir.path().join("before.safetensors");
+    write_safetensors(&before_path, &before).unwrap();
+
+    let dormant = model.dormant_parameter_prefixes();
+    let params: Vec<(String, Tensor)> = named_variables(&vs)
+        .into_iter()
+        .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+        .collect();
+    let mut opt = AdamW::new(params, WEIGHT_DECAY);
+    opt.eps = EPS;
+    let (mut losses, mut norms, mut grads) = (Vec::new(), Vec::new(), HashMap::new());
+    for step in 0..STEPS {
+        opt.zero_grad();
+        let loss = vqa_loss(
+            &model,
+            &images,
+            &question_ids,
+            &question_mask,
+            &answers,
+            true,
+        );
+        loss.backward();
+        norms.push(opt.clip_grad_norm(CLIP));
+        losses.push(loss.double_value(&[]));
+        if step + 1 == STEPS {
+            for (n, p) in named_variables(&vs) {
+                let g = p.grad();
+                if g.defined() && g.abs().max().double_value(&[]) > 0.0 {
+                    grads.insert(n, g.copy());
+                }
+            }
+        }
+        opt.step(LR1, LR2);
+    }
+    let after_path = dir.path().join("after.safetensors");
+    ok(Command::new(python())
+        .current_dir(repo().join("tests/py"))
+        .arg("vqa_step_reference.py")
+        .arg(&before_path)
+        .arg(&after_path)
+        .arg(repo().join("configs/config_bert_tiny.json"))
+        .output()
+        .unwrap());
+    let want: HashMap<String, Tensor> = Tensor::read_safetensors(&after_path)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let want_loss = Vec::<f64>::try_from(&want["loss"]).unwrap();
+    let want_norm = Vec::<f64>::try_from(&want["grad_norm"]).unwrap();
+    for step in 0..STEPS {
+        let (got, w) = (losses[step], want_loss[step]);
+        assert!(
+            (got - w).abs() < 1e-5 * w.abs().max(1.0),
+            "step {step} loss: {got} vs {w}"
+        );
+        assert!(
+            (norms[step] - want_norm[step]).abs() < 1e-5 * want_norm[step],
+            "step {step} grad norm {} vs {}",
+            norms[step],
+            want_norm[step]
+        );
+    }
+    assert!(want_norm.iter().all(|&n| n > CLIP), "{want_norm:?}");
+    assert!(want_loss[1] < want_loss[0], "the loss falls: {want_loss:?}");
+    // Parameters that got a (non-zero) gradient on both sides.
+    let want_grads: BTreeSet<&str> = want
+        .iter()
+        .filter(|(k, g)| k.starts_with("g.") && g.abs().max().double_value(&[]) > 0.0)
+        .map(|(k, _)| &k[2..])
+        .collect();
+    let got_grads: BTreeSet<&str> = grads.keys().map(String::as_str).collect();
+    assert_eq!(got_grads, want_grads, "the same parameters get gradients");
+    assert!(got_grads.iter().any(|n| n.starts_with("visual_encoder.")));
+    assert!(got_grads.iter().any(|n| n.starts_with("text_decoder.")));
+    for (n, g) in &grads {
+        let w = &want[&format!("g.{n}")];
+        let d = max_abs(g, w);
+        assert!(
+            d <= 1e-3 * scale(w) + 1e-9,
+            "gradient of {n}: max diff {d:e}, scale {:e}",
+            scale(w)
+        );
+    }
+    for (n, p) in named_variables(&vs) {
+        let d = max_abs(&p, &want[&n]);
+        assert!(d < 1e-6, "parameter {n}: max diff {d:e}");
+    }
+}

@@ -51,8 +51,8 @@ def image_tensor(row, res):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa", "video-caption", "snli-ve"])
-    ap.add_argument("--head", default=None, help="snli-ve: safetensors with cls_head.0/2 weights")
+    ap.add_argument("task", choices=["vqa", "caption", "retrieval", "grounding", "video-qa", "video-caption", "snli-ve", "nlvr2"])
+    ap.add_argument("--head", default=None, help="snli-ve/nlvr2: safetensors with cls_head.0/2 weights")
     ap.add_argument("--prompt", default="a picture of")
     ap.add_argument("--k-test", type=int, default=128)
     ap.add_argument("--ckpt", required=True)
@@ -93,8 +93,8 @@ def main():
         return video_qa(a, r, d, tok, dev, start)
     if a.task == "video-caption":
         return video_caption(a, r, d, tok, dev, start)
-    if a.task == "snli-ve":
-        return snli_ve(a, r, d, dev, start)
+    if a.task in ("snli-ve", "nlvr2"):
+        return statements(a, r, d, dev, start)
     items = []  # (id, image tensor, question tokens or None)
     if a.task == "vqa":
         for row in rows(a.data, a.split, image_cols + ["question_ids", "question_tokens"]):
@@ -368,30 +368,40 @@ def video_caption(a, r, d, tok, dev, start):
 
 
 @torch.no_grad()
-def snli_ve(a, r, d, dev, start):
-    """ALBEF's model_ve.py on mPLUG's encoders: image (squash, CLIP norm), [CLS] + hypothesis tokens
-    padded to the longest, text encoder -> fusion -> fused text CLS -> cls_head (Linear, ReLU,
-    Linear), argmax."""
+def statements(a, r, d, dev, start):
+    """SNLI-VE: ALBEF's model_ve.py on mPLUG's encoders: image (squash, CLIP norm), [CLS] +
+    hypothesis tokens padded to the longest, text encoder -> fusion -> fused text CLS -> cls_head
+    (Linear, ReLU, Linear), argmax. NLVR2 (the pair design): the statement fused with the left and
+    with the right image separately, the two fused CLS concatenated (left first) -> cls_head."""
     from mplug_reference import st_read
     F = torch.nn.functional
     head = {k: t.to(dev) for k, t in st_read(a.head).items()}
+    pair = a.task == "nlvr2"
     cols = ["sample_id", "width", "height", "image_codec", "image", "statement_ids", "statement_tokens", "labels"]
+    if pair:
+        cols += ["right_width", "right_height", "right_image_codec", "right_image"]
     items = []
     for row in rows(a.data, a.split, cols):
-        x = image_tensor(row, d.res)
+        xs = [image_tensor(row, d.res)]
+        if pair:
+            right = {k: row["right_" + k] for k in ["width", "height", "image_codec", "image"]}
+            xs.append(image_tensor(right, d.res))
         for sid, toks, label in zip(row["statement_ids"], row["statement_tokens"], row["labels"]):
-            items.append((sid, x, [101] + list(toks), label))
+            items.append((sid, xs, [101] + list(toks), label))
     out = []
     for s in range(0, len(items), a.batch_size):
         batch = items[s : s + a.batch_size]
-        img = ((torch.stack([b[1] for b in batch]) - MEAN) / STD).to(dev)
         L = max(len(b[2]) for b in batch)
         ids = torch.tensor([b[2] + [0] * (L - len(b[2])) for b in batch], device=dev)
         m = torch.tensor([[1] * len(b[2]) + [0] * (L - len(b[2])) for b in batch], device=dev)
-        v = r.bridge(r.vit(img))
         t = r.text(ids, m)
-        _, ft = r.fusion(v, t, m)
-        h = F.relu(F.linear(ft[:, 0], head["cls_head.0.weight"], head["cls_head.0.bias"]))
+        cls = []
+        for f in range(len(batch[0][1])):
+            img = ((torch.stack([b[1][f] for b in batch]) - MEAN) / STD).to(dev)
+            v = r.bridge(r.vit(img))
+            _, ft = r.fusion(v, t, m)
+            cls.append(ft[:, 0])
+        h = F.relu(F.linear(torch.cat(cls, 1), head["cls_head.0.weight"], head["cls_head.0.bias"]))
         logits = F.linear(h, head["cls_head.2.weight"], head["cls_head.2.bias"])
         for b, p in zip(batch, logits.argmax(-1).tolist()):
             out.append({"id": b[0], "predicted": p, "label": b[3]})

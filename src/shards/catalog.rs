@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use super::Manifest;
+use super::manifest::MANIFEST_FILE;
 use crate::error::{Error, Result};
-use crate::shards::Manifest;
-use crate::shards::manifest::MANIFEST_FILE;
 
 /// How deep below a root manifests are looked for (`ROOT/a/b/c/manifest.json` is found).
 pub const MAX_DEPTH: usize = 4;

@@ -1,0 +1,188 @@
+//! What one loader sample is, per dataset schema: which columns a row group is read with, how many
+//! samples a row holds, and the text a sample carries.
+//!
+//! - [`SampleKind::Caption`] (`image_text.v1`, pre-training and captioning): one sample per image,
+//!   a caption drawn per (seed, epoch, position) from the image's captions, `[CLS]` + tokens.
+//! - [`SampleKind::Question`] (`image_qa.v1`, VQA fine-tuning): one sample per question, as the
+//!   reference's `vqa_dataset` (an image with five questions is seen five times an epoch); the
+//!   question as `[CLS]` + tokens truncated to the limit, and every distinct answer as
+//!   `[CLS] answer [SEP]` (the reference appends the literal `"[SEP]"`, no truncation) with its
+//!   stored weight (count / human answers for VQA, 0.5 for VG-QA).
+
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, Int32Type};
+
+use super::rng::LoaderRng;
+use super::text::with_cls;
+use crate::error::{Error, Result};
+use crate::text::BertTokenizer;
+
+/// The image columns every kind reads.
+pub const IMAGE_COLUMNS: [&str; 5] = ["image_id", "width", "height", "image_codec", "image"];
+
+/// The sample unit and text of one schema.
+#[derive(Debug, Clone)]
+pub enum SampleKind {
+    /// `image_text.v1`: an image with one of its captions.
+    Caption,
+    /// `image_qa.v1`: a question with its weighted answers (tokenised by the vocab given).
+    Question(Arc<BertTokenizer>),
+}
+
+/// A sample's text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SampleText {
+    /// `[CLS]` + caption tokens.
+    Caption(Vec<i64>),
+    /// `[CLS]` + question tokens; each answer `[CLS] answer [SEP]` with its weight.
+    Question {
+        /// The question.
+        question: Vec<i64>,
+        /// The distinct answers.
+        answers: Vec<Vec<i64>>,
+        /// Their weights.
+        weights: Vec<f64>,
+    },
+}
+
+impl SampleText {
+    /// The encoder input: the caption or the question.
+    pub fn input_ids(&self) -> &[i64] {
+        match self {
+            SampleText::Caption(ids) => ids,
+            SampleText::Question { question, .. } => question,
+        }
+    }
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
+    b.column_by_name(name)
+        .ok_or_else(|| Error::format(format!("row group lacks column `{name}`")))
+}
+
+impl SampleKind {
+    /// The row schema this kind reads.
+    pub fn schema(&self) -> &'static str {
+        match self {
+            SampleKind::Caption => "image_text.v1",
+            SampleKind::Question(_) => "image_qa.v1",
+        }
+    }
+
+    /// The columns a row group is read with.
+    pub fn columns(&self) -> Vec<&'static str> {
+        let mut c = IMAGE_COLUMNS.to_vec();
+        match self {
+            SampleKind::Caption => c.push("caption_tokens"),
+            SampleKind::Question(_) => c.extend(["question_tokens", "answers", "answer_weights"]),
+        }
+        c
+    }
+
+    /// The list column whose length is a row's sample count (`None`: one sample per row).
+    pub fn items_column(&self) -> Option<&'static str> {
+        match self {
+            SampleKind::Caption => None,
+            SampleKind::Question(_) => Some("question_ids"),
+        }
+    }
+
+    /// Whether the sample's text names a side (`left` / `right` as a word of the question or of
+    /// an answer): the training transform must not flip its image. Captions keep the reference's
+    /// unconditional flip.
+    pub fn names_a_side(&self, b: &RecordBatch, row: usize, item: usize) -> Result<bool> {
+        let SampleKind::Question(tokenizer) = self else {
+            return Ok(false);
+        };
+        let sides: Vec<i32> = ["left", "right"]
+            .iter()
+            .filter_map(|w| tokenizer.token_to_id(w))
+            .map(|id| id as i32)
+            .collect();
+        let qs = column(b, "question_tokens")?.as_list::<i32>().value(row);
+        let qs = qs.as_list::<i32>();
+        if item < qs.len() {
+            let q = qs.value(item);
+            if q.as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .any(|t| sides.contains(t))
+            {
+                return Ok(true);
+            }
+        }
+        let answers = column(b, "answers")?.as_list::<i32>().value(row);
+        let answers = answers.as_list::<i32>();
+        if item < answers.len() {
+            let a = answers.value(item);
+            let named = a.as_string::<i32>().iter().flatten().any(|t| {
+                t.split(|c: char| !c.is_alphanumeric())
+                    .any(|w| w.eq_ignore_ascii_case("left") || w.eq_ignore_ascii_case("right"))
+            });
+            return Ok(named);
+        }
+        Ok(false)
+    }
+
+    /// The text of sample `item` of row `row` (`max_tokens` includes `[CLS]`); `rng` draws the
+    /// caption.
+    pub fn text(
+        &self,
+        b: &RecordBatch,
+        row: usize,
+        item: usize,
+        max_tokens: usize,
+        rng: &mut LoaderRng,
+    ) -> Result<SampleText> {
+        match self {
+            SampleKind::Caption => {
+                let caps = column(b, "caption_tokens")?.as_list::<i32>().value(row);
+                let caps = caps.as_list::<i32>();
+                if caps.is_empty() {
+                    return Ok(SampleText::Caption(with_cls(&[], max_tokens)));
+                }
+                let pick = rng.below(caps.len() as u64) as usize;
+                let toks = caps.value(pick);
+                let toks = toks.as_primitive::<Int32Type>().values();
+                Ok(SampleText::Caption(with_cls(toks, max_tokens)))
+            }
+            SampleKind::Question(tokenizer) => {
+                let qs = column(b, "question_tokens")?.as_list::<i32>().value(row);
+                let qs = qs.as_list::<i32>();
+                if item >= qs.len() {
+                    return Err(Error::format(format!(
+                        "row {row} has {} questions, sample {item} asked",
+                        qs.len()
+                    )));
+                }
+                let q = qs.value(item);
+                let question = with_cls(q.as_primitive::<Int32Type>().values(), max_tokens);
+                let answers = column(b, "answers")?.as_list::<i32>().value(row);
+                let answers = answers.as_list::<i32>().value(item);
+                let answers = answers.as_string::<i32>();
+                let weights = column(b, "answer_weights")?.as_list::<i32>().value(row);
+                let weights = weights.as_list::<i32>().value(item);
+                let weights = weights.as_primitive::<Float64Type>().values().to_vec();
+                if answers.len() != weights.len() {
+                    return Err(Error::format(format!(
+                        "row {row} question {item}: {} answers but {} weights",
+                        answers.len(),
+                        weights.len()
+                    )));
+                }
+                let mut ids = Vec::with_capacity(answers.len());
+                for a in answers.iter() {
+                    let toks = tokenizer.encode(&format!("{}[SEP]", a.unwrap_or_default()))?;
+                    ids.push(with_cls(&toks, usize::MAX));
+                }
+                Ok(SampleText::Question {
+                    question,
+                    answers: ids,
+                    weights,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! A training task: what the shared loop ([`super::trainer`]) asks of pre-training, VQA, … — the
+//! sample kind the loader serves, the losses of a micro-batch (named, for the metrics), and any
+//! state besides the model and optimiser that a checkpoint must hold (momentum model, queues).
+
+use std::collections::BTreeMap;
+
+use tch::Tensor;
+use tch::nn::VarStore;
+
+use super::config::TrainConfig;
+use crate::error::Result;
+use crate::eval::task_model::TaskParts;
+use crate::loader::HostBatch;
+use crate::loader::sample::SampleKind;
+use crate::model::MplugModel;
+
+/// Where the loop stands when it asks for a micro-batch's losses.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext {
+    /// Epoch of the batch.
+    pub epoch: u64,
+    /// Iteration within the epoch.
+    pub iter: u64,
+    /// Iterations per epoch.
+    pub iters_per_epoch: u64,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// The losses of one micro-batch.
+#[derive(Debug)]
+pub struct TaskLosses {
+    /// What is back-propagated.
+    pub total: Tensor,
+    /// Named values for the metrics line (`loss_*`, accuracies, `alpha`); NaN for "off".
+    pub values: BTreeMap<String, f64>,
+}
+
+/// One of the trainable tasks.
+pub trait TrainTask {
+    /// What the loader serves.
+    fn sample_kind(&self) -> SampleKind;
+    /// Which parameters the task runs (an `--init` checkpoint must hold them).
+    fn parts(&self) -> TaskParts;
+    /// MLM selection probability the loader applies (0: none).
+    fn mlm_probability(&self) -> f64 {
+        0.0
+    }
+    /// The losses of one micro-batch (the loop back-propagates `total`).
+    fn losses(
+        &mut self,
+        model: &MplugModel,
+        batch: &HostBatch,
+        cfg: &TrainConfig,
+        ctx: StepContext,
+    ) -> Result<TaskLosses>;
+    /// The momentum model's variables, if the task keeps one.
+    fn momentum_store(&self) -> Option<&VarStore> {
+        None
+    }
+    /// Mutable access, to restore it.
+    fn momentum_store_mut(&mut self) -> Option<&mut VarStore> {
+        None
+    }
+    /// Tensors saved beside the optimiser's (queues).
+    fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        Vec::new()
+    }
+    /// Restores [`Self::state_tensors`].
+    fn load_state(&mut self, _tensors: &[(String, Tensor)]) -> Result<()> {
+        Ok(())
+    }
+}

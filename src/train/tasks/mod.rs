@@ -1,0 +1,4 @@
+//! The trainable tasks, one file each ([`super::task::TrainTask`]).
+
+pub mod pretrain;
+pub mod vqa;

@@ -1,0 +1,352 @@
+//! `mplug finetune vqa` end to end on the tiny model and the synthetic VQA v2 (CPU): the loader
+//! serves one sample per question of the train split with its weighted answers (checked against
+//! pyarrow), a stop or a crash in a checkpoint write resumes to the uninterrupted run, and bad
+//! configs, data and init checkpoints stop with exit 2 before any work.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::common::{mplug, ok, python, repo, synth_coco_dataset, vocab};
+
+const CONFIG: &str = "configs/vqa_tiny.yaml";
+
+/// The synthetic VQA v2, ingested (train and val splits).
+fn synth_vqa(dir: &Path) -> PathBuf {
+    let raw = dir.join("raw");
+    ok(mplug()
+        .args(["synth", "--images", "24", "--seed", "4", "--out"])
+        .arg(&raw)
+        .output()
+        .unwrap());
+    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("vqa"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let data = dir.join("vqa");
+    ok(mplug()
+        .args(["ingest", "vqa", "--quiet", "--annotations"])
+        .args(&files)
+        .arg("--images")
+        .arg(raw.join("images"))
+        .arg("--out")
+        .arg(&data)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--row-group-size", "8KiB", "--max-side", "48"])
+        .output()
+        .unwrap());
+    data
+}
+
+/// Fresh tiny weights (the architecture of the tiny configs).
+fn init(dir: &Path) -> PathBuf {
+    let path = dir.join("init.safetensors");
+    ok(mplug()
+        .current_dir(repo())
+        .args(["model", "init", "--config", CONFIG, "--out"])
+        .arg(&path)
+        .output()
+        .unwrap());
+    path
+}
+
+fn finetune(data: &Path, init: &Path, out: &Path, extra: &[&str]) -> Command {
+    finetune_with(Path::new(CONFIG), data, init, out, extra)
+}
+
+fn finetune_with(config: &Path, data: &Path, init: &Path, out: &Path, extra: &[&str]) -> Command {
+    let mut c = mplug();
+    c.current_dir(repo())
+        .args(["finetune", "vqa", "--quiet", "--device", "cpu", "--config"])
+        .arg(config)
+        .arg("--init")
+        .arg(init)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .arg("--vocab")
+        .arg(vocab())
+        .args([
+            "--set",
+            "train.max_steps=6",
+            "--set",
+            "train.checkpoint_every=2",
+            "--set",
+            "batch_size_train=4",
+            "--set",
+            "train.threads=2",
+        ])
+        .args(extra);
+    c
+}
+
+fn resume(run: &Path) -> std::process::Output {
+    mplug()
+        .args(["finetune", "--quiet", "--device", "cpu", "--resume"])
+        .arg(run)
+        .output()
+        .unwrap()
+}
+
+/// Every metrics field that does not measure time, per line.
+fn curve(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let m = v.as_object_mut().unwrap();
+            for timing in ["samples_per_s", "loader_starved_pct", "loader_queue_depth"] {
+                m.remove(timing);
+            }
+            v
+        })
+        .collect()
+}
+
+/// The loader's question samples: an epoch of the train split holds every train question once
+/// (pyarrow counts them), each with its stored answers tokenised as `[CLS] answer [SEP]` by the
+/// reference tokenizer (transformers' BertTokenizer) and its stored weights.
+#[test]
+fn vqa_samples_are_the_train_questions_with_their_answers() {
+    use mplug::loader::index::{DatasetIndex, DatasetInput};
+    use mplug::loader::sample::{SampleKind, SampleText};
+    use mplug::loader::{Loader, LoaderConfig, LoaderState};
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let data = synth_vqa(t.path());
+    let tok = Arc::new(mplug::text::BertTokenizer::from_vocab_file(&vocab()).unwrap());
+    let index = Arc::new(
+        DatasetIndex::open_kind(
+            &[DatasetInput {
+                path: data.clone(),
+                weight: 1.0,
+            }],
+            SampleKind::Question(tok),
+        )
+        .unwrap(),
+    );
+    let excluded = index.samples_outside_split("train").unwrap();
+    assert!(index.samples_outside_split("nope").is_err());
+    let script = r#"
+import json, sys, pyarrow.parquet as pq, glob
+from transformers import BertTokenizer
+tok = BertTokenizer(sys.argv[2], do_lower_case=True)
+out = {}
+for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
+    for r in pq.read_table(f).to_pylist():
+        if r["split"] != "train":
+            continue
+        for q, a, w in zip(r["question_ids"], r["answers"], r["answer_weights"]):
+            # the reference tokenizer: [CLS] + tokens, the EOS being the appended literal [SEP]
+            out[r["image_id"] + "/" + q] = [[[101] + tok.encode(x + "[SEP]", add_special_tokens=False) for x in a], w]
+print(json.dumps(out))
+"#;
+    let want: serde_json::Value = serde_json::from_str(&ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&data)
+        .arg(vocab())
+        .output()
+        .unwrap()))
+    .unwrap();
+    let want = want.as_object().unwrap();
+    let config = LoaderConfig {
+        batch_size: 5,
+        image_size: 32,
+        train: true,
+        crop_scale: (0.5, 1.0),
+        max_tokens: 25,
+        threads: 2,
+        drop_last: false,
+        epochs: 1,
+        ..LoaderConfig::default()
+    };
+    let mut loader = Loader::start(
+        index.clone(),
+        Arc::new(excluded),
+        config,
+        LoaderState {
+            seed: 0,
+            epoch: 0,
+            position: 0,
+        },
+    )
+    .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(b) = loader.next_host() {
+        let b = b.unwrap();
+        let a = b.answers.as_ref().expect("question batches carry answers");
+        assert_eq!(a.counts.len(), b.batch);
+        let mut first = 0usize;
+        for (row, key) in b.keys.iter().enumerate() {
+            let n = a.counts[row] as usize;
+            // the question id of sample `item` of this image row
+            let qid = key.item.unwrap();
+            let matching: Vec<&String> = want
+                .keys()
+                .filter(|k| k.starts_with(&format!("{}/", key.image_id)))
+                .collect();
+            assert!(!matching.is_empty(), "{key:?}");
+            let answers: Vec<Vec<i64>> = (first..first + n)
+                .map(|i| {
+                    a.ids[i * a.len..(i + 1) * a.len]
+                        .iter()
+                        .copied()
+                        .filter(|&t| t != 0)
+                        .collect()
+                })
+                .collect();
+            let weights = &a.weights[first..first + n];
+            // the sample's answers are those of one of this image's questions: the item-th one
+            let hit = matching.iter().find(|k| {
+                let w = &want[k.as_str()];
+                let ids: Vec<Vec<i64>> = serde_json::from_value(w[0].clone()).unwrap();
+                let ws: Vec<f64> = serde_json::from_value(w[1].clone()).unwrap();
+                ids == answers && ws.iter().zip(weights).all(|(x, y)| (x - y).abs() < 1e-12)
+            });
+            assert!(hit.is_some(), "{key:?}: {answers:?}");
+            assert!(seen.insert((key.image_id.clone(), qid)), "{key:?} twice");
+            first += n;
+        }
+        assert_eq!(first, a.weights.len());
+        let _ = SampleText::Caption(Vec::new());
+    }
+    assert_eq!(seen.len(), want.len(), "every train question exactly once");
+}
+
+#[test]
+fn vqa_resume_after_a_stop_or_a_crash_equals_the_uninterrupted_run() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synth_vqa(t.path());
+    let init = init(t.path());
+    let straight = t.path().join("straight");
+    ok(finetune(&data, &init, &straight, &[]).output().unwrap());
+    let want = curve(&straight);
+    assert_eq!(want.len(), 6);
+    let losses: Vec<f64> = want
+        .iter()
+        .map(|l| l["loss_vqa"].as_f64().unwrap())
+        .collect();
+    assert!(
+        losses.iter().all(|l| l.is_finite() && *l > 0.0),
+        "{losses:?}"
+    );
+    assert!(
+        !straight
+            .join("checkpoints/step-00000006/momentum.safetensors")
+            .exists(),
+        "VQA keeps no momentum model (its distillation is a no-op in the reference)"
+    );
+
+    let stopped = t.path().join("stopped");
+    ok(finetune(&data, &init, &stopped, &["--stop-at-step", "3"])
+        .output()
+        .unwrap());
+    assert_eq!(curve(&stopped).len(), 3);
+    ok(resume(&stopped));
+    assert_eq!(curve(&stopped), want);
+
+    let crashed = t.path().join("crashed");
+    let out = finetune(&data, &init, &crashed, &[])
+        .env("MPLUG_CRASH_DURING_CHECKPOINT", "4")
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "the injected crash must kill the run"
+    );
+    ok(resume(&crashed));
+    assert_eq!(curve(&crashed), want);
+    let a = std::fs::read(straight.join("checkpoints/step-00000006/model.safetensors")).unwrap();
+    let b = std::fs::read(crashed.join("checkpoints/step-00000006/model.safetensors")).unwrap();
+    assert!(a == b, "final weights differ after crash + resume");
+    // the fine-tuned weights evaluate as they are
+    let eval_out = t.path().join("eval");
+    ok(mplug()
+        .current_dir(repo())
+        .args([
+            "eval", "vqa", "--quiet", "--device", "cpu", "--config", CONFIG,
+        ])
+        .arg("--weights")
+        .arg(straight.join("checkpoints/step-00000006/model.safetensors"))
+        .arg("--data")
+        .arg(&data)
+        .args(["--split", "val", "--limit", "8", "--out"])
+        .arg(&eval_out)
+        .arg("--vocab")
+        .arg(vocab())
+        .output()
+        .unwrap());
+    assert!(eval_out.join("results.json").is_file());
+}
+
+#[test]
+fn bad_finetune_inputs_fail_before_any_work() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synth_vqa(t.path());
+    let init = init(t.path());
+    let coco = synth_coco_dataset(t.path(), 8, 1);
+    // weights of another size: a tiny model with a wider vision tower
+    let other = t.path().join("other.yaml");
+    let text = std::fs::read_to_string(repo().join(CONFIG))
+        .unwrap()
+        .replace("vision_width: 64", "vision_width: 48");
+    std::fs::write(&other, text).unwrap();
+    std::fs::copy(
+        repo().join("configs/config_bert_tiny.json"),
+        t.path().join("config_bert_tiny.json"),
+    )
+    .unwrap();
+    let other_init = t.path().join("other.safetensors");
+    ok(mplug()
+        .args(["model", "init", "--config"])
+        .arg(&other)
+        .arg("--out")
+        .arg(&other_init)
+        .output()
+        .unwrap());
+    // a config that declares another task
+    let declared = t.path().join("declared.yaml");
+    let text = std::fs::read_to_string(repo().join(CONFIG))
+        .unwrap()
+        .replace("task: vqa", "task: pretrain");
+    std::fs::write(&declared, text).unwrap();
+    let config = repo().join(CONFIG);
+    let pretrain = repo().join("configs/pretrain_tiny.yaml");
+    let cases: Vec<(&Path, &[&str], &Path, &Path, &str)> = vec![
+        (
+            &config,
+            &["--set", "bogus_key=1"],
+            &data,
+            &init,
+            "bogus_key",
+        ),
+        (
+            &config,
+            &["--set", "train.task=pretrain"],
+            &data,
+            &init,
+            "`pretrain`",
+        ),
+        (&declared, &[], &data, &init, "`pretrain` config"),
+        (&pretrain, &[], &data, &init, "pre-training config"),
+        (&config, &[], &coco, &init, "image_text.v1"),
+        (&config, &[], &data, &other_init, "visual_encoder"),
+        (
+            &config,
+            &["--set", "train.split=nope"],
+            &data,
+            &init,
+            "split `nope`",
+        ),
+    ];
+    for (i, (cfg, extra, d, w, needle)) in cases.iter().enumerate() {
+        let out_dir = t.path().join(format!("run{i}"));
+        let out = finetune_with(cfg, d, w, &out_dir, extra).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "case {i}: {err}");
+        assert!(err.contains(needle), "case {i}: {err}");
+        assert!(!out_dir.exists(), "case {i} left a run directory");
+    }
+}
