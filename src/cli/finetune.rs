@@ -18,12 +18,16 @@ use crate::train::{TrainConfig, TrainOptions};
 pub enum FinetuneTask {
     /// VQA v2 (+ VG-QA): weighted answer NLL through the decoder (`vqa_mplug.py`).
     Vqa,
+    /// COCO captioning, cross-entropy stage: `[CLS] caption [SEP]` from the visual tokens
+    /// (`caption_mplug.py`).
+    Caption,
 }
 
 impl FinetuneTask {
     fn name(self) -> TaskName {
         match self {
             FinetuneTask::Vqa => TaskName::Vqa,
+            FinetuneTask::Caption => TaskName::Caption,
         }
     }
 }

@@ -8,6 +8,11 @@
 //!   question as `[CLS]` + tokens truncated to the limit, and every distinct answer as
 //!   `[CLS] answer [SEP]` (the reference appends the literal `"[SEP]"`, no truncation) with its
 //!   stored weight (count / human answers for VQA, 0.5 for VG-QA).
+//! - [`SampleKind::CaptionTarget`] (`image_text.v1`, caption fine-tuning): one sample per caption,
+//!   as the reference's `coco_dataset` in training; the raw caption lower-cased (no `pre_caption`:
+//!   the reference keeps punctuation, so the model learns the final `.`) with the literal `[SEP]`
+//!   appended, as `[CLS]` + tokens truncated to the limit (an over-long caption loses its `[SEP]`,
+//!   as HF truncation does).
 
 use std::sync::Arc;
 
@@ -29,6 +34,8 @@ pub enum SampleKind {
     Caption,
     /// `image_qa.v1`: a question with its weighted answers (tokenised by the vocab given).
     Question(Arc<BertTokenizer>),
+    /// `image_text.v1`: an image with one of its raw captions as a decoder target.
+    CaptionTarget(Arc<BertTokenizer>),
 }
 
 /// A sample's text.
@@ -66,7 +73,7 @@ impl SampleKind {
     /// The row schema this kind reads.
     pub fn schema(&self) -> &'static str {
         match self {
-            SampleKind::Caption => "image_text.v1",
+            SampleKind::Caption | SampleKind::CaptionTarget(_) => "image_text.v1",
             SampleKind::Question(_) => "image_qa.v1",
         }
     }
@@ -77,6 +84,7 @@ impl SampleKind {
         match self {
             SampleKind::Caption => c.push("caption_tokens"),
             SampleKind::Question(_) => c.extend(["question_tokens", "answers", "answer_weights"]),
+            SampleKind::CaptionTarget(_) => c.push("captions"),
         }
         c
     }
@@ -86,6 +94,7 @@ impl SampleKind {
         match self {
             SampleKind::Caption => None,
             SampleKind::Question(_) => Some("question_ids"),
+            SampleKind::CaptionTarget(_) => Some("captions"),
         }
     }
 
@@ -93,8 +102,18 @@ impl SampleKind {
     /// an answer): the training transform must not flip its image. Captions keep the reference's
     /// unconditional flip.
     pub fn names_a_side(&self, b: &RecordBatch, row: usize, item: usize) -> Result<bool> {
-        let SampleKind::Question(tokenizer) = self else {
-            return Ok(false);
+        let names_side = |t: &str| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .any(|w| w.eq_ignore_ascii_case("left") || w.eq_ignore_ascii_case("right"))
+        };
+        let tokenizer = match self {
+            SampleKind::Caption => return Ok(false),
+            SampleKind::CaptionTarget(_) => {
+                let caps = column(b, "captions")?.as_list::<i32>().value(row);
+                let caps = caps.as_string::<i32>();
+                return Ok(item < caps.len() && names_side(caps.value(item)));
+            }
+            SampleKind::Question(tokenizer) => tokenizer,
         };
         let sides: Vec<i32> = ["left", "right"]
             .iter()
@@ -117,11 +136,7 @@ impl SampleKind {
         let answers = answers.as_list::<i32>();
         if item < answers.len() {
             let a = answers.value(item);
-            let named = a.as_string::<i32>().iter().flatten().any(|t| {
-                t.split(|c: char| !c.is_alphanumeric())
-                    .any(|w| w.eq_ignore_ascii_case("left") || w.eq_ignore_ascii_case("right"))
-            });
-            return Ok(named);
+            return Ok(a.as_string::<i32>().iter().flatten().any(names_side));
         }
         Ok(false)
     }
@@ -147,6 +162,19 @@ impl SampleKind {
                 let toks = caps.value(pick);
                 let toks = toks.as_primitive::<Int32Type>().values();
                 Ok(SampleText::Caption(with_cls(toks, max_tokens)))
+            }
+            SampleKind::CaptionTarget(tokenizer) => {
+                let caps = column(b, "captions")?.as_list::<i32>().value(row);
+                let caps = caps.as_string::<i32>();
+                if item >= caps.len() {
+                    return Err(Error::format(format!(
+                        "row {row} has {} captions, sample {item} asked",
+                        caps.len()
+                    )));
+                }
+                let text = format!("{}[SEP]", caps.value(item).to_lowercase());
+                let toks = tokenizer.encode(&text)?;
+                Ok(SampleText::Caption(with_cls(&toks, max_tokens)))
             }
             SampleKind::Question(tokenizer) => {
                 let qs = column(b, "question_tokens")?.as_list::<i32>().value(row);

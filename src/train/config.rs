@@ -69,6 +69,8 @@ pub enum TaskName {
     Pretrain,
     /// VQA: weighted answer NLL through the decoder (`mplug finetune vqa`).
     Vqa,
+    /// Captioning, cross-entropy stage (`mplug finetune caption`).
+    Caption,
 }
 
 impl TaskName {
@@ -77,6 +79,7 @@ impl TaskName {
         match self {
             TaskName::Pretrain => "pretrain",
             TaskName::Vqa => "vqa",
+            TaskName::Caption => "caption",
         }
     }
 }
@@ -89,8 +92,9 @@ pub struct TrainSection {
     pub task: TaskName,
     /// Seed of the loader, the initialisation, the queues and every per-step draw.
     pub seed: u64,
-    /// Micro-batches per optimiser step.
-    pub grad_accum_steps: u64,
+    /// Micro-batches per optimiser step [default: the reference script's `--accum_steps`: 4 for
+    /// captioning, else 1].
+    pub grad_accum_steps: Option<u64>,
     /// Global L2 gradient-norm clip (none when absent; the reference's DeepSpeed runs use 1.0).
     pub clip_grad_norm: Option<f64>,
     /// Checkpoint every N optimiser steps (and at the end).
@@ -137,7 +141,7 @@ impl Default for TrainSection {
         TrainSection {
             task: TaskName::Pretrain,
             seed: 42,
-            grad_accum_steps: 1,
+            grad_accum_steps: None,
             clip_grad_norm: None,
             checkpoint_every: 1000,
             max_steps: None,
@@ -293,6 +297,12 @@ struct RawTrainYaml {
     #[allow(dead_code)]
     #[serde(default)]
     prompt: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    val_file: Option<Value>,
+    #[allow(dead_code)]
+    #[serde(default)]
+    coco_root: Option<Value>,
 }
 
 fn default_alpha() -> f64 {
@@ -342,6 +352,8 @@ pub struct TrainConfig {
     pub max_tokens: usize,
     /// RandomResizedCrop scale range (`train.crop_scale` or the task's default).
     pub crop_scale: (f64, f64),
+    /// Micro-batches per optimiser step (`train.grad_accum_steps` or the task's default).
+    pub grad_accum_steps: u64,
     /// The effective YAML (after overrides), saved with every checkpoint.
     pub yaml: String,
 }
@@ -455,13 +467,13 @@ impl TrainConfig {
                 raw.momentum.ok_or_else(|| need("momentum"))?,
                 raw.mlm_probability.ok_or_else(|| need("mlm_probability"))?,
             ),
-            TaskName::Vqa => {
+            TaskName::Vqa | TaskName::Caption => {
                 if raw.queue_size.is_some() || raw.mlm_probability.is_some() {
-                    return Err(bad(
+                    return Err(bad(format!(
                         "this is a pre-training config (queue_size, mlm_probability); \
-                         vqa takes a VQA config such as configs/vqa_tiny.yaml"
-                            .into(),
-                    ));
+                         {0} takes a {0} config such as configs/{0}_tiny.yaml",
+                        task.as_str()
+                    )));
                 }
                 (
                     raw.batch_size_train
@@ -472,9 +484,11 @@ impl TrainConfig {
                 )
             }
         };
-        let (max_tokens, crop_scale) = match task {
-            TaskName::Pretrain => (30, (0.2, 1.0)),
-            TaskName::Vqa => (25, (0.5, 1.0)),
+        // the reference scripts' text limits, crops and accumulation
+        let (max_tokens, crop_scale, accum) = match task {
+            TaskName::Pretrain => (30, (0.2, 1.0), 1),
+            TaskName::Vqa => (25, (0.5, 1.0), 1),
+            TaskName::Caption => (25, (0.5, 1.0), 4),
         };
         let cfg = TrainConfig {
             model,
@@ -490,6 +504,7 @@ impl TrainConfig {
             mlm_probability,
             max_tokens: raw.train.max_tokens.unwrap_or(max_tokens),
             crop_scale: raw.train.crop_scale.unwrap_or(crop_scale),
+            grad_accum_steps: raw.train.grad_accum_steps.unwrap_or(accum),
             ita_task: raw.ita_task,
             itm_task: raw.itm_task,
             mlm_task: raw.mlm_task,
@@ -536,7 +551,7 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.mlm_probability) {
             return bad("mlm_probability must lie in [0, 1)".into());
         }
-        if self.train.grad_accum_steps == 0 || self.train.checkpoint_every == 0 {
+        if self.grad_accum_steps == 0 || self.train.checkpoint_every == 0 {
             return bad("train.grad_accum_steps and train.checkpoint_every must be ≥ 1".into());
         }
         if self.image_res as i64 != self.model.vision.image_res {

@@ -181,6 +181,7 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
         "itm_acc",
         "mlm_acc",
         "loss_vqa",
+        "loss_caption",
     ];
     let s = read_series(&metrics, &names)?;
     if s[0].is_empty() {
@@ -200,7 +201,15 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
         panel(
             &areas[0],
             "losses",
-            &[take(0), take(1), take(2), take(3), take(4), take(11)],
+            &[
+                take(0),
+                take(1),
+                take(2),
+                take(3),
+                take(4),
+                take(11),
+                take(12),
+            ],
             false,
         )?;
         panel(&areas[1], "learning rate", &[take(5), take(6)], true)?;

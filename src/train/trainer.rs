@@ -22,6 +22,7 @@ use super::optim::AdamW;
 use super::phases::{Phase, PhaseTimer, PhaseTimes};
 use super::schedule::CosineSchedule;
 use super::task::{StepContext, TrainTask};
+use super::tasks::caption::CaptionTask;
 use super::tasks::pretrain::PretrainTask;
 use super::tasks::vqa::VqaTask;
 use crate::error::{Error, Result};
@@ -125,18 +126,20 @@ impl Trainer {
         let parts = match cfg.task {
             TaskName::Pretrain => crate::eval::task_model::TaskParts::Retrieval,
             TaskName::Vqa => crate::eval::task_model::TaskParts::FusedDecoder,
+            TaskName::Caption => crate::eval::task_model::TaskParts::VisualDecoder,
         };
         if let Some(init) = &opts.init {
             load_init(&mut vs, &cfg, init, parts)?;
         }
+        let tokenizer = || {
+            opts.tokenizer
+                .clone()
+                .ok_or_else(|| Error::input("fine-tuning needs the vocabulary (--vocab)"))
+        };
         let task: Box<dyn TrainTask> = match cfg.task {
             TaskName::Pretrain => Box::new(PretrainTask::new(&vs, &cfg, device)?),
-            TaskName::Vqa => {
-                let tok = opts.tokenizer.clone().ok_or_else(|| {
-                    Error::input("VQA fine-tuning needs the vocabulary (--vocab)")
-                })?;
-                Box::new(VqaTask::new(tok, device))
-            }
+            TaskName::Vqa => Box::new(VqaTask::new(tokenizer()?, device)),
+            TaskName::Caption => Box::new(CaptionTask::new(tokenizer()?, device)),
         };
         debug_assert_eq!(task.parts(), parts);
         let dormant = model.dormant_parameter_prefixes();
@@ -410,7 +413,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let max_steps = cfg
         .train
         .max_steps
-        .unwrap_or(iters_per_epoch * cfg.schedule.epochs / cfg.train.grad_accum_steps);
+        .unwrap_or(iters_per_epoch * cfg.schedule.epochs / cfg.grad_accum_steps);
     let bar = crate::engine::progress::steps_bar(max_steps, "train", opts.quiet);
     bar.set_position(tr.state.step);
     let mut metrics = fs_err::OpenOptions::new()
@@ -419,7 +422,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         .open(&metrics_path)?;
     let mut last = None;
     let mut last_ckpt = None;
-    let accum = cfg.train.grad_accum_steps;
+    let accum = cfg.grad_accum_steps;
     let mut acc_loss = 0.0f64;
     let mut acc_values: BTreeMap<String, f64> = BTreeMap::new();
     let mut step_started = Instant::now();

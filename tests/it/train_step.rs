@@ -416,3 +416,136 @@ fn two_vqa_steps_equal_the_pytorch_reference_steps() {
         assert!(d < 1e-6, "parameter {n}: max diff {d:e}");
     }
 }
+
+/// Two caption fine-tuning steps of two accumulated micro-batches each
+/// (`train::tasks::caption::caption_loss`, each divided by the accumulation before backward, then
+/// clipping and AdamW, as the trainer runs them) equal tests/py/caption_step_reference.py, the
+/// reference's `caption_mplug.py` step written from the reference doc: the decoder over the visual
+/// tokens only, BertPrefixModel's mean token CE with PAD → −100.
+#[test]
+fn two_caption_steps_equal_the_pytorch_reference_steps() {
+    use mplug::train::tasks::caption::caption_loss;
+    const ACCUM: usize = 2;
+    let (mut cfg, _) = MplugConfig::from_yaml(&repo().join("configs/caption_tiny.yaml")).unwrap();
+    cfg.vision.dropout = 0.0;
+    let dev = Device::Cpu;
+    tch::manual_seed(13);
+    let vs = VarStore::new(dev);
+    let model = MplugModel::new(&vs.root(), &cfg);
+    let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, dev));
+    let caption_ids = ids(
+        &[
+            &[101, 1037, 2417, 4418, 2006, 1037, 2317, 4281, 1012, 102],
+            &[101, 1037, 2665, 2675, 102],
+        ],
+        10,
+    );
+    let mask = caption_ids.ne(0).to_kind(Kind::Int64);
+    let dir = tempfile::tempdir().unwrap();
+    let mut before = named_variables(&vs);
+    for (n, t) in [("images", &images), ("ids", &caption_ids), ("mask", &mask)] {
+        before.push((n.to_string(), t.shallow_clone()));
+    }
+    for (n, v) in [
+        ("steps", STEPS as f64),
+        ("accum", ACCUM as f64),
+        ("clip", CLIP),
+        ("lr1", LR1),
+        ("lr2", LR2),
+        ("weight_decay", WEIGHT_DECAY),
+        ("eps", EPS),
+        ("vision_width", cfg.vision.width as f64),
+        ("vision_layers", cfg.vision.layers as f64),
+        ("vision_heads", cfg.vision.heads as f64),
+        ("patch", cfg.vision.patch_size as f64),
+        ("image_res", cfg.vision.image_res as f64),
+        ("embed_dim", cfg.embed_dim as f64),
+    ] {
+        before.push((format!("hp.{n}"), Tensor::from_slice(&[v])));
+    }
+    let before: Vec<(String, Tensor)> = before.into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let before_path = dir.path().join("before.safetensors");
+    write_safetensors(&before_path, &before).unwrap();
+
+    let dormant = model.dormant_parameter_prefixes();
+    let params: Vec<(String, Tensor)> = named_variables(&vs)
+        .into_iter()
+        .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+        .collect();
+    let mut opt = AdamW::new(params, WEIGHT_DECAY);
+    opt.eps = EPS;
+    let (mut losses, mut norms, mut grads) = (Vec::new(), Vec::new(), HashMap::new());
+    for step in 0..STEPS {
+        opt.zero_grad();
+        for _ in 0..ACCUM {
+            let loss = caption_loss(&model, &images, &caption_ids, &mask, true);
+            (&loss / ACCUM as f64).backward();
+            losses.push(loss.double_value(&[]));
+        }
+        norms.push(opt.clip_grad_norm(CLIP));
+        if step + 1 == STEPS {
+            for (n, p) in named_variables(&vs) {
+                let g = p.grad();
+                if g.defined() && g.abs().max().double_value(&[]) > 0.0 {
+                    grads.insert(n, g.copy());
+                }
+            }
+        }
+        opt.step(LR1, LR2);
+    }
+    let after_path = dir.path().join("after.safetensors");
+    ok(Command::new(python())
+        .current_dir(repo().join("tests/py"))
+        .arg("caption_step_reference.py")
+        .arg(&before_path)
+        .arg(&after_path)
+        .arg(repo().join("configs/config_bert_tiny.json"))
+        .output()
+        .unwrap());
+    let want: HashMap<String, Tensor> = Tensor::read_safetensors(&after_path)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let want_loss = Vec::<f64>::try_from(&want["loss"]).unwrap();
+    let want_norm = Vec::<f64>::try_from(&want["grad_norm"]).unwrap();
+    assert_eq!(losses.len(), want_loss.len());
+    for (k, (got, w)) in losses.iter().zip(&want_loss).enumerate() {
+        assert!(
+            (got - w).abs() < 1e-5 * w.abs().max(1.0),
+            "micro-batch {k}: {got} vs {w}"
+        );
+    }
+    for step in 0..STEPS {
+        assert!(
+            (norms[step] - want_norm[step]).abs() < 1e-5 * want_norm[step],
+            "step {step} grad norm {} vs {}",
+            norms[step],
+            want_norm[step]
+        );
+    }
+    assert!(want_norm.iter().all(|&n| n > CLIP), "{want_norm:?}");
+    let want_grads: BTreeSet<&str> = want
+        .iter()
+        .filter(|(k, g)| k.starts_with("g.") && g.abs().max().double_value(&[]) > 0.0)
+        .map(|(k, _)| &k[2..])
+        .collect();
+    let got_grads: BTreeSet<&str> = grads.keys().map(String::as_str).collect();
+    assert_eq!(got_grads, want_grads, "the same parameters get gradients");
+    assert!(
+        !got_grads.iter().any(|n| n.starts_with("text_encoder.")),
+        "captioning runs no text encoder"
+    );
+    for (n, g) in &grads {
+        let w = &want[&format!("g.{n}")];
+        let d = max_abs(g, w);
+        assert!(
+            d <= 1e-3 * scale(w) + 1e-9,
+            "gradient of {n}: max diff {d:e}, scale {:e}",
+            scale(w)
+        );
+    }
+    for (n, p) in named_variables(&vs) {
+        let d = max_abs(&p, &want[&n]);
+        assert!(d < 1e-6, "parameter {n}: max diff {d:e}");
+    }
+}

@@ -1,4 +1,5 @@
 //! The trainable tasks, one file each ([`super::task::TrainTask`]).
 
+pub mod caption;
 pub mod pretrain;
 pub mod vqa;

@@ -101,6 +101,12 @@ impl TrainTask for VqaTask {
             .answers
             .as_ref()
             .ok_or_else(|| Error::internal("a VQA batch without answers"))?;
+        if batch.answers.as_ref().is_some_and(|a| a.weights.is_empty()) {
+            return Err(Error::input(
+                "a batch of questions without answers: the split holds test questions \
+                 (train.split names the split to fine-tune on)",
+            ));
+        }
         let total = vqa_loss(
             model,
             &t.images,
