@@ -21,6 +21,11 @@ pub enum FinetuneTask {
     /// COCO captioning, cross-entropy stage: `[CLS] caption [SEP]` from the visual tokens
     /// (`caption_mplug.py`).
     Caption,
+    /// SNLI-VE: the fused CLS → `cls_head` (3 classes; ALBEF's design, mPLUG released none).
+    SnliVe,
+    /// NLVR2: each image fused with the statement, both CLS → `cls_head` (2 classes), with the
+    /// reference dataset's pair swap (and `left` ↔ `right`).
+    Nlvr2,
 }
 
 impl FinetuneTask {
@@ -28,6 +33,8 @@ impl FinetuneTask {
         match self {
             FinetuneTask::Vqa => TaskName::Vqa,
             FinetuneTask::Caption => TaskName::Caption,
+            FinetuneTask::SnliVe => TaskName::SnliVe,
+            FinetuneTask::Nlvr2 => TaskName::Nlvr2,
         }
     }
 }

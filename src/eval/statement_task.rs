@@ -179,20 +179,43 @@ pub fn classify_batch(
     let (ids, mask) = text_tensors(&seqs, device);
     let frames = batch.frames() as i64;
     tch::no_grad(|| {
-        let t = model.encode_text(&ids, &mask, false);
-        let v = model.encode_image(&batch.images(device), false);
-        let dims = v.size(); // [B·F, N, D]
-        let (bf, n, d) = (dims[0], dims[1], dims[2]);
-        // [B·F, N, D] → F tensors of [B, N, D] (image f of every item)
-        let v = v.view([bf / frames, frames, n, d]);
-        let cls: Vec<Tensor> = (0..frames)
-            .map(|f| {
-                let (_, ft) = model.fuse(&v.select(1, f), &t, &mask, false);
-                ft.select(1, 0)
-            })
-            .collect();
-        head.forward(&Tensor::cat(&cls, 1)).to_kind(Kind::Float)
+        statement_logits(
+            model,
+            head,
+            &batch.images(device),
+            &ids,
+            &mask,
+            frames,
+            false,
+        )
     })
+}
+
+/// Class logits `[B, classes]` of statements `ids` `[B, L]` about `images` `[B·F, 3, S, S]` (F
+/// images per statement, statement after statement): each image fused with the statement, the F
+/// fused CLS concatenated into the head. Training and evaluation share it.
+pub fn statement_logits(
+    model: &MplugModel,
+    head: &ClassifierHead,
+    images: &Tensor,
+    ids: &Tensor,
+    mask: &Tensor,
+    frames: i64,
+    train: bool,
+) -> Tensor {
+    let t = model.encode_text(ids, mask, train);
+    let v = model.encode_image(images, train);
+    let dims = v.size(); // [B·F, N, D]
+    let (bf, n, d) = (dims[0], dims[1], dims[2]);
+    // [B·F, N, D] → F tensors of [B, N, D] (image f of every item)
+    let v = v.view([bf / frames, frames, n, d]);
+    let cls: Vec<Tensor> = (0..frames)
+        .map(|f| {
+            let (_, ft) = model.fuse(&v.select(1, f), &t, mask, train);
+            ft.select(1, 0)
+        })
+        .collect();
+    head.forward(&Tensor::cat(&cls, 1)).to_kind(Kind::Float)
 }
 
 /// Predictions for this rank's statements of `split`, in split order.

@@ -141,10 +141,12 @@ pub struct SampleKey {
 /// One batch on the host, before it becomes tensors.
 #[derive(Debug, Clone)]
 pub struct HostBatch {
-    /// `[B, S, S, 3]` uint8 pixels (HWC per image).
+    /// `[B·F, S, S, 3]` uint8 pixels (HWC per image; F images per sample, sample after sample).
     pub images: Vec<u8>,
     /// Batch size.
     pub batch: usize,
+    /// F: images per sample (2 for an NLVR2 pair, else 1).
+    pub images_per_sample: usize,
     /// Image side.
     pub size: u32,
     /// `[B, L]` token ids.
@@ -157,6 +159,8 @@ pub struct HostBatch {
     pub seq_len: usize,
     /// The answers of question samples.
     pub answers: Option<HostAnswers>,
+    /// `[B]` class labels of statement samples.
+    pub labels: Option<Vec<i64>>,
     /// Per row.
     pub keys: Vec<SampleKey>,
     /// The state after this batch.
@@ -195,7 +199,7 @@ pub struct AnswerTensors {
 /// A batch as tensors.
 #[derive(Debug)]
 pub struct Batch {
-    /// `[B, 3, S, S]`: uint8, or float normalised with the CLIP mean/std.
+    /// `[B·F, 3, S, S]`: uint8, or float normalised with the CLIP mean/std.
     pub images: tch::Tensor,
     /// `[B, L]` int64.
     pub input_ids: tch::Tensor,
@@ -205,6 +209,8 @@ pub struct Batch {
     pub mlm_labels: Option<tch::Tensor>,
     /// The answers of question samples.
     pub answers: Option<AnswerTensors>,
+    /// `[B]` int64 labels of statement samples.
+    pub labels: Option<tch::Tensor>,
     /// Per row.
     pub keys: Vec<SampleKey>,
 }
@@ -238,6 +244,7 @@ impl HostBatch {
     pub fn to_tensors(&self, device: tch::Device, normalize: bool) -> Batch {
         let (b, s) = (self.batch as i64, self.size as i64);
         let l = self.seq_len as i64;
+        let f = self.images_per_sample.max(1) as i64;
         let cuda = device.is_cuda();
         let move_to = |t: tch::Tensor| {
             if cuda {
@@ -247,7 +254,7 @@ impl HostBatch {
                 t
             }
         };
-        let images = move_to(tch::Tensor::from_slice(&self.images).view([b, s, s, 3]))
+        let images = move_to(tch::Tensor::from_slice(&self.images).view([b * f, s, s, 3]))
             .permute([0, 3, 1, 2])
             .contiguous();
         let images = if normalize {
@@ -272,6 +279,10 @@ impl HostBatch {
                     counts: move_to(tch::Tensor::from_slice(&a.counts)),
                 }
             }),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|v| move_to(tch::Tensor::from_slice(v))),
             keys: self.keys.clone(),
         }
     }
@@ -555,20 +566,66 @@ fn process_sample(
     data: &RowGroupData,
     loc: index::SampleLocation,
 ) -> Result<SampleOut> {
-    let stored = data.sample(loc.row as usize)?;
     let mut rng = LoaderRng::new(config.seed, Purpose::Sample, epoch, position);
+    let side = config.train
+        && index
+            .kind
+            .names_a_side(data.batch(), loc.row as usize, loc.item as usize)?;
+    let stored = data.sample(loc.row as usize)?;
+    let (mut pixels, crop, flipped, augment) = load_image(&stored, config, side, &mut rng)?;
+    if index.kind.images() == 2 {
+        let right = data.sample_with_prefix(loc.row as usize, "right_")?;
+        pixels.extend(load_image(&right, config, side, &mut rng)?.0);
+    }
+    let mut text = index.kind.text(
+        data.batch(),
+        loc.row as usize,
+        loc.item as usize,
+        config.max_tokens,
+        &mut rng,
+    )?;
+    if config.train && index.kind.images() == 2 && rng.unit() < 0.5 {
+        // NLVR2's augmentation (reference §3.6): the pair swapped, and `left` ↔ `right` in the text
+        let half = pixels.len() / 2;
+        pixels.rotate_left(half);
+        index.kind.swap_sides(&mut text);
+    }
+    let rg = &index.row_groups[data.row_group];
+    Ok(SampleOut {
+        pixels,
+        key: SampleKey {
+            dataset: index.datasets[rg.dataset].manifest.name.clone(),
+            image_id: stored.image_id.to_string(),
+            item: index.kind.items_column().map(|_| loc.item),
+            sample,
+            epoch,
+            position,
+            crop,
+            flipped,
+            augment,
+        },
+        text,
+    })
+}
+
+/// A stored image through the training transform (crop, flip unless the text names a side,
+/// RandAugment) or the evaluation resize: its pixels, crop, flip and augmentation ops.
+#[allow(clippy::type_complexity)]
+fn load_image(
+    stored: &reader::StoredSample<'_>,
+    config: &LoaderConfig,
+    side: bool,
+    rng: &mut LoaderRng,
+) -> Result<(Vec<u8>, Option<[u32; 4]>, bool, Vec<String>)> {
     let img = decode_stored(stored.image, stored.codec, stored.width, stored.height)
         .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?;
     let (mut out, crop, flipped) = if config.train {
-        let side = index
-            .kind
-            .names_a_side(data.batch(), loc.row as usize, loc.item as usize)?;
         let (o, b, f) = transform::train_transform(
             &img,
             config.image_size,
             config.crop_scale,
             config.hflip && !side,
-            &mut rng,
+            rng,
         );
         (o, Some([b.i, b.j, b.h, b.w]), f)
     } else {
@@ -579,36 +636,14 @@ fn process_sample(
         )
     };
     let augment = if config.train && config.randaugment {
-        randaugment::random_augment(&mut out, 2, &mut rng)
+        randaugment::random_augment(&mut out, 2, rng)
             .iter()
             .map(|op| format!("{op:?}"))
             .collect()
     } else {
         Vec::new()
     };
-    let text = index.kind.text(
-        data.batch(),
-        loc.row as usize,
-        loc.item as usize,
-        config.max_tokens,
-        &mut rng,
-    )?;
-    let rg = &index.row_groups[data.row_group];
-    Ok(SampleOut {
-        pixels: out.pixels,
-        key: SampleKey {
-            dataset: index.datasets[rg.dataset].manifest.name.clone(),
-            image_id: stored.image_id.to_string(),
-            item: matches!(text, SampleText::Question { .. }).then_some(loc.item),
-            sample,
-            epoch,
-            position,
-            crop,
-            flipped,
-            augment,
-        },
-        text,
-    })
+    Ok((out.pixels, crop, flipped, augment))
 }
 
 fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderState) -> HostBatch {
@@ -646,7 +681,19 @@ fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderSt
     for s in &samples {
         images.extend_from_slice(&s.pixels);
     }
+    let labels: Option<Vec<i64>> = samples
+        .iter()
+        .map(|s| match s.text {
+            SampleText::Statement { label, .. } => Some(label),
+            _ => None,
+        })
+        .collect();
+    let per_image = (config.image_size as usize).pow(2) * 3;
     HostBatch {
+        images_per_sample: samples
+            .first()
+            .map_or(1, |s| s.pixels.len() / per_image.max(1)),
+        labels: labels.filter(|l| !l.is_empty()),
         images,
         batch: samples.len(),
         size: config.image_size,

@@ -87,13 +87,25 @@ impl RowGroupData {
 
     /// The image fields of row `row`.
     pub fn sample(&self, row: usize) -> Result<StoredSample<'_>> {
+        self.sample_with_prefix(row, "")
+    }
+
+    /// The image fields of row `row` whose columns carry `prefix` (`right_`: an NLVR2 pair's
+    /// second image); the id is the row's.
+    pub fn sample_with_prefix(&self, row: usize, prefix: &str) -> Result<StoredSample<'_>> {
         let col = |name: &str| {
+            let name = format!("{prefix}{name}");
             self.batch
-                .column_by_name(name)
+                .column_by_name(&name)
                 .ok_or_else(|| Error::format(format!("row group lacks column `{name}`")))
         };
+        let id = self
+            .batch
+            .column_by_name("image_id")
+            .or_else(|| self.batch.column_by_name("sample_id"))
+            .ok_or_else(|| Error::format("row group lacks column `image_id`"))?;
         Ok(StoredSample {
-            image_id: col("image_id")?.as_string::<i32>().value(row),
+            image_id: id.as_string::<i32>().value(row),
             width: col("width")?.as_primitive::<Int32Type>().value(row) as u32,
             height: col("height")?.as_primitive::<Int32Type>().value(row) as u32,
             codec: col("image_codec")?.as_string::<i32>().value(row),

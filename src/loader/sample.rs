@@ -13,6 +13,9 @@
 //!   the reference keeps punctuation, so the model learns the final `.`) with the literal `[SEP]`
 //!   appended, as `[CLS]` + tokens truncated to the limit (an over-long caption loses its `[SEP]`,
 //!   as HF truncation does).
+//! - [`SampleKind::Statement`] (`image_statement.v1`, SNLI-VE / NLVR2): one sample per statement,
+//!   `[CLS]` + its stored tokens (the pipeline's `pre_caption` 30 words) and its label; an NLVR2
+//!   sample carries both images, left first.
 
 use std::sync::Arc;
 
@@ -25,7 +28,14 @@ use crate::error::{Error, Result};
 use crate::text::BertTokenizer;
 
 /// The image columns every kind reads.
-pub const IMAGE_COLUMNS: [&str; 5] = ["image_id", "width", "height", "image_codec", "image"];
+pub const IMAGE_COLUMNS: [&str; 6] = [
+    "image_id",
+    "sample_id",
+    "width",
+    "height",
+    "image_codec",
+    "image",
+];
 
 /// The sample unit and text of one schema.
 #[derive(Debug, Clone)]
@@ -36,6 +46,13 @@ pub enum SampleKind {
     Question(Arc<BertTokenizer>),
     /// `image_text.v1`: an image with one of its raw captions as a decoder target.
     CaptionTarget(Arc<BertTokenizer>),
+    /// `image_statement.v1`: a statement about `images` images (1 SNLI-VE, 2 NLVR2) with its label.
+    Statement {
+        /// The vocabulary (to find `left` / `right`).
+        tokenizer: Arc<BertTokenizer>,
+        /// Images per statement.
+        images: usize,
+    },
 }
 
 /// A sample's text.
@@ -43,6 +60,13 @@ pub enum SampleKind {
 pub enum SampleText {
     /// `[CLS]` + caption tokens.
     Caption(Vec<i64>),
+    /// `[CLS]` + statement tokens, and the label.
+    Statement {
+        /// The statement.
+        ids: Vec<i64>,
+        /// Its class.
+        label: i64,
+    },
     /// `[CLS]` + question tokens; each answer `[CLS] answer [SEP]` with its weight.
     Question {
         /// The question.
@@ -58,10 +82,19 @@ impl SampleText {
     /// The encoder input: the caption or the question.
     pub fn input_ids(&self) -> &[i64] {
         match self {
-            SampleText::Caption(ids) => ids,
+            SampleText::Caption(ids) | SampleText::Statement { ids, .. } => ids,
             SampleText::Question { question, .. } => question,
         }
     }
+}
+
+/// The ids of the words `left` and `right`.
+fn side_ids(tokenizer: &BertTokenizer) -> Vec<i32> {
+    ["left", "right"]
+        .iter()
+        .filter_map(|w| tokenizer.token_to_id(w))
+        .map(|id| id as i32)
+        .collect()
 }
 
 fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
@@ -75,6 +108,38 @@ impl SampleKind {
         match self {
             SampleKind::Caption | SampleKind::CaptionTarget(_) => "image_text.v1",
             SampleKind::Question(_) => "image_qa.v1",
+            SampleKind::Statement { .. } => "image_statement.v1",
+        }
+    }
+
+    /// Images per sample.
+    pub fn images(&self) -> usize {
+        match self {
+            SampleKind::Statement { images, .. } => *images,
+            _ => 1,
+        }
+    }
+
+    /// Exchanges the words `left` and `right` of a statement (NLVR2's swap augmentation).
+    pub fn swap_sides(&self, text: &mut SampleText) {
+        let (SampleKind::Statement { tokenizer, .. }, SampleText::Statement { ids, .. }) =
+            (self, text)
+        else {
+            return;
+        };
+        let (Some(l), Some(r)) = (
+            tokenizer.token_to_id("left"),
+            tokenizer.token_to_id("right"),
+        ) else {
+            return;
+        };
+        let (l, r) = (l as i64, r as i64);
+        for t in ids.iter_mut() {
+            if *t == l {
+                *t = r;
+            } else if *t == r {
+                *t = l;
+            }
         }
     }
 
@@ -85,6 +150,17 @@ impl SampleKind {
             SampleKind::Caption => c.push("caption_tokens"),
             SampleKind::Question(_) => c.extend(["question_tokens", "answers", "answer_weights"]),
             SampleKind::CaptionTarget(_) => c.push("captions"),
+            SampleKind::Statement { images, .. } => {
+                c.extend(["num_images", "statement_tokens", "labels"]);
+                if *images == 2 {
+                    c.extend([
+                        "right_width",
+                        "right_height",
+                        "right_image_codec",
+                        "right_image",
+                    ]);
+                }
+            }
         }
         c
     }
@@ -95,6 +171,7 @@ impl SampleKind {
             SampleKind::Caption => None,
             SampleKind::Question(_) => Some("question_ids"),
             SampleKind::CaptionTarget(_) => Some("captions"),
+            SampleKind::Statement { .. } => Some("statement_ids"),
         }
     }
 
@@ -108,6 +185,18 @@ impl SampleKind {
         };
         let tokenizer = match self {
             SampleKind::Caption => return Ok(false),
+            SampleKind::Statement { tokenizer, .. } => {
+                let sides = side_ids(tokenizer);
+                let st = column(b, "statement_tokens")?.as_list::<i32>().value(row);
+                let st = st.as_list::<i32>();
+                return Ok(item < st.len()
+                    && st
+                        .value(item)
+                        .as_primitive::<Int32Type>()
+                        .values()
+                        .iter()
+                        .any(|t| sides.contains(t)));
+            }
             SampleKind::CaptionTarget(_) => {
                 let caps = column(b, "captions")?.as_list::<i32>().value(row);
                 let caps = caps.as_string::<i32>();
@@ -115,11 +204,7 @@ impl SampleKind {
             }
             SampleKind::Question(tokenizer) => tokenizer,
         };
-        let sides: Vec<i32> = ["left", "right"]
-            .iter()
-            .filter_map(|w| tokenizer.token_to_id(w))
-            .map(|id| id as i32)
-            .collect();
+        let sides = side_ids(tokenizer);
         let qs = column(b, "question_tokens")?.as_list::<i32>().value(row);
         let qs = qs.as_list::<i32>();
         if item < qs.len() {
@@ -162,6 +247,32 @@ impl SampleKind {
                 let toks = caps.value(pick);
                 let toks = toks.as_primitive::<Int32Type>().values();
                 Ok(SampleText::Caption(with_cls(toks, max_tokens)))
+            }
+            SampleKind::Statement { images, .. } => {
+                let n = column(b, "num_images")?
+                    .as_primitive::<Int32Type>()
+                    .value(row);
+                if n as usize != *images {
+                    return Err(Error::input(format!(
+                        "row {row} holds {n} image(s) per statement; this task takes {images} \
+                         (SNLI-VE: 1, NLVR2: 2)"
+                    )));
+                }
+                let st = column(b, "statement_tokens")?.as_list::<i32>().value(row);
+                let st = st.as_list::<i32>();
+                let labels = column(b, "labels")?.as_list::<i32>().value(row);
+                let labels = labels.as_primitive::<Int32Type>();
+                if item >= st.len() || item >= labels.len() {
+                    return Err(Error::format(format!(
+                        "row {row} has {} statements, sample {item} asked",
+                        st.len()
+                    )));
+                }
+                let toks = st.value(item);
+                Ok(SampleText::Statement {
+                    ids: with_cls(toks.as_primitive::<Int32Type>().values(), max_tokens),
+                    label: labels.value(item) as i64,
+                })
             }
             SampleKind::CaptionTarget(tokenizer) => {
                 let caps = column(b, "captions")?.as_list::<i32>().value(row);

@@ -71,6 +71,10 @@ pub enum TaskName {
     Vqa,
     /// Captioning, cross-entropy stage (`mplug finetune caption`).
     Caption,
+    /// Visual entailment, 3 classes (`mplug finetune snli-ve`).
+    SnliVe,
+    /// NLVR2, image pairs, 2 classes (`mplug finetune nlvr2`).
+    Nlvr2,
 }
 
 impl TaskName {
@@ -80,6 +84,8 @@ impl TaskName {
             TaskName::Pretrain => "pretrain",
             TaskName::Vqa => "vqa",
             TaskName::Caption => "caption",
+            TaskName::SnliVe => "snli-ve",
+            TaskName::Nlvr2 => "nlvr2",
         }
     }
 }
@@ -457,7 +463,7 @@ impl TrainConfig {
             bad(format!(
                 "{} needs `{name}` (see configs/{}_tiny.yaml)",
                 task.as_str(),
-                task.as_str()
+                task.as_str().replace('-', "_")
             ))
         };
         let (batch_size, queue_size, momentum, mlm_probability) = match task {
@@ -467,12 +473,13 @@ impl TrainConfig {
                 raw.momentum.ok_or_else(|| need("momentum"))?,
                 raw.mlm_probability.ok_or_else(|| need("mlm_probability"))?,
             ),
-            TaskName::Vqa | TaskName::Caption => {
+            TaskName::Vqa | TaskName::Caption | TaskName::SnliVe | TaskName::Nlvr2 => {
                 if raw.queue_size.is_some() || raw.mlm_probability.is_some() {
                     return Err(bad(format!(
                         "this is a pre-training config (queue_size, mlm_probability); \
-                         {0} takes a {0} config such as configs/{0}_tiny.yaml",
-                        task.as_str()
+                         {0} takes a {0} config such as configs/{1}_tiny.yaml",
+                        task.as_str(),
+                        task.as_str().replace('-', "_")
                     )));
                 }
                 (
@@ -489,6 +496,10 @@ impl TrainConfig {
             TaskName::Pretrain => (30, (0.2, 1.0), 1),
             TaskName::Vqa => (25, (0.5, 1.0), 1),
             TaskName::Caption => (25, (0.5, 1.0), 4),
+            // ALBEF's VE/NLVR datasets: pre_caption 30 words at ingest, no tokenizer truncation
+            TaskName::SnliVe | TaskName::Nlvr2 => {
+                (model.bert.max_position_embeddings as usize, (0.5, 1.0), 1)
+            }
         };
         let cfg = TrainConfig {
             model,

@@ -182,6 +182,8 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
         "mlm_acc",
         "loss_vqa",
         "loss_caption",
+        "loss_snli_ve",
+        "loss_nlvr2",
     ];
     let s = read_series(&metrics, &names)?;
     if s[0].is_empty() {
@@ -209,6 +211,8 @@ pub fn plot_run(run_dir: &Path, out: &Path) -> Result<()> {
                 take(4),
                 take(11),
                 take(12),
+                take(13),
+                take(14),
             ],
             false,
         )?;

@@ -24,8 +24,10 @@ use super::schedule::CosineSchedule;
 use super::task::{StepContext, TrainTask};
 use super::tasks::caption::CaptionTask;
 use super::tasks::pretrain::PretrainTask;
+use super::tasks::statement::StatementTrainTask;
 use super::tasks::vqa::VqaTask;
 use crate::error::{Error, Result};
+use crate::eval::statement_task::StatementTask;
 use crate::loader::index::{DatasetIndex, DatasetInput};
 use crate::loader::{Loader, LoaderConfig, LoaderState};
 use crate::model::MplugModel;
@@ -123,25 +125,39 @@ impl Trainer {
         tch::manual_seed(seed as i64);
         let mut vs = VarStore::new(device);
         let model = MplugModel::new(&vs.root(), &cfg.model);
-        let parts = match cfg.task {
-            TaskName::Pretrain => crate::eval::task_model::TaskParts::Retrieval,
-            TaskName::Vqa => crate::eval::task_model::TaskParts::FusedDecoder,
-            TaskName::Caption => crate::eval::task_model::TaskParts::VisualDecoder,
-        };
-        if let Some(init) = &opts.init {
-            load_init(&mut vs, &cfg, init, parts)?;
-        }
         let tokenizer = || {
             opts.tokenizer
                 .clone()
                 .ok_or_else(|| Error::input("fine-tuning needs the vocabulary (--vocab)"))
         };
-        let task: Box<dyn TrainTask> = match cfg.task {
-            TaskName::Pretrain => Box::new(PretrainTask::new(&vs, &cfg, device)?),
-            TaskName::Vqa => Box::new(VqaTask::new(tokenizer()?, device)),
-            TaskName::Caption => Box::new(CaptionTask::new(tokenizer()?, device)),
+        // Task heads are built before `--init` loads (a checkpoint may hold them); the momentum
+        // model of pre-training copies the model after it.
+        let statement = |t| -> Result<Box<dyn TrainTask>> {
+            Ok(Box::new(StatementTrainTask::new(
+                &vs,
+                &cfg,
+                t,
+                tokenizer()?,
+                device,
+            )))
         };
-        debug_assert_eq!(task.parts(), parts);
+        let task: Option<Box<dyn TrainTask>> = match cfg.task {
+            TaskName::Pretrain => None,
+            TaskName::Vqa => Some(Box::new(VqaTask::new(tokenizer()?, device))),
+            TaskName::Caption => Some(Box::new(CaptionTask::new(tokenizer()?, device))),
+            TaskName::SnliVe => Some(statement(StatementTask::SnliVe)?),
+            TaskName::Nlvr2 => Some(statement(StatementTask::Nlvr2)?),
+        };
+        if let Some(init) = &opts.init {
+            let parts = task
+                .as_ref()
+                .map_or(crate::eval::task_model::TaskParts::Retrieval, |t| t.parts());
+            load_init(&mut vs, &cfg, init, parts)?;
+        }
+        let task = match task {
+            Some(t) => t,
+            None => Box::new(PretrainTask::new(&vs, &cfg, device)?),
+        };
         let dormant = model.dormant_parameter_prefixes();
         let mut params: Vec<(String, Tensor)> = vs
             .variables()
@@ -249,7 +265,12 @@ fn load_init(
             other => other,
         },
     )?;
-    let needed: Vec<&String> = report.missing.iter().filter(|k| parts.runs(k)).collect();
+    // a task head absent from the checkpoint starts from its initialisation
+    let needed: Vec<&String> = report
+        .missing
+        .iter()
+        .filter(|k| parts.runs(k) && !k.starts_with("cls_head."))
+        .collect();
     if let Some(first) = needed.first() {
         return Err(Error::input_with_hint(
             format!(

@@ -2,4 +2,5 @@
 
 pub mod caption;
 pub mod pretrain;
+pub mod statement;
 pub mod vqa;
