@@ -11,6 +11,7 @@ use crate::loader::index::DatasetInput;
 use crate::text::BertTokenizer;
 use crate::text::tokenizer::default_vocab_path;
 use crate::train::config::TaskName;
+use crate::train::validation::ValidationSpec;
 use crate::train::{TrainConfig, TrainOptions};
 
 /// The tasks `mplug finetune` trains.
@@ -70,11 +71,22 @@ pub struct FinetuneArgs {
     #[arg(long, required_unless_present = "resume")]
     out: Option<PathBuf>,
     /// Continue the run in this directory from its latest checkpoint.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["task", "config", "init", "data", "out", "set"])]
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["task", "config", "init", "data", "out", "set", "eval_data"])]
     resume: Option<PathBuf>,
     /// Override a config key, e.g. `--set schedular.epochs=2` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// A held-out dataset of the task's schema: after every checkpoint the task's metric on
+    /// `--eval-split` goes to RUN/eval.jsonl, and RUN/best.json names the best checkpoint (VQA
+    /// accuracy, caption CIDEr-D, SNLI-VE/NLVR2 accuracy).
+    #[arg(long, value_name = "DIR")]
+    eval_data: Option<PathBuf>,
+    /// The held-out split.
+    #[arg(long, default_value = "val", value_name = "NAME")]
+    eval_split: String,
+    /// Evaluate only the first N items of the held-out split.
+    #[arg(long, value_name = "N")]
+    eval_limit: Option<u64>,
     /// BERT uncased vocab.txt [default: $MPLUG_VOCAB, else ~/.cache/mplug/bert-base-uncased/vocab.txt]
     #[arg(long, env = "MPLUG_VOCAB")]
     vocab: Option<PathBuf>,
@@ -98,6 +110,8 @@ struct FinetuneData {
     data: Vec<(PathBuf, f64)>,
     init: PathBuf,
     vocab: PathBuf,
+    #[serde(default)]
+    validation: Option<ValidationSpec>,
 }
 
 /// The `train.task` a YAML declares, if any.
@@ -115,7 +129,7 @@ fn declared_task(path: &std::path::Path) -> anyhow::Result<Option<String>> {
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     let device = super::train::parse_device(&a.device)?;
     let fresh_dir = a.out.as_ref().is_some_and(|o| !o.exists());
-    let (cfg, out, data, init, vocab, resume) = match &a.resume {
+    let (cfg, out, data, init, vocab, validation, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
             anyhow::ensure!(
@@ -131,7 +145,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(path, weight)| DatasetInput { path, weight })
                 .collect();
-            (cfg, run.clone(), data, d.init, d.vocab, true)
+            (cfg, run.clone(), data, d.init, d.vocab, d.validation, true)
         }
         None => {
             let (Some(task), Some(config), Some(init), Some(out)) =
@@ -196,13 +210,27 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 }
             }
             let cfg = TrainConfig::prepare_run(config, &set, out)?;
+            let validation = a.eval_data.as_ref().map(|d| ValidationSpec {
+                data: d.clone(),
+                split: a.eval_split.clone(),
+                limit: a.eval_limit,
+            });
             let fd = FinetuneData {
                 data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
                 init: init.clone(),
                 vocab: vocab.clone(),
+                validation: validation.clone(),
             };
             fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&fd)?)?;
-            (cfg, out.clone(), data, init.clone(), vocab, false)
+            (
+                cfg,
+                out.clone(),
+                data,
+                init.clone(),
+                vocab,
+                validation,
+                false,
+            )
         }
     };
     for w in &cfg.warnings {
@@ -220,6 +248,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         eval_data: Vec::new(),
         init: Some(init),
         tokenizer: Some(tokenizer),
+        validation,
     };
     match crate::train::train(cfg, &opts) {
         Ok(summary) => {

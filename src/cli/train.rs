@@ -177,6 +177,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             .collect(),
         init: None,
         tokenizer: None,
+        validation: None,
     };
     let summary = crate::train::train(cfg, &opts)?;
     print_summary(&summary);

@@ -22,6 +22,7 @@ pub mod schedule;
 pub mod task;
 pub mod tasks;
 pub mod trainer;
+pub mod validation;
 
 pub use config::TrainConfig;
 pub use trainer::{TrainOptions, TrainSummary, train};

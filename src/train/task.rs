@@ -54,6 +54,10 @@ pub trait TrainTask {
         cfg: &TrainConfig,
         ctx: StepContext,
     ) -> Result<TaskLosses>;
+    /// The task's classification head, if it has one (evaluation runs it).
+    fn classifier(&self) -> Option<&crate::model::heads::ClassifierHead> {
+        None
+    }
     /// The momentum model's variables, if the task keeps one.
     fn momentum_store(&self) -> Option<&VarStore> {
         None

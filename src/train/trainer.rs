@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub init: Option<PathBuf>,
     /// The vocabulary (tasks that tokenise answers at load time).
     pub tokenizer: Option<Arc<BertTokenizer>>,
+    /// Fine-tuning: the held-out split scored after every checkpoint (`eval.jsonl`, `best.json`).
+    pub validation: Option<super::validation::ValidationSpec>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -401,6 +403,63 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     if tr.state.step == 0 {
         run_eval(&tr)?;
     }
+    // fine-tuning: the task's metric after every checkpoint, and the best checkpoint
+    let validation = match (&opts.validation, cfg.task) {
+        (Some(spec), task) if task != TaskName::Pretrain => {
+            let tokenizer = opts
+                .tokenizer
+                .clone()
+                .ok_or_else(|| Error::input("evaluation needs the vocabulary (--vocab)"))?;
+            let v = super::validation::Validation::open(
+                spec,
+                task,
+                &TrainConfig::saved_path(&opts.out),
+                tokenizer,
+            )?;
+            if !opts.resume {
+                fs_err::write(&eval_path, "")?;
+                let _ = fs_err::remove_file(opts.out.join("best.json"));
+            }
+            Some(v)
+        }
+        _ => None,
+    };
+    let mut best = super::validation::read_best(&opts.out)?;
+    let validate = |tr: &Trainer,
+                    checkpoint: &Path,
+                    best: &mut Option<super::validation::BestCheckpoint>|
+     -> Result<()> {
+        let Some(v) = &validation else {
+            return Ok(());
+        };
+        let Some((metric, value)) =
+            v.evaluate(cfg.task, &tr.model, tr.task.classifier(), tr.device)?
+        else {
+            return Ok(());
+        };
+        let line = serde_json::json!({"step": tr.state.step, metric: value});
+        let mut f = fs_err::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&eval_path)?;
+        writeln!(f, "{line}")?;
+        let rel = checkpoint
+            .strip_prefix(&opts.out)
+            .unwrap_or(checkpoint)
+            .to_string_lossy()
+            .replace('\\', "/");
+        super::validation::update_best(
+            &opts.out,
+            best,
+            super::validation::BestCheckpoint {
+                metric: metric.to_string(),
+                value,
+                step: tr.state.step,
+                checkpoint: rel,
+            },
+        )?;
+        Ok(())
+    };
     let schedule = CosineSchedule::new(&cfg.schedule, cfg.train.warmup_step_iters);
     let threads = match cfg.train.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -542,7 +601,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             run_eval(&tr)?;
         }
         if tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end {
-            last_ckpt = Some(tr.save(&opts.out)?);
+            let saved = tr.save(&opts.out)?;
+            validate(&tr, &saved, &mut best)?;
+            last_ckpt = Some(saved);
         }
         // The next step's clock starts here: evaluation and checkpoints are not a step's time.
         step_started = Instant::now();
@@ -550,7 +611,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     bar.finish_and_clear();
     if last_ckpt.is_none() && tr.state.step > 0 {
-        last_ckpt = Some(tr.save(&opts.out)?);
+        let saved = tr.save(&opts.out)?;
+        validate(&tr, &saved, &mut best)?;
+        last_ckpt = Some(saved);
     }
     Ok(TrainSummary {
         steps: tr.state.step,

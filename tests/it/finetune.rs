@@ -221,8 +221,54 @@ fn vqa_resume_after_a_stop_or_a_crash_equals_the_uninterrupted_run() {
     let data = synth_vqa(t.path());
     let init = init(t.path());
     let straight = t.path().join("straight");
-    ok(finetune(&data, &init, &straight, &[]).output().unwrap());
+    // every run also scores its checkpoints on 8 val questions
+    let eval_args = [
+        "--eval-data",
+        data.to_str().unwrap(),
+        "--eval-split",
+        "val",
+        "--eval-limit",
+        "8",
+    ];
+    ok(finetune(&data, &init, &straight, &eval_args)
+        .output()
+        .unwrap());
     let want = curve(&straight);
+    let evals = |run: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(run.join("eval.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let want_evals = evals(&straight);
+    let steps: Vec<u64> = want_evals
+        .iter()
+        .map(|e| e["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [2, 4, 6], "one evaluation per checkpoint");
+    let best: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(straight.join("best.json")).unwrap())
+            .unwrap();
+    let top = want_evals
+        .iter()
+        .map(|e| e["vqa_accuracy"].as_f64().unwrap())
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(best["value"].as_f64().unwrap(), top);
+    let first_top = want_evals
+        .iter()
+        .find(|e| e["vqa_accuracy"].as_f64().unwrap() == top)
+        .unwrap();
+    assert_eq!(
+        best["step"], first_top["step"],
+        "ties keep the earlier checkpoint"
+    );
+    assert!(
+        straight
+            .join(best["checkpoint"].as_str().unwrap())
+            .join("model.safetensors")
+            .is_file()
+    );
     assert_eq!(want.len(), 6);
     let losses: Vec<f64> = want
         .iter()
@@ -240,12 +286,20 @@ fn vqa_resume_after_a_stop_or_a_crash_equals_the_uninterrupted_run() {
     );
 
     let stopped = t.path().join("stopped");
-    ok(finetune(&data, &init, &stopped, &["--stop-at-step", "3"])
-        .output()
-        .unwrap());
+    let mut args = eval_args.to_vec();
+    args.extend(["--stop-at-step", "3"]);
+    ok(finetune(&data, &init, &stopped, &args).output().unwrap());
     assert_eq!(curve(&stopped).len(), 3);
     ok(resume(&stopped));
     assert_eq!(curve(&stopped), want);
+    let resumed_evals: Vec<serde_json::Value> = evals(&stopped)
+        .into_iter()
+        .filter(|e| e["step"].as_u64() != Some(3))
+        .collect();
+    assert_eq!(
+        resumed_evals, want_evals,
+        "the same scores after the resume"
+    );
 
     let crashed = t.path().join("crashed");
     let out = finetune(&data, &init, &crashed, &[])

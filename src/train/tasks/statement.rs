@@ -81,6 +81,10 @@ impl TrainTask for StatementTrainTask {
         }
     }
 
+    fn classifier(&self) -> Option<&ClassifierHead> {
+        Some(&self.head)
+    }
+
     fn losses(
         &mut self,
         model: &MplugModel,
