@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Does fine-tuning learn? The tiny mPLUG pre-trained briefly on the synthetic shapes world, then
-# fine-tuned for VQA (configs/vqa_tiny.yaml: 8 epochs of the train split's questions) and evaluated by
-# `mplug eval vqa` on the val split with the official VQA accuracy, next to the trivial baseline the
-# issue names: the most frequent train answer of each question type (scored by `mplug score vqa`
-# against the same ground truth). CPU.
+# fine-tuned per task from that checkpoint and evaluated by `mplug eval` on held-out data next to the
+# trivial baseline each task has (CPU):
+#   vqa      VQA accuracy (official vqaEval) on val  vs  the most frequent train answer per question type
+#   caption  CIDEr-D on Karpathy val                 vs  the most frequent train caption for every image
+#   snli-ve  accuracy on dev                          vs  the majority train label
+#   nlvr2    accuracy on dev                          vs  the majority train label
 #
 #   scripts/finetune-learning.sh [N_IMAGES] [PRETRAIN_STEPS] [OUT]   (defaults 1000, 1000, out/finetune-learning)
+#   TASKS="vqa caption snli-ve nlvr2" picks tasks; KEEP=1 reuses OUT's data and pre-training.
 #   MPLUG_BIN=path/to/mplug uses that binary instead of building a release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000}"
 PRE="${2:-1000}"
 OUT="${3:-out/finetune-learning}"
+TASKS="${TASKS:-vqa caption snli-ve nlvr2}"
 scripts/setup.sh >/dev/null
 # shellcheck source=/dev/null
 source .mplug-env
@@ -21,35 +25,39 @@ else
   cargo build --release --quiet --bin mplug
   M="$CARGO_TARGET_DIR/release/mplug"
 fi
-rm -rf "$OUT"
-"$M" synth --out "$OUT/raw" --images "$N" --seed 7 >/dev/null
-"$M" ingest coco --quiet --annotations "$OUT/raw/annotations/coco_karpathy_train.json" \
-  --images "$OUT/raw/images" --out "$OUT/captions" --max-side 48 >/dev/null
-"$M" ingest vqa --quiet --annotations "$OUT"/raw/vqa/*.json --images "$OUT/raw/images" \
-  --out "$OUT/vqa" --max-side 48 >/dev/null
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-"$M" sql --data "$OUT" "SELECT split, count(*) AS images, sum(cardinality(question_ids)) AS questions FROM vqa GROUP BY split ORDER BY split"
-
-start=$(date +%s)
-"$M" train --config configs/pretrain_tiny.yaml --data "$OUT/captions" --out "$OUT/pretrain" --device cpu \
-  --quiet --set "train.max_steps=$PRE" --set "train.checkpoint_every=$PRE"
-echo "pre-training: $PRE steps, $(( $(date +%s) - start )) s"
 CKPT="$OUT/pretrain/checkpoints/$(printf 'step-%08d' "$PRE")"
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+if [ "${KEEP:-0}" != 1 ] || [ ! -d "$CKPT" ]; then
+  rm -rf "$OUT"
+  "$M" synth --out "$OUT/raw" --images "$N" --seed 7 >/dev/null
+  "$M" ingest coco --quiet --annotations "$OUT/raw/annotations/coco_karpathy_train.json" \
+    --images "$OUT/raw/images" --out "$OUT/captions" --max-side 48 >/dev/null
+  start=$(date +%s)
+  "$M" train --config configs/pretrain_tiny.yaml --data "$OUT/captions" --out "$OUT/pretrain" --device cpu \
+    --quiet --set "train.max_steps=$PRE" --set "train.checkpoint_every=$PRE"
+  echo "pre-training: $PRE steps, $(( $(date +%s) - start )) s"
+fi
 
-start=$(date +%s)
-"$M" finetune vqa --config configs/vqa_tiny.yaml --init "$CKPT" --data "$OUT/vqa" --out "$OUT/vqa_run" \
-  --device cpu --quiet
-echo "fine-tuning: $(( $(date +%s) - start )) s, $(wc -l < "$OUT/vqa_run/metrics.jsonl") steps"
-"$M" plot "$OUT/vqa_run"
-LAST="$OUT/vqa_run/$(cat "$OUT/vqa_run/latest")/model.safetensors"
+# $1 task, $2 config, $3 data, $4 eval split; fine-tunes, evaluates the last checkpoint into $OUT/eval_$1
+finetune() {
+  local start run
+  start=$(date +%s)
+  run="$OUT/run_$1"
+  "$M" finetune "$1" --config "$2" --init "$CKPT" --data "$3" --out "$run" --device cpu --quiet --force
+  echo "$1 fine-tuning: $(wc -l < "$run/metrics.jsonl") steps, $(( $(date +%s) - start )) s"
+  "$M" plot "$run" >/dev/null
+  "$M" eval "$1" --config "$2" --weights "$run/$(cat "$run/latest")/model.safetensors" --data "${5:-$3}" \
+    --split "$4" --out "$OUT/eval_$1" --device cpu --quiet
+}
 
-"$M" eval vqa --config configs/vqa_tiny.yaml --weights "$LAST" --data "$OUT/vqa" --split val \
-  --out "$OUT/eval_finetuned" --device cpu --quiet
-"$M" eval vqa --config configs/vqa_tiny.yaml --weights "$CKPT/model.safetensors" --data "$OUT/vqa" \
-  --split val --out "$OUT/eval_pretrained" --device cpu --quiet
-
-# baseline: the most frequent train answer (multiple_choice_answer) of each question type
-"$MPLUG_PYTHON" - "$OUT/vqa" "$OUT/baseline.json" <<'PY'
+for task in $TASKS; do
+  echo "=================== $task"
+  case "$task" in
+  vqa)
+    [ -d "$OUT/vqa" ] || "$M" ingest vqa --quiet --annotations "$OUT"/raw/vqa/*.json --images "$OUT/raw/images" \
+      --out "$OUT/vqa" --max-side 48 >/dev/null
+    finetune vqa configs/vqa_tiny.yaml "$OUT/vqa" val
+    "$MPLUG_PYTHON" - "$OUT/vqa" "$OUT/baseline_vqa.json" <<'PY'
 import collections, glob, json, sys
 import pyarrow.parquet as pq
 counts, val = collections.defaultdict(collections.Counter), []
@@ -63,13 +71,52 @@ for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
 overall = collections.Counter()
 for c in counts.values():
     overall.update(c)
-res = [{"question_id": int(q), "answer": (counts[t] or overall).most_common(1)[0][0]} for q, t in val]
-json.dump(res, open(sys.argv[2], "w"))
+json.dump([{"question_id": int(q), "answer": (counts[t] or overall).most_common(1)[0][0]} for q, t in val],
+          open(sys.argv[2], "w"))
 print("baseline answers:", {t: c.most_common(1)[0][0] for t, c in sorted(counts.items())})
 PY
-echo "== most frequent answer per question type (baseline)"
-"$M" score vqa --results "$OUT/baseline.json" --annotations "$OUT/eval_finetuned/annotations.json"
-echo "== pre-trained, not fine-tuned"
-"$M" score vqa --results "$OUT/eval_pretrained/results.json" --annotations "$OUT/eval_finetuned/annotations.json"
-echo "== fine-tuned"
-"$M" score vqa --results "$OUT/eval_finetuned/results.json" --annotations "$OUT/eval_finetuned/annotations.json"
+    echo "== baseline: most frequent train answer per question type"
+    "$M" score vqa --results "$OUT/baseline_vqa.json" --annotations "$OUT/eval_vqa/annotations.json"
+    ;;
+  caption)
+    [ -d "$OUT/captions_val" ] || "$M" ingest coco --quiet \
+      --annotations "$OUT/raw/annotations/coco_karpathy_val.json" --images "$OUT/raw/images" \
+      --out "$OUT/captions_val" --max-side 48 >/dev/null
+    finetune caption configs/caption_tiny.yaml "$OUT/captions" val "$OUT/captions_val"
+    "$MPLUG_PYTHON" - "$OUT/captions" "$OUT/eval_caption/results.json" "$OUT/baseline_caption.json" <<'PY'
+import collections, glob, json, sys
+import pyarrow.parquet as pq
+c = collections.Counter()
+for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
+    for r in pq.read_table(f, columns=["captions"]).to_pylist():
+        c.update(x.lower().strip() for x in r["captions"])
+const = c.most_common(1)[0][0]
+res = json.load(open(sys.argv[2]))
+json.dump([{"image_id": r["image_id"], "caption": const} for r in res], open(sys.argv[3], "w"))
+print("baseline caption:", repr(const))
+PY
+    echo "== baseline: the most frequent train caption for every image"
+    "$M" score caption --results "$OUT/baseline_caption.json" --annotations "$OUT/eval_caption/references.json"
+    ;;
+  snli-ve | nlvr2)
+    dir=$(echo "$task" | tr - _)
+    [ -d "$OUT/$dir" ] || "$M" ingest "$task" --quiet --annotations "$OUT/raw/$dir"/*.json* \
+      --images "$OUT/raw/$dir/images" --out "$OUT/$dir" >/dev/null
+    finetune "$task" "configs/${dir}_tiny.yaml" "$OUT/$dir" dev
+    "$MPLUG_PYTHON" - "$OUT/$dir" <<'PY'
+import collections, glob, sys
+import pyarrow.parquet as pq
+train, dev = collections.Counter(), []
+for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
+    for r in pq.read_table(f, columns=["split", "labels"]).to_pylist():
+        if r["split"] == "train":
+            train.update(r["labels"])
+        elif r["split"] == "dev":
+            dev.extend(r["labels"])
+major = train.most_common(1)[0][0]
+print(f"== baseline: the majority train label ({major}) on dev: accuracy {100.0 * sum(l == major for l in dev) / len(dev):.2f} over {len(dev)} statements")
+PY
+    ;;
+  *) echo "unknown task $task" >&2; exit 2 ;;
+  esac
+done

@@ -448,27 +448,25 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
     let results = result_files::caption_results(&preds);
     let mut metrics =
         json!({"task": "caption", "provenance": provenance(c, &p, preds.len(), seconds)});
-    let has_refs = !preds.is_empty() && preds.iter().all(|q| !q.item.references.is_empty());
-    let report = if has_refs {
-        let refs: indexmap::IndexMap<String, Vec<String>> = preds
-            .iter()
-            .map(|q| (q.item.image_id.clone(), q.item.references.clone()))
-            .collect();
-        let captioned: Vec<(String, String)> = preds
-            .iter()
-            .map(|q| (q.item.image_id.clone(), q.caption.clone()))
-            .collect();
-        let (r, _) = caption::score(&refs, &captioned, a.meteor_jar.as_deref())?;
+    let report = caption::score_generated(
+        preds.iter().map(|q| {
+            (
+                q.item.image_id.as_str(),
+                q.caption.as_str(),
+                &q.item.references[..],
+            )
+        }),
+        a.meteor_jar.as_deref(),
+    )?;
+    if let Some(r) = &report {
         metrics["caption"] =
             json!({"images": r.images, "metrics": r.metrics, "skipped": r.skipped});
-        Some(r)
     } else {
         metrics["note"] = json!(format!(
             "split `{}` has images without reference captions: results only, metrics skipped",
             p.split.split
         ));
-        None
-    };
+    }
     create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     if report.is_some() {
@@ -744,23 +742,21 @@ fn run_video_caption(a: VideoCaptionEvalArgs) -> anyhow::Result<()> {
         m.insert("prompt".into(), json!(prompt));
     }
     let mut metrics = json!({"task": "video_caption", "provenance": prov});
-    let has_refs = !preds.is_empty() && preds.iter().all(|q| !q.item.references.is_empty());
-    let report = if has_refs {
-        let refs: indexmap::IndexMap<String, Vec<String>> = preds
-            .iter()
-            .map(|q| (q.item.video_id.clone(), q.item.references.clone()))
-            .collect();
-        let captioned: Vec<(String, String)> = preds
-            .iter()
-            .map(|q| (q.item.video_id.clone(), q.caption.clone()))
-            .collect();
-        let (r, _) = caption::score(&refs, &captioned, a.meteor_jar.as_deref())?;
+    let report = caption::score_generated(
+        preds.iter().map(|q| {
+            (
+                q.item.video_id.as_str(),
+                q.caption.as_str(),
+                &q.item.references[..],
+            )
+        }),
+        a.meteor_jar.as_deref(),
+    )?;
+    if let Some(r) = &report {
         metrics["caption"] = json!({"clips": r.images, "metrics": r.metrics, "skipped": r.skipped});
-        Some(r)
     } else {
         metrics["note"] = json!("clips without reference captions: results only, metrics skipped");
-        None
-    };
+    }
     create_out(&c.out)?;
     write_json(&c.out.join("results.json"), &results)?;
     if c.save_tokens {

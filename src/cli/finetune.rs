@@ -171,24 +171,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            if out.join("latest").exists() && !a.force {
-                anyhow::bail!(
-                    "`{}` already holds a run; continue it with --resume {0} or start over with --force",
-                    out.display()
-                );
-            }
-            let data: Vec<DatasetInput> = a
-                .data
-                .iter()
-                .map(|s| super::loader::parse_input(s))
-                .collect::<anyhow::Result<_>>()?;
-            for d in &data {
-                anyhow::ensure!(
-                    d.path.exists(),
-                    "--data `{}` does not exist",
-                    d.path.display()
-                );
-            }
+            let data = super::train::new_run_inputs(out, a.force, &a.data)?;
             anyhow::ensure!(init.exists(), "--init `{}` does not exist", init.display());
             let vocab = a
                 .vocab
@@ -200,14 +183,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &set)?;
             if a.force && out.exists() {
-                for sub in ["checkpoints", "latest", "metrics.jsonl"] {
-                    let p = out.join(sub);
-                    if p.is_dir() {
-                        fs_err::remove_dir_all(&p)?;
-                    } else if p.exists() {
-                        fs_err::remove_file(&p)?;
-                    }
-                }
+                super::train::clear_run(out)?;
             }
             let cfg = TrainConfig::prepare_run(config, &set, out)?;
             let validation = a.eval_data.as_ref().map(|d| ValidationSpec {

@@ -83,6 +83,52 @@ pub(crate) fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
     })
 }
 
+/// Refuses a run directory that already holds a run (unless `force`) and parses `--data`, each of
+/// which must exist.
+pub(crate) fn new_run_inputs(
+    out: &std::path::Path,
+    force: bool,
+    data: &[String],
+) -> anyhow::Result<Vec<DatasetInput>> {
+    if out.join("latest").exists() && !force {
+        anyhow::bail!(
+            "`{}` already holds a run; continue it with --resume {0} or start over with --force",
+            out.display()
+        );
+    }
+    let data: Vec<DatasetInput> = data
+        .iter()
+        .map(|s| super::loader::parse_input(s))
+        .collect::<anyhow::Result<_>>()?;
+    for d in &data {
+        anyhow::ensure!(
+            d.path.exists(),
+            "--data `{}` does not exist",
+            d.path.display()
+        );
+    }
+    Ok(data)
+}
+
+/// `--force`: removes the previous run's checkpoints, `latest` and metrics.
+pub(crate) fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
+    for sub in [
+        "checkpoints",
+        "latest",
+        "metrics.jsonl",
+        "eval.jsonl",
+        "best.json",
+    ] {
+        let p = out.join(sub);
+        if p.is_dir() {
+            fs_err::remove_dir_all(&p)?;
+        } else if p.exists() {
+            fs_err::remove_file(&p)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let device = parse_device(&a.device)?;
@@ -103,38 +149,14 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             let (Some(config), Some(out)) = (&a.config, &a.out) else {
                 anyhow::bail!("--config, --data and --out are needed (or --resume RUN_DIR)");
             };
-            if out.join("latest").exists() && !a.force {
-                anyhow::bail!(
-                    "`{}` already holds a run; continue it with --resume {0} or start over with --force",
-                    out.display()
-                );
-            }
-            let data: Vec<DatasetInput> = a
-                .data
-                .iter()
-                .map(|s| super::loader::parse_input(s))
-                .collect::<anyhow::Result<_>>()?;
-            for d in &data {
-                anyhow::ensure!(
-                    d.path.exists(),
-                    "--data `{}` does not exist",
-                    d.path.display()
-                );
-            }
+            let data = super::train::new_run_inputs(out, a.force, &a.data)?;
             for d in &a.eval_data {
                 anyhow::ensure!(d.exists(), "--eval-data `{}` does not exist", d.display());
             }
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &a.set)?;
             if a.force && out.exists() {
-                for sub in ["checkpoints", "latest", "metrics.jsonl"] {
-                    let p = out.join(sub);
-                    if p.is_dir() {
-                        fs_err::remove_dir_all(&p)?;
-                    } else if p.exists() {
-                        fs_err::remove_file(&p)?;
-                    }
-                }
+                super::train::clear_run(out)?;
             }
             let cfg = TrainConfig::prepare_run(config, &a.set, out)?;
             let rd = RunData {

@@ -73,6 +73,28 @@ pub fn read_results(path: &Path) -> Result<Vec<(String, String)>> {
 
 /// Tokenises and scores. Every result image must have references. `meteor_jar`: METEOR 1.5's jar
 /// (pycocoevalcap ships it), run with Java.
+/// Scores generated captions `(id, caption, references)`, in order; `None` when there are none or
+/// some item has no reference (a split without captions: results only).
+pub fn score_generated<'a>(
+    items: impl Iterator<Item = (&'a str, &'a str, &'a [String])>,
+    meteor_jar: Option<&Path>,
+) -> Result<Option<CaptionReport>> {
+    let mut refs = indexmap::IndexMap::new();
+    let mut captioned = Vec::new();
+    for (id, caption, references) in items {
+        if references.is_empty() {
+            return Ok(None);
+        }
+        refs.insert(id.to_string(), references.to_vec());
+        captioned.push((id.to_string(), caption.to_string()));
+    }
+    if captioned.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(score(&refs, &captioned, meteor_jar)?.0))
+}
+
+/// Scores `results` against `references` after PTB tokenisation.
 pub fn score(
     references: &indexmap::IndexMap<String, Vec<String>>,
     results: &[(String, String)],

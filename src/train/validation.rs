@@ -126,19 +126,17 @@ fn evaluate(
         TaskName::Caption => {
             let preds =
                 caption_task::run(model, tokenizer, split, selection, settings, device, quiet)?;
-            if preds.is_empty() || preds.iter().any(|q| q.item.references.is_empty()) {
-                return Ok(None);
-            }
-            let refs: indexmap::IndexMap<String, Vec<String>> = preds
-                .iter()
-                .map(|q| (q.item.image_id.clone(), q.item.references.clone()))
-                .collect();
-            let captioned: Vec<(String, String)> = preds
-                .iter()
-                .map(|q| (q.item.image_id.clone(), q.caption.clone()))
-                .collect();
-            let (r, _) = caption::score(&refs, &captioned, None)?;
-            Ok(r.metrics.get("CIDEr").map(|&c| ("cider", c)))
+            let report = caption::score_generated(
+                preds.iter().map(|q| {
+                    (
+                        q.item.image_id.as_str(),
+                        q.caption.as_str(),
+                        &q.item.references[..],
+                    )
+                }),
+                None,
+            )?;
+            Ok(report.and_then(|r| r.metrics.get("CIDEr").map(|&c| ("cider", c))))
         }
         TaskName::SnliVe | TaskName::Nlvr2 => {
             let which = if task == TaskName::SnliVe {

@@ -377,6 +377,45 @@ class Ref:
         return results
 
 
+
+def finetune_step_setup(argv, batch_keys):
+    """The fine-tuning step references' common start (tests/py/*_step_reference.py): reads BEFORE
+    (argv[1]: parameters, the batch `batch_keys`, scalars `hp.*`), builds the functional model on
+    leaf parameters (BERT config argv[3]) and `torch.optim.AdamW` (eps `hp.eps`) over
+    create_two_optimizer's four groups (lr2 for `visual_encoder`, no decay on bias and
+    LayerNorm.weight). Returns (hp, batch, parameters, model, optimizer)."""
+    import types
+    before = st_read(argv[1])
+    hp = {k[3:]: v.item() for k, v in before.items() if k.startswith("hp.")}
+    d = Dims(types.SimpleNamespace(bert=argv[3], vision_width=int(hp["vision_width"]),
+                                   vision_layers=int(hp["vision_layers"]), vision_heads=int(hp["vision_heads"]),
+                                   patch=int(hp["patch"]), image_res=int(hp["image_res"]),
+                                   embed_dim=int(hp["embed_dim"])))
+    x = {k: before[k] for k in batch_keys}
+    sd = {k: v.clone().requires_grad_(True) for k, v in before.items()
+          if not (k.startswith("hp.") or k in batch_keys)}
+    groups = {}
+    for k, p in sd.items():
+        groups.setdefault(("visual_encoder" in k, not ("bias" in k or "LayerNorm.weight" in k)), []).append(p)
+    opt = torch.optim.AdamW(
+        [{"params": ps, "lr": hp["lr2"] if vis else hp["lr1"], "weight_decay": hp["weight_decay"] if dec else 0.0}
+         for (vis, dec), ps in sorted(groups.items())], eps=hp["eps"])
+    return hp, x, sd, Ref(sd, d, need_weights=False), opt
+
+
+def finetune_step_finish(after_path, sd, losses, norms):
+    """Writes AFTER: `loss`, `grad_norm`, the parameters and `g.<name>` (the last step's gradients)."""
+    out = {"loss": torch.tensor(losses, dtype=torch.float64), "grad_norm": torch.tensor(norms, dtype=torch.float64)}
+    out.update({k: p.detach() for k, p in sd.items()})
+    out.update({"g." + k: p.grad for k, p in sd.items() if p.grad is not None})
+    st_write(after_path, out)
+
+
+def clip(sd, max_norm):
+    """`clip_grad_norm_` over the parameters that got a gradient; the norm before clipping."""
+    return torch.nn.utils.clip_grad_norm_([p for p in sd.values() if p.grad is not None], max_norm).item()
+
+
 def cmd_make(a):
     d = Dims(a)
     sd = make_state_dict(d, a.seed, a.layout, a.pos_rows)

@@ -13,37 +13,17 @@ Writes AFTER: `loss` [steps], `grad_norm` [steps], final parameters, `g.<name>` 
 gradients).
 """
 import sys
-import types
 
 import torch
 import torch.nn.functional as F
 
-from mplug_reference import Dims, Ref, st_read, st_write
+from mplug_reference import clip, finetune_step_finish, finetune_step_setup
 
 
 def main():
-    before, after_path = st_read(sys.argv[1]), sys.argv[2]
-    hp = {k[3:]: v.item() for k, v in before.items() if k.startswith("hp.")}
-    d = Dims(types.SimpleNamespace(bert=sys.argv[3], vision_width=int(hp["vision_width"]),
-                                   vision_layers=int(hp["vision_layers"]), vision_heads=int(hp["vision_heads"]),
-                                   patch=int(hp["patch"]), image_res=int(hp["image_res"]),
-                                   embed_dim=int(hp["embed_dim"])))
-    batch_keys = {"images", "ids", "mask", "labels"}
-    x = {k: before[k] for k in batch_keys}
-    sd = {k: v.clone().requires_grad_(True) for k, v in before.items()
-          if not (k.startswith("hp.") or k in batch_keys)}
-    r = Ref(sd, d, need_weights=False)
-    groups = {}
-    for k, p in sd.items():
-        visual = "visual_encoder" in k
-        decay = not ("bias" in k or "LayerNorm.weight" in k)
-        groups.setdefault((visual, decay), []).append(p)
-    opt = torch.optim.AdamW(
-        [{"params": ps, "lr": hp["lr2"] if vis else hp["lr1"], "weight_decay": hp["weight_decay"] if dec else 0.0}
-         for (vis, dec), ps in sorted(groups.items())], eps=hp["eps"])
+    hp, x, sd, r, opt = finetune_step_setup(sys.argv, {"images", "ids", "mask", "labels"})
     ids, m, labels = x["ids"], x["mask"], x["labels"]
-    B = ids.shape[0]
-    frames = x["images"].shape[0] // B
+    frames = x["images"].shape[0] // ids.shape[0]
     losses, norms = [], []
     for _ in range(int(hp["steps"])):
         opt.zero_grad(set_to_none=True)
@@ -56,14 +36,10 @@ def main():
         logits = F.linear(h, sd["cls_head.2.weight"], sd["cls_head.2.bias"])
         loss = F.cross_entropy(logits, labels)
         loss.backward()
-        norms.append(torch.nn.utils.clip_grad_norm_([p for p in sd.values() if p.grad is not None],
-                                                    hp["clip"]).item())
+        norms.append(clip(sd, hp["clip"]))
         losses.append(loss.item())
         opt.step()
-    out = {"loss": torch.tensor(losses, dtype=torch.float64), "grad_norm": torch.tensor(norms, dtype=torch.float64)}
-    out.update({k: p.detach() for k, p in sd.items()})
-    out.update({"g." + k: p.grad for k, p in sd.items() if p.grad is not None})
-    st_write(after_path, out)
+    finetune_step_finish(sys.argv[2], sd, losses, norms)
 
 
 if __name__ == "__main__":
