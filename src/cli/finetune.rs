@@ -27,6 +27,9 @@ pub enum FinetuneTask {
     /// NLVR2: each image fused with the statement, both CLS → `cls_head` (2 classes), with the
     /// reference dataset's pair swap (and `left` ↔ `right`).
     Nlvr2,
+    /// Image–text retrieval: ITC + ITM with the momentum model, queues and distillation
+    /// (`retrieval_img_mplug.py`), one sample per caption.
+    Retrieval,
 }
 
 impl FinetuneTask {
@@ -36,6 +39,7 @@ impl FinetuneTask {
             FinetuneTask::Caption => TaskName::Caption,
             FinetuneTask::SnliVe => TaskName::SnliVe,
             FinetuneTask::Nlvr2 => TaskName::Nlvr2,
+            FinetuneTask::Retrieval => TaskName::Retrieval,
         }
     }
 }
@@ -78,7 +82,7 @@ pub struct FinetuneArgs {
     set: Vec<String>,
     /// A held-out dataset of the task's schema: after every checkpoint the task's metric on
     /// `--eval-split` goes to RUN/eval.jsonl, and RUN/best.json names the best checkpoint (VQA
-    /// accuracy, caption CIDEr-D, SNLI-VE/NLVR2 accuracy).
+    /// accuracy, caption CIDEr-D, retrieval r_mean, SNLI-VE/NLVR2 accuracy).
     #[arg(long, value_name = "DIR")]
     eval_data: Option<PathBuf>,
     /// The held-out split.

@@ -126,6 +126,10 @@ pub struct SampleKey {
     pub item: Option<u32>,
     /// Global sample index in the loader's index.
     pub sample: u64,
+    /// The first global sample of the row: equal for every sample of one image (the ITC/ITM
+    /// positives of retrieval), and equal to `sample` when a row is one sample.
+    #[serde(skip)]
+    pub image: u64,
     /// Epoch.
     pub epoch: u64,
     /// Global position in the epoch.
@@ -234,9 +238,10 @@ impl HostBatch {
         }
     }
 
-    /// The sample index of each row (equal for rows of the same image).
+    /// The image index of each row: equal for rows of the same image (samples of one row), which
+    /// ITC and ITM take as positives.
     pub fn sample_indices(&self) -> Vec<i64> {
-        self.keys.iter().map(|k| k.sample as i64).collect()
+        self.keys.iter().map(|k| k.image as i64).collect()
     }
 
     /// Tensors on `device` (staged through pinned memory when it is CUDA): uint8 NCHW images, or
@@ -598,6 +603,7 @@ fn process_sample(
             image_id: stored.image_id.to_string(),
             item: index.kind.items_column().map(|_| loc.item),
             sample,
+            image: sample - loc.item as u64,
             epoch,
             position,
             crop,

@@ -13,6 +13,8 @@
 //!   the reference keeps punctuation, so the model learns the final `.`) with the literal `[SEP]`
 //!   appended, as `[CLS]` + tokens truncated to the limit (an over-long caption loses its `[SEP]`,
 //!   as HF truncation does).
+//! - [`SampleKind::CaptionEach`] (`image_text.v1`, retrieval fine-tuning): one sample per caption
+//!   with its stored tokens; samples of one image share the image index ITC/ITM take as positives.
 //! - [`SampleKind::Statement`] (`image_statement.v1`, SNLI-VE / NLVR2): one sample per statement,
 //!   `[CLS]` + its stored tokens (the pipeline's `pre_caption` 30 words) and its label; an NLVR2
 //!   sample carries both images, left first.
@@ -46,6 +48,9 @@ pub enum SampleKind {
     Question(Arc<BertTokenizer>),
     /// `image_text.v1`: an image with one of its raw captions as a decoder target.
     CaptionTarget(Arc<BertTokenizer>),
+    /// `image_text.v1`, one sample per caption (retrieval fine-tuning, as `re_train_dataset`):
+    /// `[CLS]` + the caption's stored tokens (the pipeline's `pre_caption` 30 words).
+    CaptionEach,
     /// `image_statement.v1`: a statement about `images` images (1 SNLI-VE, 2 NLVR2) with its label.
     Statement {
         /// The vocabulary (to find `left` / `right`).
@@ -106,7 +111,9 @@ impl SampleKind {
     /// The row schema this kind reads.
     pub fn schema(&self) -> &'static str {
         match self {
-            SampleKind::Caption | SampleKind::CaptionTarget(_) => "image_text.v1",
+            SampleKind::Caption | SampleKind::CaptionTarget(_) | SampleKind::CaptionEach => {
+                "image_text.v1"
+            }
             SampleKind::Question(_) => "image_qa.v1",
             SampleKind::Statement { .. } => "image_statement.v1",
         }
@@ -147,7 +154,7 @@ impl SampleKind {
     pub fn columns(&self) -> Vec<&'static str> {
         let mut c = IMAGE_COLUMNS.to_vec();
         match self {
-            SampleKind::Caption => c.push("caption_tokens"),
+            SampleKind::Caption | SampleKind::CaptionEach => c.push("caption_tokens"),
             SampleKind::Question(_) => c.extend(["question_tokens", "answers", "answer_weights"]),
             SampleKind::CaptionTarget(_) => c.push("captions"),
             SampleKind::Statement { images, .. } => {
@@ -171,6 +178,7 @@ impl SampleKind {
             SampleKind::Caption => None,
             SampleKind::Question(_) => Some("question_ids"),
             SampleKind::CaptionTarget(_) => Some("captions"),
+            SampleKind::CaptionEach => Some("caption_tokens"),
             SampleKind::Statement { .. } => Some("statement_ids"),
         }
     }
@@ -184,7 +192,7 @@ impl SampleKind {
                 .any(|w| w.eq_ignore_ascii_case("left") || w.eq_ignore_ascii_case("right"))
         };
         let tokenizer = match self {
-            SampleKind::Caption => return Ok(false),
+            SampleKind::Caption | SampleKind::CaptionEach => return Ok(false),
             SampleKind::Statement { tokenizer, .. } => {
                 let sides = side_ids(tokenizer);
                 let st = column(b, "statement_tokens")?.as_list::<i32>().value(row);
@@ -247,6 +255,21 @@ impl SampleKind {
                 let toks = caps.value(pick);
                 let toks = toks.as_primitive::<Int32Type>().values();
                 Ok(SampleText::Caption(with_cls(toks, max_tokens)))
+            }
+            SampleKind::CaptionEach => {
+                let caps = column(b, "caption_tokens")?.as_list::<i32>().value(row);
+                let caps = caps.as_list::<i32>();
+                if item >= caps.len() {
+                    return Err(Error::format(format!(
+                        "row {row} has {} captions, sample {item} asked",
+                        caps.len()
+                    )));
+                }
+                let toks = caps.value(item);
+                Ok(SampleText::Caption(with_cls(
+                    toks.as_primitive::<Int32Type>().values(),
+                    max_tokens,
+                )))
             }
             SampleKind::Statement { images, .. } => {
                 let n = column(b, "num_images")?

@@ -75,6 +75,9 @@ pub enum TaskName {
     SnliVe,
     /// NLVR2, image pairs, 2 classes (`mplug finetune nlvr2`).
     Nlvr2,
+    /// Image–text retrieval: ITC + ITM with the momentum model and queues (`mplug finetune
+    /// retrieval`).
+    Retrieval,
 }
 
 impl TaskName {
@@ -86,6 +89,7 @@ impl TaskName {
             TaskName::Caption => "caption",
             TaskName::SnliVe => "snli-ve",
             TaskName::Nlvr2 => "nlvr2",
+            TaskName::Retrieval => "retrieval",
         }
     }
 }
@@ -467,6 +471,13 @@ impl TrainConfig {
             ))
         };
         let (batch_size, queue_size, momentum, mlm_probability) = match task {
+            TaskName::Retrieval => (
+                raw.batch_size_train
+                    .ok_or_else(|| need("batch_size_train"))?,
+                raw.queue_size.ok_or_else(|| need("queue_size"))?,
+                raw.momentum.ok_or_else(|| need("momentum"))?,
+                0.0,
+            ),
             TaskName::Pretrain => (
                 raw.batch_size.ok_or_else(|| need("batch_size"))?,
                 raw.queue_size.ok_or_else(|| need("queue_size"))?,
@@ -496,6 +507,8 @@ impl TrainConfig {
             TaskName::Pretrain => (30, (0.2, 1.0), 1),
             TaskName::Vqa => (25, (0.5, 1.0), 1),
             TaskName::Caption => (25, (0.5, 1.0), 4),
+            // re_train_dataset: pre_caption 30 words; the tokenizer's max_length 30
+            TaskName::Retrieval => (30, (0.5, 1.0), 1),
             // ALBEF's VE/NLVR datasets: pre_caption 30 words at ingest, no tokenizer truncation
             TaskName::SnliVe | TaskName::Nlvr2 => {
                 (model.bert.max_position_embeddings as usize, (0.5, 1.0), 1)
@@ -516,10 +529,11 @@ impl TrainConfig {
             max_tokens: raw.train.max_tokens.unwrap_or(max_tokens),
             crop_scale: raw.train.crop_scale.unwrap_or(crop_scale),
             grad_accum_steps: raw.train.grad_accum_steps.unwrap_or(accum),
-            ita_task: raw.ita_task,
-            itm_task: raw.itm_task,
-            mlm_task: raw.mlm_task,
-            prefix_task: raw.prefix_task,
+            // retrieval fine-tuning is ITC + ITM (retrieval_img_mplug.py), whatever the switches say
+            ita_task: raw.ita_task || task == TaskName::Retrieval,
+            itm_task: raw.itm_task || task == TaskName::Retrieval,
+            mlm_task: raw.mlm_task && task == TaskName::Pretrain,
+            prefix_task: raw.prefix_task && task == TaskName::Pretrain,
             optimizer: raw.optimizer,
             schedule: raw.schedular,
             train: raw.train,
@@ -546,7 +560,7 @@ impl TrainConfig {
         if self.batch_size == 0 {
             return bad("batch_size must be at least 1".into());
         }
-        if self.task == TaskName::Pretrain
+        if matches!(self.task, TaskName::Pretrain | TaskName::Retrieval)
             && self.ita_task
             && (self.queue_size <= 0 || self.queue_size % self.batch_size as i64 != 0)
         {

@@ -149,6 +149,7 @@ impl Trainer {
             TaskName::Caption => Some(Box::new(CaptionTask::new(tokenizer()?, device))),
             TaskName::SnliVe => Some(statement(StatementTask::SnliVe)?),
             TaskName::Nlvr2 => Some(statement(StatementTask::Nlvr2)?),
+            TaskName::Retrieval => None,
         };
         if let Some(init) = &opts.init {
             let parts = task
@@ -156,9 +157,15 @@ impl Trainer {
                 .map_or(crate::eval::task_model::TaskParts::Retrieval, |t| t.parts());
             load_init(&mut vs, &cfg, init, parts)?;
         }
-        let task = match task {
-            Some(t) => t,
-            None => Box::new(PretrainTask::new(&vs, &cfg, device)?),
+        let task = match (task, cfg.task) {
+            (Some(t), _) => t,
+            (None, TaskName::Retrieval) => Box::new(PretrainTask::with_kind(
+                &vs,
+                &cfg,
+                device,
+                crate::loader::sample::SampleKind::CaptionEach,
+            )?),
+            (None, _) => Box::new(PretrainTask::new(&vs, &cfg, device)?),
         };
         let dormant = model.dormant_parameter_prefixes();
         let mut params: Vec<(String, Tensor)> = vs

@@ -1,7 +1,7 @@
 //! Evaluation during fine-tuning and the best-checkpoint rule: after every checkpoint the task's
 //! metric on a held-out split (`mplug finetune --eval-data DIR --eval-split val`), computed by the
-//! same code as `mplug eval` — VQA accuracy (official vqaEval), caption CIDEr-D, SNLI-VE / NLVR2
-//! accuracy — one line per evaluation in `RUN/eval.jsonl`, and `RUN/best.json` naming the
+//! same code as `mplug eval` — VQA accuracy (official vqaEval), caption CIDEr-D, retrieval
+//! r_mean, SNLI-VE / NLVR2 accuracy — one line per evaluation in `RUN/eval.jsonl`, and `RUN/best.json` naming the
 //! checkpoint with the highest value so far (the reference keeps `checkpoint_best.pth` the same way).
 
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use tch::Device;
 use super::config::TaskName;
 use crate::error::{Error, Result};
 use crate::eval::batches::ItemSelection;
+use crate::eval::retrieval_task::{self, RetrievalKind};
 use crate::eval::settings::{CAPTION_DEFAULTS, EvalSettings, NO_GENERATION, VQA_DEFAULTS};
 use crate::eval::split::EvalSplit;
 use crate::eval::statement_task::StatementTask;
@@ -156,6 +157,18 @@ fn evaluate(
                 "accuracy",
                 100.0 * correct as f64 / preds.len().max(1) as f64,
             )))
+        }
+        TaskName::Retrieval => {
+            let out = retrieval_task::run(
+                model,
+                split,
+                RetrievalKind::Image,
+                selection,
+                settings,
+                device,
+                quiet,
+            )?;
+            Ok(Some(("r_mean", out.recall.r_mean)))
         }
         TaskName::Pretrain => Ok(None),
     }

@@ -731,3 +731,113 @@ print(json.dumps(out))
         assert!(eval_out.join("results.json").is_file(), "{task}");
     }
 }
+
+/// `mplug finetune retrieval`: one sample per caption (every stored caption once, its tokens after
+/// `[CLS]`), the captions of one image sharing the image index ITC/ITM take as positives and other
+/// images not; a short run writes ITC and ITM losses only and scores r_mean after its checkpoint.
+#[test]
+fn retrieval_finetuning_samples_captions_and_scores_r_mean() {
+    use mplug::loader::index::{DatasetIndex, DatasetInput};
+    use mplug::loader::sample::SampleKind;
+    use mplug::loader::{Loader, LoaderConfig, LoaderState};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let data = synth_coco_dataset(t.path(), 12, 5);
+    let index = Arc::new(
+        DatasetIndex::open_kind(
+            &[DatasetInput {
+                path: data.clone(),
+                weight: 1.0,
+            }],
+            SampleKind::CaptionEach,
+        )
+        .unwrap(),
+    );
+    let script = r#"
+import json, sys, pyarrow.parquet as pq, glob
+out = []
+for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
+    for r in pq.read_table(f, columns=["image_id", "caption_tokens"]).to_pylist():
+        out += [[r["image_id"], [101] + t[:29]] for t in r["caption_tokens"]]
+print(json.dumps(sorted(out)))
+"#;
+    let want: Vec<(String, Vec<i64>)> = serde_json::from_str(&ok(Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .arg(&data)
+        .output()
+        .unwrap()))
+    .unwrap();
+    let config = LoaderConfig {
+        batch_size: 5,
+        image_size: 32,
+        max_tokens: 30,
+        threads: 2,
+        drop_last: false,
+        epochs: 1,
+        ..LoaderConfig::default()
+    };
+    let mut loader = Loader::start(
+        index,
+        Arc::new(Default::default()),
+        config,
+        LoaderState {
+            seed: 0,
+            epoch: 0,
+            position: 0,
+        },
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut image_of: HashMap<i64, String> = HashMap::new();
+    while let Some(b) = loader.next_host() {
+        let b = b.unwrap();
+        for (r, (key, idx)) in b.keys.iter().zip(b.sample_indices()).enumerate() {
+            let n = b.attention_mask[r * b.seq_len..(r + 1) * b.seq_len]
+                .iter()
+                .sum::<i64>() as usize;
+            got.push((
+                key.image_id.clone(),
+                b.input_ids[r * b.seq_len..r * b.seq_len + n].to_vec(),
+            ));
+            let owner = image_of.entry(idx).or_insert_with(|| key.image_id.clone());
+            assert_eq!(owner, &key.image_id, "one index, one image");
+        }
+    }
+    got.sort();
+    assert_eq!(got, want, "every caption once");
+    let images: std::collections::HashSet<&String> = image_of.values().collect();
+    assert_eq!(image_of.len(), images.len(), "one index per image");
+    assert!(got.len() > image_of.len(), "images hold several captions");
+
+    let init = init(t.path());
+    let run = t.path().join("ret_run");
+    ok(mplug()
+        .current_dir(repo())
+        .args(["finetune", "retrieval", "--quiet", "--device", "cpu"])
+        .args(["--config", "configs/retrieval_tiny.yaml", "--init"])
+        .arg(&init)
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--set", "train.max_steps=2", "--set", "batch_size_train=4"])
+        .arg("--eval-data")
+        .arg(&data)
+        .args(["--eval-split", "train", "--eval-limit", "6"])
+        .output()
+        .unwrap());
+    let lines = curve(&run);
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert!(l["loss_itc"].as_f64().unwrap() > 0.0 && l["loss_itm"].as_f64().unwrap() > 0.0);
+        assert!(l["loss_mlm"].is_null() && l["loss_prefix"].is_null(), "{l}");
+    }
+    let eval = std::fs::read_to_string(run.join("eval.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
+    let r = last["r_mean"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&r), "{last}");
+}

@@ -1,5 +1,7 @@
 //! Pre-training as a task: ITC + ITM + MLM + PrefixLM with the momentum model and feature queues
-//! ([`super::super::objectives`]), on caption samples.
+//! ([`super::super::objectives`]), on caption samples. Retrieval fine-tuning is the same task with
+//! ITC + ITM only, one sample per caption, the image index as the positives' key (reference §3.4,
+//! `retrieval_img_mplug.py`: loss = ITC + ITM, momentum distillation, queues).
 
 use std::collections::BTreeMap;
 
@@ -23,12 +25,24 @@ pub struct PretrainTask {
     momentum: MomentumModel,
     queues: FeatureQueues,
     mlm_probability: f64,
+    kind: SampleKind,
+    parts: TaskParts,
     device: Device,
 }
 
 impl PretrainTask {
     /// Copies the model in `vs` into a momentum model and makes empty queues.
     pub fn new(vs: &VarStore, cfg: &TrainConfig, device: Device) -> Result<Self> {
+        Self::with_kind(vs, cfg, device, SampleKind::Caption)
+    }
+
+    /// The same on samples of `kind` (retrieval: [`SampleKind::CaptionEach`]).
+    pub fn with_kind(
+        vs: &VarStore,
+        cfg: &TrainConfig,
+        device: Device,
+        kind: SampleKind,
+    ) -> Result<Self> {
         Ok(PretrainTask {
             momentum: MomentumModel::new(vs, &cfg.model, device)?,
             queues: FeatureQueues::new(cfg.model.embed_dim, cfg.queue_size, device),
@@ -37,6 +51,8 @@ impl PretrainTask {
             } else {
                 0.0
             },
+            kind,
+            parts: TaskParts::Retrieval,
             device,
         })
     }
@@ -89,11 +105,11 @@ fn inputs(
 
 impl TrainTask for PretrainTask {
     fn sample_kind(&self) -> SampleKind {
-        SampleKind::Caption
+        self.kind.clone()
     }
 
     fn parts(&self) -> TaskParts {
-        TaskParts::Retrieval
+        self.parts
     }
 
     fn mlm_probability(&self) -> f64 {
