@@ -4,6 +4,7 @@
 # trivial baseline each task has (CPU):
 #   vqa      VQA accuracy (official vqaEval) on val  vs  the most frequent train answer per question type
 #   caption  CIDEr-D on Karpathy val                 vs  the most frequent train caption for every image
+#   retrieval r_mean / R@1 on Karpathy val           vs  chance, and the pre-trained checkpoint itself
 #   snli-ve  accuracy on dev                          vs  the majority train label
 #   nlvr2    accuracy on dev                          vs  the majority train label
 #
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 N="${1:-1000}"
 PRE="${2:-1000}"
 OUT="${3:-out/finetune-learning}"
-TASKS="${TASKS:-vqa caption snli-ve nlvr2}"
+TASKS="${TASKS:-vqa caption retrieval snli-ve nlvr2}"
 scripts/setup.sh >/dev/null
 # shellcheck source=/dev/null
 source .mplug-env
@@ -97,6 +98,15 @@ print("baseline caption:", repr(const))
 PY
     echo "== baseline: the most frequent train caption for every image"
     "$M" score caption --results "$OUT/baseline_caption.json" --annotations "$OUT/eval_caption/references.json"
+    ;;
+  retrieval)
+    [ -d "$OUT/captions_val" ] || "$M" ingest coco --quiet \
+      --annotations "$OUT/raw/annotations/coco_karpathy_val.json" --images "$OUT/raw/images" \
+      --out "$OUT/captions_val" --max-side 48 >/dev/null
+    finetune retrieval configs/retrieval_tiny.yaml "$OUT/captions" val "$OUT/captions_val"
+    echo "== the pre-trained checkpoint, not fine-tuned"
+    "$M" eval retrieval --config configs/retrieval_tiny.yaml --weights "$CKPT/model.safetensors" \
+      --data "$OUT/captions_val" --split val --out "$OUT/eval_retrieval_pretrained" --device cpu --quiet
     ;;
   snli-ve | nlvr2)
     dir=$(echo "$task" | tr - _)
