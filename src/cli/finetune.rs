@@ -94,18 +94,8 @@ pub struct FinetuneArgs {
     /// BERT uncased vocab.txt [default: $MPLUG_VOCAB, else ~/.cache/mplug/bert-base-uncased/vocab.txt]
     #[arg(long, env = "MPLUG_VOCAB")]
     vocab: Option<PathBuf>,
-    /// Stop after this optimiser step (with a checkpoint); `--resume` continues the schedule.
-    #[arg(long, value_name = "STEP")]
-    stop_at_step: Option<u64>,
-    /// `cpu`, `cuda` or `auto` (CUDA when available).
-    #[arg(long, default_value = "auto")]
-    device: String,
-    /// Start over in a run directory that already has checkpoints.
-    #[arg(long)]
-    force: bool,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
+    #[command(flatten)]
+    run: super::train::RunControl,
 }
 
 /// `data.json` of a fine-tuning run.
@@ -131,7 +121,7 @@ fn declared_task(path: &std::path::Path) -> anyhow::Result<Option<String>> {
 
 /// Runs `mplug finetune`.
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
-    let device = super::train::parse_device(&a.device)?;
+    let device = super::train::parse_device(&a.run.device)?;
     let fresh_dir = a.out.as_ref().is_some_and(|o| !o.exists());
     let (cfg, out, data, init, vocab, validation, resume) = match &a.resume {
         Some(run) => {
@@ -175,7 +165,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 ))
                 .into());
             }
-            let data = super::train::new_run_inputs(out, a.force, &a.data)?;
+            let data = super::train::new_run_inputs(out, a.run.force, &a.data)?;
             anyhow::ensure!(init.exists(), "--init `{}` does not exist", init.display());
             let vocab = a
                 .vocab
@@ -186,7 +176,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             set.push(format!("train.task={}", task.name().as_str()));
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &set)?;
-            if a.force && out.exists() {
+            if a.run.force && out.exists() {
                 super::train::clear_run(out)?;
             }
             let cfg = TrainConfig::prepare_run(config, &set, out)?;
@@ -222,9 +212,9 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         out: out.clone(),
         resume,
         device,
-        quiet: a.quiet,
+        quiet: a.run.quiet,
         exclude: None,
-        stop_at: a.stop_at_step,
+        stop_at: a.run.stop_at_step,
         eval_data: Vec::new(),
         init: Some(init),
         tokenizer: Some(tokenizer),

@@ -45,18 +45,25 @@ pub struct TrainArgs {
     /// Skip the rows listed by `mplug leakage --exclusions`.
     #[arg(long, value_name = "FILE")]
     exclude: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunControl,
+}
+
+/// How a training run runs: options `mplug train` and `mplug finetune` share.
+#[derive(Debug, Args)]
+pub struct RunControl {
     /// Stop after this optimiser step (with a checkpoint); `--resume` continues the schedule.
     #[arg(long, value_name = "STEP")]
-    stop_at_step: Option<u64>,
+    pub stop_at_step: Option<u64>,
     /// `cpu`, `cuda` or `auto` (CUDA when available).
     #[arg(long, default_value = "auto")]
-    device: String,
+    pub device: String,
     /// Start over in a run directory that already has checkpoints.
     #[arg(long)]
-    force: bool,
+    pub force: bool,
     /// No progress bar.
     #[arg(long)]
-    quiet: bool,
+    pub quiet: bool,
 }
 
 /// `data.json` of a run.
@@ -131,7 +138,7 @@ pub(crate) fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
-    let device = parse_device(&a.device)?;
+    let device = parse_device(&a.run.device)?;
     let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
@@ -149,13 +156,13 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             let (Some(config), Some(out)) = (&a.config, &a.out) else {
                 anyhow::bail!("--config, --data and --out are needed (or --resume RUN_DIR)");
             };
-            let data = super::train::new_run_inputs(out, a.force, &a.data)?;
+            let data = super::train::new_run_inputs(out, a.run.force, &a.data)?;
             for d in &a.eval_data {
                 anyhow::ensure!(d.exists(), "--eval-data `{}` does not exist", d.display());
             }
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &a.set)?;
-            if a.force && out.exists() {
+            if a.run.force && out.exists() {
                 super::train::clear_run(out)?;
             }
             let cfg = TrainConfig::prepare_run(config, &a.set, out)?;
@@ -190,9 +197,9 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         out: out.clone(),
         resume,
         device,
-        quiet: a.quiet,
+        quiet: a.run.quiet,
         exclude,
-        stop_at: a.stop_at_step,
+        stop_at: a.run.stop_at_step,
         eval_data: eval_data
             .into_iter()
             .map(|path| DatasetInput { path, weight: 1.0 })

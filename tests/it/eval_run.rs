@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{mplug, ok, python, repo, synth_coco_dataset, vocab};
+use crate::common::{ingest_folder, mplug, ok, python, repo, synth_coco_dataset, synth_raw, vocab};
 
 /// The tiny architecture of configs/vqa_tiny.yaml and caption_tiny.yaml, for mplug_reference.py.
 const TINY: &[&str] = &[
@@ -49,29 +49,14 @@ fn random_checkpoint(dir: &Path) -> PathBuf {
 /// `mplug synth` (40 images) → `mplug ingest vqa` with small row groups; returns the dataset and
 /// the raw VQA v2 folder.
 fn synth_vqa(dir: &Path) -> (PathBuf, PathBuf) {
-    let raw = dir.join("raw_vqa");
-    ok(mplug()
-        .args(["synth", "--images", "40", "--seed", "3", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
-    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("vqa"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let data = dir.join("vqa");
-    ok(mplug()
-        .args(["ingest", "vqa", "--quiet", "--annotations"])
-        .args(&files)
-        .arg("--images")
-        .arg(raw.join("images"))
-        .arg("--out")
-        .arg(&data)
-        .arg("--vocab")
-        .arg(vocab())
-        .args(["--row-group-size", "20KiB", "--max-side", "64"])
-        .output()
-        .unwrap());
+    let raw = synth_raw(&dir.join("raw_vqa"), 40, 3);
+    let data = ingest_folder(
+        "vqa",
+        &raw.join("vqa"),
+        &raw.join("images"),
+        &dir.join("vqa"),
+        &["--row-group-size", "20KiB", "--max-side", "64"],
+    );
     (data, raw.join("vqa"))
 }
 
@@ -1005,30 +990,10 @@ fn statement_task_equals_reference(
     let t = tempfile::tempdir().unwrap();
     let ck = random_checkpoint(t.path());
     let raw = t.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "30", "--seed", "6", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    synth_raw(&raw, 30, 6);
     let ingest = |what: &str, dir: &str| {
-        let files: Vec<PathBuf> = std::fs::read_dir(raw.join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file())
-            .collect();
-        let data = t.path().join(dir);
-        ok(mplug()
-            .args(["ingest", what, "--quiet", "--annotations"])
-            .args(&files)
-            .arg("--images")
-            .arg(raw.join(dir).join("images"))
-            .arg("--out")
-            .arg(&data)
-            .arg("--vocab")
-            .arg(vocab())
-            .output()
-            .unwrap());
-        data
+        let d = raw.join(dir);
+        ingest_folder(what, &d, &d.join("images"), &t.path().join(dir), &[])
     };
     let data = ingest(task, dir);
     let config = format!("configs/{dir}_tiny.yaml");

@@ -6,36 +6,20 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{mplug, ok, python, repo, synth_coco_dataset, vocab};
+use crate::common::{ingest_folder, mplug, ok, python, repo, synth_coco_dataset, synth_raw, vocab};
 
 const CONFIG: &str = "configs/vqa_tiny.yaml";
 
 /// The synthetic VQA v2, ingested (train and val splits).
 fn synth_vqa(dir: &Path) -> PathBuf {
-    let raw = dir.join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "24", "--seed", "4", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
-    let files: Vec<PathBuf> = std::fs::read_dir(raw.join("vqa"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    let data = dir.join("vqa");
-    ok(mplug()
-        .args(["ingest", "vqa", "--quiet", "--annotations"])
-        .args(&files)
-        .arg("--images")
-        .arg(raw.join("images"))
-        .arg("--out")
-        .arg(&data)
-        .arg("--vocab")
-        .arg(vocab())
-        .args(["--row-group-size", "8KiB", "--max-side", "48"])
-        .output()
-        .unwrap());
-    data
+    let raw = synth_raw(&dir.join("raw"), 24, 4);
+    ingest_folder(
+        "vqa",
+        &raw.join("vqa"),
+        &raw.join("images"),
+        &dir.join("vqa"),
+        &["--row-group-size", "8KiB", "--max-side", "48"],
+    )
 }
 
 /// Fresh tiny weights (the architecture of the tiny configs).
@@ -537,30 +521,10 @@ fn statement_finetuning_swaps_pairs_and_evaluates() {
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
     let raw = t.path().join("raw");
-    ok(mplug()
-        .args(["synth", "--images", "40", "--seed", "6", "--out"])
-        .arg(&raw)
-        .output()
-        .unwrap());
+    synth_raw(&raw, 40, 6);
     let ingest = |what: &str, dir: &str| {
-        let files: Vec<PathBuf> = std::fs::read_dir(raw.join(dir))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_file())
-            .collect();
-        let data = t.path().join(dir);
-        ok(mplug()
-            .args(["ingest", what, "--quiet", "--annotations"])
-            .args(&files)
-            .arg("--images")
-            .arg(raw.join(dir).join("images"))
-            .arg("--out")
-            .arg(&data)
-            .arg("--vocab")
-            .arg(vocab())
-            .output()
-            .unwrap());
-        data
+        let d = raw.join(dir);
+        ingest_folder(what, &d, &d.join("images"), &t.path().join(dir), &[])
     };
     let nlvr2 = ingest("nlvr2", "nlvr2");
     let snli = ingest("snli-ve", "snli_ve");

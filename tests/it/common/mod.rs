@@ -92,6 +92,54 @@ pub fn write_jpeg(path: &std::path::Path, token: &str, w: usize, h: usize) {
     std::fs::write(path, pattern_jpeg(token, w, h)).expect("write JPEG");
 }
 
+/// `mplug synth --images N --seed S --out raw`; returns `raw`.
+pub fn synth_raw(raw: &std::path::Path, images: usize, seed: u64) -> PathBuf {
+    ok(mplug()
+        .args([
+            "synth",
+            "--images",
+            &images.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--out",
+        ])
+        .arg(raw)
+        .output()
+        .expect("run mplug synth"));
+    raw.to_path_buf()
+}
+
+/// `mplug ingest WHAT` of every annotation file directly in `annotations` (a folder of the
+/// synthetic task formats: `raw/vqa`, `raw/snli_ve`, `raw/nlvr2`) with `--images images`, into
+/// `out`, with `extra` flags; returns `out`.
+pub fn ingest_folder(
+    what: &str,
+    annotations: &std::path::Path,
+    images: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(annotations)
+        .expect("annotation folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    ok(mplug()
+        .args(["ingest", what, "--quiet", "--annotations"])
+        .args(&files)
+        .arg("--images")
+        .arg(images)
+        .arg("--out")
+        .arg(out)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(extra)
+        .output()
+        .expect("run mplug ingest"));
+    out.to_path_buf()
+}
+
 /// `mplug synth` of `images` images (seed `seed`) under `dir/raw`, then `mplug ingest coco` of its
 /// Karpathy train list into `dir/coco` with small row groups and 96 px images; returns `dir/coco`.
 pub fn synth_coco_dataset(dir: &std::path::Path, images: usize, seed: u64) -> PathBuf {
