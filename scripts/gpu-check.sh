@@ -15,7 +15,8 @@
 # `mplug train`, base @256, bf16 autocast, all four objectives on synthetic shards: samples/s and
 # peak GPU memory (nvidia-smi sampled every 100 ms) → the same step split into data, forward,
 # backward and optimiser time (`train.profile`) → `mplug eval caption/vqa`, base @384, with and
-# without the KV cache. Carry gpu-bin/vocab.txt for the ingest.
+# without the KV cache → `mplug finetune vqa`, base @384, bf16: samples/s. Carry gpu-bin/vocab.txt
+# for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${MPLUG_PYTHON:-python3}
@@ -107,7 +108,6 @@ print(json.dumps({"check": "train_base_256_bf16_phases", "batch": 128, "steps": 
                   **{k: med(k) for k in ("ms_data", "ms_forward", "ms_backward", "ms_optimizer",
                                          "samples_per_s")}}))
 PY
-rm -rf "$W"
 
 step "evaluation (mplug eval caption / vqa), base @384, fp32: KV cache vs re-running the prefix"
 "$BIN" ingest vqa --quiet --annotations "$W"/raw/vqa/*.json --images "$W/raw/images" --out "$W/vqa" \
@@ -130,3 +130,17 @@ print(json.dumps({"check": f"eval_{sys.argv[2]}_base_384", "kv_cache": sys.argv[
 PY
   done
 done
+
+step "VQA fine-tuning (mplug finetune vqa), base @384, bf16 autocast, batch 32"
+"$BIN" finetune vqa --config configs/vqa_mplug_base.yaml --init "$W/base_eval.safetensors" \
+  --data "$W/vqa" --out "$W/ft_vqa" --device cuda --quiet --vocab "$VOCAB" --set batch_size_train=32 \
+  --set train.max_steps=30 --set train.checkpoint_every=1000 --set train.threads=14 >&2
+"$PY" - "$W/ft_vqa/metrics.jsonl" <<'PY' | tee -a "$LOG"
+import sys, json, statistics
+lines = [json.loads(l) for l in open(sys.argv[1])]
+print(json.dumps({"check": "finetune_vqa_base_384_bf16", "batch": 32, "steps": len(lines),
+                  "samples_per_s_median": statistics.median(l["samples_per_s"] for l in lines[10:]),
+                  "loss_first": lines[0]["loss_vqa"], "loss_last": lines[-1]["loss_vqa"],
+                  "starved_pct_last": lines[-1]["loader_starved_pct"]}))
+PY
+rm -rf "$W"
