@@ -22,6 +22,10 @@ pub enum FinetuneTask {
     /// COCO captioning, cross-entropy stage: `[CLS] caption [SEP]` from the visual tokens
     /// (`caption_mplug.py`).
     Caption,
+    /// COCO captioning, SCST stage: beam search with gradients, CIDEr-D reward against the image's
+    /// captions, baseline = mean over its beams (`caption_mplug_scst.py`); start from a caption
+    /// checkpoint.
+    CaptionScst,
     /// SNLI-VE: the fused CLS → `cls_head` (3 classes; ALBEF's design, mPLUG released none).
     SnliVe,
     /// NLVR2: each image fused with the statement, both CLS → `cls_head` (2 classes), with the
@@ -37,6 +41,7 @@ impl FinetuneTask {
         match self {
             FinetuneTask::Vqa => TaskName::Vqa,
             FinetuneTask::Caption => TaskName::Caption,
+            FinetuneTask::CaptionScst => TaskName::CaptionScst,
             FinetuneTask::SnliVe => TaskName::SnliVe,
             FinetuneTask::Nlvr2 => TaskName::Nlvr2,
             FinetuneTask::Retrieval => TaskName::Retrieval,

@@ -64,8 +64,12 @@ pub const NO_GENERATION: TaskDefaults = TaskDefaults {
 impl EvalSettings {
     /// Reads the evaluation keys of `path`, filling absent ones from `defaults`.
     pub fn from_yaml(path: &Path, defaults: TaskDefaults) -> Result<Self> {
-        let text = fs_err::read_to_string(path)?;
-        let raw: RawEvalKeys = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text)
+        Self::from_yaml_text(&fs_err::read_to_string(path)?, path, defaults)
+    }
+
+    /// [`Self::from_yaml`] of a YAML text read from `path`.
+    pub fn from_yaml_text(text: &str, path: &Path, defaults: TaskDefaults) -> Result<Self> {
+        let raw: RawEvalKeys = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
             .and_then(serde_yaml_ng::from_value)
             .map_err(|e| Error::config("task config", path, None, e))?;
         let s = EvalSettings {

@@ -165,6 +165,8 @@ pub struct HostBatch {
     pub answers: Option<HostAnswers>,
     /// `[B]` class labels of statement samples.
     pub labels: Option<Vec<i64>>,
+    /// Per caption-target sample, every caption of its image (SCST's reward references).
+    pub references: Option<Vec<Vec<String>>>,
     /// Per row.
     pub keys: Vec<SampleKey>,
     /// The state after this batch.
@@ -694,8 +696,16 @@ fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderSt
             _ => None,
         })
         .collect();
+    let references: Option<Vec<Vec<String>>> = samples
+        .iter()
+        .map(|s| match &s.text {
+            SampleText::CaptionTarget { references, .. } => Some(references.clone()),
+            _ => None,
+        })
+        .collect();
     let per_image = (config.image_size as usize).pow(2) * 3;
     HostBatch {
+        references: references.filter(|r| !r.is_empty()),
         images_per_sample: samples
             .first()
             .map_or(1, |s| s.pixels.len() / per_image.max(1)),

@@ -65,6 +65,14 @@ pub enum SampleKind {
 pub enum SampleText {
     /// `[CLS]` + caption tokens.
     Caption(Vec<i64>),
+    /// `[CLS]` + a caption as a decoder target, and every caption of its image (lower-cased raw
+    /// text: the reward references of SCST).
+    CaptionTarget {
+        /// The target.
+        ids: Vec<i64>,
+        /// The image's captions.
+        references: Vec<String>,
+    },
     /// `[CLS]` + statement tokens, and the label.
     Statement {
         /// The statement.
@@ -87,7 +95,9 @@ impl SampleText {
     /// The encoder input: the caption or the question.
     pub fn input_ids(&self) -> &[i64] {
         match self {
-            SampleText::Caption(ids) | SampleText::Statement { ids, .. } => ids,
+            SampleText::Caption(ids)
+            | SampleText::CaptionTarget { ids, .. }
+            | SampleText::Statement { ids, .. } => ids,
             SampleText::Question { question, .. } => question,
         }
     }
@@ -308,7 +318,10 @@ impl SampleKind {
                 }
                 let text = format!("{}[SEP]", caps.value(item).to_lowercase());
                 let toks = tokenizer.encode(&text)?;
-                Ok(SampleText::Caption(with_cls(&toks, max_tokens)))
+                Ok(SampleText::CaptionTarget {
+                    ids: with_cls(&toks, max_tokens),
+                    references: caps.iter().flatten().map(str::to_lowercase).collect(),
+                })
             }
             SampleKind::Question(tokenizer) => {
                 let qs = column(b, "question_tokens")?.as_list::<i32>().value(row);

@@ -50,9 +50,10 @@ fn last_log_probs(
     seq: &Tensor,
     memory: &Tensor,
     memory_mask: &Tensor,
+    train: bool,
 ) -> Tensor {
     let mask = seq.ones_like();
-    let logits = model.decode(seq, &mask, memory, memory_mask, false);
+    let logits = model.decode(seq, &mask, memory, memory_mask, train);
     let last = logits.select(1, logits.size()[1] - 1).to_kind(Kind::Float);
     last.softmax(-1, Kind::Float).log()
 }
@@ -74,7 +75,7 @@ fn next_log_probs(
             let last = logits.select(1, logits.size()[1] - 1).to_kind(Kind::Float);
             last.softmax(-1, Kind::Float).log()
         }
-        None => last_log_probs(model, seq, memory, memory_mask),
+        None => last_log_probs(model, seq, memory, memory_mask, false),
     }
 }
 
@@ -149,105 +150,165 @@ pub fn beam_search(
     prompt: Option<&Tensor>,
     cfg: &GenerateConfig,
 ) -> Vec<Vec<Hypothesis>> {
-    tch::no_grad(|| {
-        let device = memory.device();
-        let b_sz = memory.size()[0];
-        let beam = cfg.beam_size;
-        let tile = |t: &Tensor| t.repeat_interleave_self_int(beam, 0, None);
-        let mut memory = tile(memory);
-        let mut memory_mask = tile(memory_mask);
-        let mut alive = tile(&start_tokens(b_sz, prompt, device));
-        // [0, −inf, …] per example: only the first beam expands at step 0
-        let mut init = vec![f64::NEG_INFINITY; (b_sz * beam) as usize];
-        for b in 0..b_sz {
-            init[(b * beam) as usize] = 0.0;
+    tch::no_grad(|| beam_search_core(model, memory, memory_mask, prompt, cfg, false))
+        .into_iter()
+        .map(|hs| {
+            hs.into_iter()
+                .map(|h| Hypothesis {
+                    score: h.value,
+                    tokens: h.tokens,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A hypothesis whose score is still a tensor of the autograd graph (SCST).
+#[derive(Debug)]
+pub struct ScoredHypothesis {
+    /// Length-normalised cumulative log-prob, differentiable.
+    pub score: Tensor,
+    /// Tokens including the start token and, if emitted, EOS.
+    pub tokens: Vec<i64>,
+}
+
+/// The reference's `translate_batch_scst`: the same beam search **with gradients** and the model in
+/// training mode (dropout active), every step re-running the whole prefix as the reference does (a
+/// key/value cache would reuse one dropout draw of the prefix, which the reference never does).
+/// `cfg.kv_cache` is ignored.
+pub fn beam_search_with_grad(
+    model: &MplugModel,
+    memory: &Tensor,
+    memory_mask: &Tensor,
+    cfg: &GenerateConfig,
+) -> Vec<Vec<ScoredHypothesis>> {
+    beam_search_core(model, memory, memory_mask, None, cfg, true)
+        .into_iter()
+        .map(|hs| {
+            hs.into_iter()
+                .map(|h| ScoredHypothesis {
+                    score: h.score.unwrap_or_else(|| Tensor::from(h.value as f32)),
+                    tokens: h.tokens,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// A recorded hypothesis: its score as a number and, when training, as a tensor of the graph.
+struct Found {
+    value: f64,
+    score: Option<Tensor>,
+    tokens: Vec<i64>,
+}
+
+fn beam_search_core(
+    model: &MplugModel,
+    memory: &Tensor,
+    memory_mask: &Tensor,
+    prompt: Option<&Tensor>,
+    cfg: &GenerateConfig,
+    train: bool,
+) -> Vec<Vec<Found>> {
+    let device = memory.device();
+    let b_sz = memory.size()[0];
+    let beam = cfg.beam_size;
+    let tile = |t: &Tensor| t.repeat_interleave_self_int(beam, 0, None);
+    let mut memory = tile(memory);
+    let mut memory_mask = tile(memory_mask);
+    let mut alive = tile(&start_tokens(b_sz, prompt, device));
+    // [0, −inf, …] per example: only the first beam expands at step 0
+    let mut init = vec![f64::NEG_INFINITY; (b_sz * beam) as usize];
+    for b in 0..b_sz {
+        init[(b * beam) as usize] = 0.0;
+    }
+    let mut topk_log_probs = Tensor::from_slice(&init)
+        .to_kind(Kind::Float)
+        .to_device(device);
+    let mut batch_offset: Vec<usize> = (0..b_sz as usize).collect();
+    let mut hypotheses: Vec<Vec<Found>> = (0..b_sz).map(|_| Vec::new()).collect();
+    let mut results: Vec<Vec<Found>> = (0..b_sz).map(|_| Vec::new()).collect();
+    let mut cache = (cfg.kv_cache && !train).then(|| model.decoder_cache(&memory, &memory_mask));
+    for step in 0..cfg.max_length {
+        let n_alive = batch_offset.len() as i64;
+        let log_probs = if train {
+            last_log_probs(model, &alive, &memory, &memory_mask, true)
+        } else {
+            next_log_probs(model, &alive, &memory, &memory_mask, cache.as_mut())
+        };
+        let vocab = log_probs.size()[1];
+        if step < cfg.min_length {
+            let _ = log_probs.select(1, EOS_ID).fill_(-1e20);
         }
-        let mut topk_log_probs = Tensor::from_slice(&init)
-            .to_kind(Kind::Float)
-            .to_device(device);
-        let mut batch_offset: Vec<usize> = (0..b_sz as usize).collect();
-        let mut hypotheses: Vec<Vec<Hypothesis>> = vec![Vec::new(); b_sz as usize];
-        let mut results: Vec<Vec<Hypothesis>> = vec![Vec::new(); b_sz as usize];
-        let mut cache = cfg
-            .kv_cache
-            .then(|| model.decoder_cache(&memory, &memory_mask));
-        for step in 0..cfg.max_length {
-            let n_alive = batch_offset.len() as i64;
-            let log_probs = next_log_probs(model, &alive, &memory, &memory_mask, cache.as_mut());
-            let vocab = log_probs.size()[1];
-            if step < cfg.min_length {
-                let _ = log_probs.select(1, EOS_ID).fill_(-1e20);
-            }
-            let log_probs = log_probs + topk_log_probs.view([-1, 1]);
-            let penalty = ((5.0 + (step + 1) as f64) / 6.0).powf(LENGTH_PENALTY_ALPHA);
-            let curr = (log_probs / penalty).reshape([n_alive, beam * vocab]);
-            let (topk_scores, topk_ids) = curr.topk(beam, -1, true, true);
-            topk_log_probs = &topk_scores * penalty;
-            let beam_index = topk_ids.divide_scalar_mode(vocab, "floor");
-            let token_ids = topk_ids.fmod(vocab);
-            let offsets = Tensor::arange(n_alive, (Kind::Int64, device)) * beam;
-            let batch_index = &beam_index + offsets.unsqueeze(1); // [n_alive, beam]
-            let select = batch_index.view([-1]);
-            alive = Tensor::cat(
-                &[alive.index_select(0, &select), token_ids.view([-1, 1])],
-                -1,
-            );
-            let mut finished =
-                Vec::<Vec<i64>>::try_from(&token_ids.eq(EOS_ID).to_kind(Kind::Int64))
-                    .unwrap_or_default();
-            if step + 1 == cfg.max_length {
-                finished
-                    .iter_mut()
-                    .for_each(|r| r.iter_mut().for_each(|f| *f = 1));
-            }
-            let any_finished = finished.iter().any(|r| r.contains(&1));
-            let mut keep: Vec<i64> = (0..n_alive).collect();
-            if any_finished {
-                let seqs = Vec::<Vec<i64>>::try_from(&alive).unwrap_or_default();
-                let scores = Vec::<Vec<f64>>::try_from(&topk_scores.to_kind(Kind::Double))
-                    .unwrap_or_default();
-                keep.clear();
-                for i in 0..n_alive as usize {
-                    let b = batch_offset[i];
-                    let top_done = finished[i][0] == 1;
-                    for j in 0..beam as usize {
-                        if finished[i][j] == 1 || top_done {
-                            hypotheses[b].push(Hypothesis {
-                                score: scores[i][j],
-                                tokens: seqs[i * beam as usize + j].clone(),
-                            });
-                        }
-                    }
-                    if top_done {
-                        let mut best = std::mem::take(&mut hypotheses[b]);
-                        // stable sort, descending, as Python's sorted(reverse=True)
-                        best.sort_by(|x, y| y.score.total_cmp(&x.score));
-                        best.truncate(cfg.num_return);
-                        results[b] = best;
-                    } else {
-                        keep.push(i as i64);
+        let log_probs = log_probs + topk_log_probs.view([-1, 1]);
+        let penalty = ((5.0 + (step + 1) as f64) / 6.0).powf(LENGTH_PENALTY_ALPHA);
+        let curr = (log_probs / penalty).reshape([n_alive, beam * vocab]);
+        let (topk_scores, topk_ids) = curr.topk(beam, -1, true, true);
+        topk_log_probs = &topk_scores * penalty;
+        let beam_index = topk_ids.divide_scalar_mode(vocab, "floor");
+        let token_ids = topk_ids.fmod(vocab);
+        let offsets = Tensor::arange(n_alive, (Kind::Int64, device)) * beam;
+        let batch_index = &beam_index + offsets.unsqueeze(1); // [n_alive, beam]
+        let select = batch_index.view([-1]);
+        alive = Tensor::cat(
+            &[alive.index_select(0, &select), token_ids.view([-1, 1])],
+            -1,
+        );
+        let mut finished = Vec::<Vec<i64>>::try_from(&token_ids.eq(EOS_ID).to_kind(Kind::Int64))
+            .unwrap_or_default();
+        if step + 1 == cfg.max_length {
+            finished
+                .iter_mut()
+                .for_each(|r| r.iter_mut().for_each(|f| *f = 1));
+        }
+        let any_finished = finished.iter().any(|r| r.contains(&1));
+        let mut keep: Vec<i64> = (0..n_alive).collect();
+        if any_finished {
+            let seqs = Vec::<Vec<i64>>::try_from(&alive).unwrap_or_default();
+            let scores =
+                Vec::<Vec<f64>>::try_from(&topk_scores.to_kind(Kind::Double)).unwrap_or_default();
+            keep.clear();
+            for i in 0..n_alive as usize {
+                let b = batch_offset[i];
+                let top_done = finished[i][0] == 1;
+                for j in 0..beam as usize {
+                    if finished[i][j] == 1 || top_done {
+                        hypotheses[b].push(Found {
+                            value: scores[i][j],
+                            score: train.then(|| topk_scores.get(i as i64).get(j as i64)),
+                            tokens: seqs[i * beam as usize + j].clone(),
+                        });
                     }
                 }
-                if keep.is_empty() {
-                    break;
+                if top_done {
+                    let mut best = std::mem::take(&mut hypotheses[b]);
+                    // stable sort, descending, as Python's sorted(reverse=True)
+                    best.sort_by(|x, y| y.value.total_cmp(&x.value));
+                    best.truncate(cfg.num_return);
+                    results[b] = best;
+                } else {
+                    keep.push(i as i64);
                 }
             }
-            let keep_t = Tensor::from_slice(&keep).to_device(device);
-            let batch_index = batch_index.index_select(0, &keep_t);
-            topk_log_probs = topk_log_probs.index_select(0, &keep_t).view([-1]);
-            batch_offset = keep.iter().map(|&i| batch_offset[i as usize]).collect();
-            let len = alive.size()[1];
-            alive = alive
-                .view([-1, beam, len])
-                .index_select(0, &keep_t)
-                .view([-1, len]);
-            let select = batch_index.view([-1]);
-            memory = memory.index_select(0, &select);
-            memory_mask = memory_mask.index_select(0, &select);
-            if let Some(cache) = cache.as_mut() {
-                cache.reorder(&select);
+            if keep.is_empty() {
+                break;
             }
         }
-        results
-    })
+        let keep_t = Tensor::from_slice(&keep).to_device(device);
+        let batch_index = batch_index.index_select(0, &keep_t);
+        topk_log_probs = topk_log_probs.index_select(0, &keep_t).view([-1]);
+        batch_offset = keep.iter().map(|&i| batch_offset[i as usize]).collect();
+        let len = alive.size()[1];
+        alive = alive
+            .view([-1, beam, len])
+            .index_select(0, &keep_t)
+            .view([-1, len]);
+        let select = batch_index.view([-1]);
+        memory = memory.index_select(0, &select);
+        memory_mask = memory_mask.index_select(0, &select);
+        if let Some(cache) = cache.as_mut() {
+            cache.reorder(&select);
+        }
+    }
+    results
 }

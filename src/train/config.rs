@@ -71,6 +71,8 @@ pub enum TaskName {
     Vqa,
     /// Captioning, cross-entropy stage (`mplug finetune caption`).
     Caption,
+    /// Captioning, SCST stage: CIDEr-D reward over beam search (`mplug finetune caption-scst`).
+    CaptionScst,
     /// Visual entailment, 3 classes (`mplug finetune snli-ve`).
     SnliVe,
     /// NLVR2, image pairs, 2 classes (`mplug finetune nlvr2`).
@@ -87,6 +89,7 @@ impl TaskName {
             TaskName::Pretrain => "pretrain",
             TaskName::Vqa => "vqa",
             TaskName::Caption => "caption",
+            TaskName::CaptionScst => "caption-scst",
             TaskName::SnliVe => "snli-ve",
             TaskName::Nlvr2 => "nlvr2",
             TaskName::Retrieval => "retrieval",
@@ -484,7 +487,11 @@ impl TrainConfig {
                 raw.momentum.ok_or_else(|| need("momentum"))?,
                 raw.mlm_probability.ok_or_else(|| need("mlm_probability"))?,
             ),
-            TaskName::Vqa | TaskName::Caption | TaskName::SnliVe | TaskName::Nlvr2 => {
+            TaskName::Vqa
+            | TaskName::Caption
+            | TaskName::CaptionScst
+            | TaskName::SnliVe
+            | TaskName::Nlvr2 => {
                 if raw.queue_size.is_some() || raw.mlm_probability.is_some() {
                     return Err(bad(format!(
                         "this is a pre-training config (queue_size, mlm_probability); \
@@ -507,6 +514,8 @@ impl TrainConfig {
             TaskName::Pretrain => (30, (0.2, 1.0), 1),
             TaskName::Vqa => (25, (0.5, 1.0), 1),
             TaskName::Caption => (25, (0.5, 1.0), 4),
+            // caption_mplug_scst.py takes --accum_steps but never accumulates
+            TaskName::CaptionScst => (25, (0.5, 1.0), 1),
             // re_train_dataset: pre_caption 30 words; the tokenizer's max_length 30
             TaskName::Retrieval => (30, (0.5, 1.0), 1),
             // ALBEF's VE/NLVR datasets: pre_caption 30 words at ingest, no tokenizer truncation

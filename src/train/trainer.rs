@@ -23,6 +23,7 @@ use super::phases::{Phase, PhaseTimer, PhaseTimes};
 use super::schedule::CosineSchedule;
 use super::task::{StepContext, TrainTask};
 use super::tasks::caption::CaptionTask;
+use super::tasks::caption_scst::CaptionScstTask;
 use super::tasks::pretrain::PretrainTask;
 use super::tasks::statement::StatementTrainTask;
 use super::tasks::vqa::VqaTask;
@@ -147,6 +148,18 @@ impl Trainer {
             TaskName::Pretrain => None,
             TaskName::Vqa => Some(Box::new(VqaTask::new(tokenizer()?, device))),
             TaskName::Caption => Some(Box::new(CaptionTask::new(tokenizer()?, device))),
+            TaskName::CaptionScst => {
+                let settings = crate::eval::settings::EvalSettings::from_yaml_text(
+                    &cfg.yaml,
+                    std::path::Path::new("config.yaml"),
+                    crate::eval::settings::CAPTION_DEFAULTS,
+                )?;
+                Some(Box::new(CaptionScstTask::new(
+                    tokenizer()?,
+                    settings.generate,
+                    device,
+                )))
+            }
             TaskName::SnliVe => Some(statement(StatementTask::SnliVe)?),
             TaskName::Nlvr2 => Some(statement(StatementTask::Nlvr2)?),
             TaskName::Retrieval => None,

@@ -37,7 +37,7 @@ pub struct ValidationSpec {
 pub fn settings_for(task: TaskName, config: &Path) -> Result<EvalSettings> {
     let defaults = match task {
         TaskName::Vqa => VQA_DEFAULTS,
-        TaskName::Caption => CAPTION_DEFAULTS,
+        TaskName::Caption | TaskName::CaptionScst => CAPTION_DEFAULTS,
         _ => NO_GENERATION,
     };
     EvalSettings::from_yaml(config, defaults)
@@ -124,7 +124,7 @@ fn evaluate(
             let r = vqa::score(&truth, &answered, VqaEvalMode::Official)?;
             Ok(Some(("vqa_accuracy", r.overall)))
         }
-        TaskName::Caption => {
+        TaskName::Caption | TaskName::CaptionScst => {
             let preds =
                 caption_task::run(model, tokenizer, split, selection, settings, device, quiet)?;
             let report = caption::score_generated(

@@ -23,7 +23,7 @@ fn synth_vqa(dir: &Path) -> PathBuf {
 }
 
 /// Fresh tiny weights (the architecture of the tiny configs).
-fn init(dir: &Path) -> PathBuf {
+pub fn init(dir: &Path) -> PathBuf {
     let path = dir.join("init.safetensors");
     ok(mplug()
         .current_dir(repo())
@@ -65,7 +65,7 @@ fn finetune_with(config: &Path, data: &Path, init: &Path, out: &Path, extra: &[&
     c
 }
 
-fn resume(run: &Path) -> std::process::Output {
+pub fn resume(run: &Path) -> std::process::Output {
     mplug()
         .args(["finetune", "--quiet", "--device", "cpu", "--resume"])
         .arg(run)
@@ -74,7 +74,7 @@ fn resume(run: &Path) -> std::process::Output {
 }
 
 /// Every metrics field that does not measure time, per line.
-fn curve(run: &Path) -> Vec<serde_json::Value> {
+pub fn curve(run: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     text.lines()
         .map(|l| {

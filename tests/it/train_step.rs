@@ -584,3 +584,144 @@ fn two_statement_steps_equal_the_pytorch_reference_steps() {
         assert_same_steps(&want, &losses, &norms, &grads, &vs, STATEMENT_CLIP);
     }
 }
+
+/// Two SCST steps (`train::tasks::caption_scst::scst_loss`: beam search with gradients, CIDEr-D
+/// rewards over the batch, the beams' mean as baseline; then clipping and AdamW) equal
+/// tests/py/scst_step_reference.py, the reference's `caption_mplug_scst.py` step written from the
+/// reference doc with transformers' tokenizer and pycocoevalcap's PTBTokenizer and Cider: the same
+/// hypotheses, rewards, losses, gradients and parameters. The decoder's output bias favours a few
+/// words and `[SEP]`, so hypotheses are words that end at different steps, and the references are
+/// made from the model's own first beams, so rewards differ between beams.
+#[test]
+fn two_scst_steps_equal_the_pytorch_reference_steps() {
+    use finetune_steps::*;
+    use mplug::model::generate::{GenerateConfig, beam_search};
+    use mplug::text::BertTokenizer;
+    use mplug::text::decode::decode_generated;
+    use mplug::train::tasks::caption_scst::scst_loss;
+    let (mut cfg, _) =
+        MplugConfig::from_yaml(&repo().join("configs/caption_scst_tiny.yaml")).unwrap();
+    cfg.vision.dropout = 0.0;
+    assert_eq!(cfg.bert.hidden_dropout_prob, 0.0);
+    tch::manual_seed(16);
+    let vs = VarStore::new(Device::Cpu);
+    let model = MplugModel::new(&vs.root(), &cfg);
+    // a, red, blue, green, circle, square, on, the, white, background, ., two, small
+    let words = [
+        1037i64, 2417, 2630, 2665, 4418, 2675, 2006, 1996, 2317, 4281, 1012, 2048, 2235,
+    ];
+    tch::no_grad(|| {
+        let bias = named_variables(&vs)
+            .into_iter()
+            .find(|(n, _)| n == "text_decoder.cls.predictions.bias")
+            .expect("the decoder's output bias")
+            .1;
+        for &w in &words {
+            let _ = bias.get(w).fill_(6.0);
+        }
+        let _ = bias.get(102).fill_(7.2);
+    });
+    let tokenizer = BertTokenizer::from_vocab_file(&crate::common::vocab()).unwrap();
+    let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let generate = GenerateConfig {
+        beam_size: 3,
+        min_length: 2,
+        max_length: 7,
+        num_return: 3,
+        kv_cache: false,
+    };
+    let visual = model.encode_image(&images, false);
+    let first = beam_search(
+        &model,
+        &visual,
+        &MplugModel::visual_memory_mask(&visual),
+        None,
+        &generate,
+    );
+    let texts: Vec<Vec<String>> = first
+        .iter()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| decode_generated(&tokenizer, &h.tokens))
+                .collect()
+        })
+        .collect();
+    // image b: its beam b, and another beam's first words with a period (distinct lists per
+    // image, or every n-gram would be in every image's references and weigh nothing)
+    let references: Vec<Vec<String>> = texts
+        .iter()
+        .enumerate()
+        .map(|(b, t)| {
+            let half: Vec<&str> = t[(b + 1) % 3].split_whitespace().take(2).collect();
+            vec![t[b].clone(), format!("{} .", half.join(" "))]
+        })
+        .collect();
+    let bytes = |s: &str| Tensor::from_slice(s.as_bytes());
+    let mut before = named_variables(&vs);
+    before.push(("images".into(), images.shallow_clone()));
+    before.push((
+        "references".into(),
+        bytes(&serde_json::to_string(&references).unwrap()),
+    ));
+    before.push((
+        "vocab".into(),
+        bytes(crate::common::vocab().to_str().unwrap()),
+    ));
+    // SCST's gradients are small: a lower clip keeps clipping active
+    const SCST_CLIP: f64 = 0.1;
+    before.extend(hyper(
+        &cfg,
+        SCST_CLIP,
+        &[
+            ("beam", generate.beam_size as f64),
+            ("min_length", generate.min_length as f64),
+            ("max_length", generate.max_length as f64),
+        ],
+    ));
+    let want = reference("scst_step_reference.py", before);
+
+    let mut opt = optimizer(&model, &vs);
+    let (mut losses, mut norms, mut grads) = (Vec::new(), Vec::new(), HashMap::new());
+    let (mut rewards, mut hypotheses) = (Vec::new(), Vec::new());
+    for _ in 0..STEPS {
+        opt.zero_grad();
+        let out = scst_loss(&model, &images, &references, &tokenizer, &generate).unwrap();
+        out.loss.backward();
+        norms.push(opt.clip_grad_norm(SCST_CLIP));
+        losses.push(out.loss.double_value(&[]));
+        grads = gradients(&vs);
+        opt.step(LR1, LR2);
+        rewards.extend(out.rewards);
+        hypotheses.extend(out.hypotheses);
+    }
+    let want_hyps = Vec::<Vec<i64>>::try_from(&want["hypotheses"]).unwrap();
+    let want_hyps: Vec<Vec<i64>> = want_hyps
+        .into_iter()
+        .map(|r| r.into_iter().filter(|&t| t >= 0).collect())
+        .collect();
+    assert_eq!(hypotheses, want_hyps, "the same hypotheses");
+    let lengths: BTreeSet<usize> = hypotheses.iter().map(Vec::len).collect();
+    assert!(
+        lengths.len() > 1,
+        "hypotheses end at different steps: {hypotheses:?}"
+    );
+    let want_rewards = Vec::<f64>::try_from(&want["rewards"]).unwrap();
+    assert_eq!(rewards.len(), want_rewards.len());
+    for (k, (got, w)) in rewards.iter().zip(&want_rewards).enumerate() {
+        // the reference's rewards are float32
+        assert!(
+            (got - w).abs() < 1e-5 * w.abs().max(1.0),
+            "reward {k}: {got} vs {w}"
+        );
+    }
+    let distinct: BTreeSet<i64> = want_rewards.iter().map(|r| (r * 1e6) as i64).collect();
+    assert!(
+        distinct.len() > 2,
+        "rewards differ between beams: {want_rewards:?}"
+    );
+    assert!(
+        !grads.keys().any(|n| n.starts_with("text_encoder.")),
+        "captioning runs no text encoder"
+    );
+    assert_same_steps(&want, &losses, &norms, &grads, &vs, SCST_CLIP);
+}

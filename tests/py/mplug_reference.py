@@ -403,9 +403,11 @@ def finetune_step_setup(argv, batch_keys):
     return hp, x, sd, Ref(sd, d, need_weights=False), opt
 
 
-def finetune_step_finish(after_path, sd, losses, norms):
-    """Writes AFTER: `loss`, `grad_norm`, the parameters and `g.<name>` (the last step's gradients)."""
+def finetune_step_finish(after_path, sd, losses, norms, extra=None):
+    """Writes AFTER: `loss`, `grad_norm`, the parameters, `g.<name>` (the last step's gradients)
+    and the tensors of `extra`."""
     out = {"loss": torch.tensor(losses, dtype=torch.float64), "grad_norm": torch.tensor(norms, dtype=torch.float64)}
+    out.update(extra or {})
     out.update({k: p.detach() for k, p in sd.items()})
     out.update({"g." + k: p.grad for k, p in sd.items() if p.grad is not None})
     st_write(after_path, out)

@@ -1,6 +1,7 @@
 //! The trainable tasks, one file each ([`super::task::TrainTask`]).
 
 pub mod caption;
+pub mod caption_scst;
 pub mod pretrain;
 pub mod statement;
 pub mod vqa;
