@@ -26,6 +26,9 @@ pub enum FinetuneTask {
     /// captions, baseline = mean over its beams (`caption_mplug_scst.py`); start from a caption
     /// checkpoint.
     CaptionScst,
+    /// Visual grounding (RefCOCO family): four coordinate tokens after `[unused339]`, CE weighted
+    /// by L1 and 1 − GIoU of the argmax box, TransVG's training transforms (`grounding_mplug.py`).
+    Grounding,
     /// SNLI-VE: the fused CLS → `cls_head` (3 classes; ALBEF's design, mPLUG released none).
     SnliVe,
     /// NLVR2: each image fused with the statement, both CLS → `cls_head` (2 classes), with the
@@ -42,6 +45,7 @@ impl FinetuneTask {
             FinetuneTask::Vqa => TaskName::Vqa,
             FinetuneTask::Caption => TaskName::Caption,
             FinetuneTask::CaptionScst => TaskName::CaptionScst,
+            FinetuneTask::Grounding => TaskName::Grounding,
             FinetuneTask::SnliVe => TaskName::SnliVe,
             FinetuneTask::Nlvr2 => TaskName::Nlvr2,
             FinetuneTask::Retrieval => TaskName::Retrieval,
@@ -87,7 +91,7 @@ pub struct FinetuneArgs {
     set: Vec<String>,
     /// A held-out dataset of the task's schema: after every checkpoint the task's metric on
     /// `--eval-split` goes to RUN/eval.jsonl, and RUN/best.json names the best checkpoint (VQA
-    /// accuracy, caption CIDEr-D, retrieval r_mean, SNLI-VE/NLVR2 accuracy).
+    /// accuracy, caption CIDEr-D, retrieval r_mean, SNLI-VE/NLVR2 accuracy, grounding acc@0.5).
     #[arg(long, value_name = "DIR")]
     eval_data: Option<PathBuf>,
     /// The held-out split.

@@ -236,7 +236,7 @@ pub fn normalized_images(batch: &EvalBatch<GroundingItem>, device: Device) -> Te
 }
 
 /// `bbox_prob_mask`: 0 on the coordinate tokens, −10000 elsewhere, `[V]`.
-fn coordinate_mask(vocab: i64, device: Device) -> Tensor {
+pub fn coordinate_mask(vocab: i64, device: Device) -> Tensor {
     let mut m = vec![-10000f32; vocab as usize];
     for id in FIRST_BIN_ID..=FIRST_BIN_ID + COORD_BINS {
         if let Some(v) = m.get_mut(id as usize) {

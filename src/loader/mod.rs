@@ -11,6 +11,8 @@
 //! builds batches and tensors, blocks when `prefetch` batches wait). Dropping the [`Loader`] closes
 //! the queue and joins them; a worker panic becomes an `Err` batch at the consumer.
 
+pub mod color_jitter;
+pub mod grounding_transform;
 pub mod index;
 pub mod order;
 pub mod randaugment;
@@ -34,7 +36,9 @@ use crate::stages::decode_stored;
 use index::DatasetIndex;
 use reader::{RowGroupData, read_row_group};
 use rng::{LoaderRng, Purpose};
-use sample::SampleText;
+use sample::{SampleKind, SampleText};
+
+use crate::text::BertTokenizer;
 
 /// Loader settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +59,9 @@ pub struct LoaderConfig {
     /// The reference's `RandomAugment(2, 7)` after crop and flip (training only).
     #[serde(default)]
     pub randaugment: bool,
+    /// The grounding transforms' switches (`aug_crop`, `aug_scale`, `aug_translate`).
+    #[serde(default)]
+    pub grounding: grounding_transform::GroundingAugment,
     /// Token limit including `[CLS]`.
     pub max_tokens: usize,
     /// MLM selection probability (0 = no MLM labels).
@@ -89,6 +96,7 @@ impl Default for LoaderConfig {
             crop_scale: (0.5, 1.0),
             hflip: true,
             randaugment: false,
+            grounding: Default::default(),
             max_tokens: 30,
             mlm_probability: 0.0,
             shuffle_window: 8,
@@ -167,6 +175,9 @@ pub struct HostBatch {
     pub labels: Option<Vec<i64>>,
     /// Per caption-target sample, every caption of its image (SCST's reward references).
     pub references: Option<Vec<Vec<String>>>,
+    /// Per grounding sample: the target box (cx, cy, w, h) / S and the image's place on the
+    /// canvas `[left, top, width, height]` (outside it the normalised image is zero).
+    pub boxes: Option<Vec<([f64; 4], [u32; 4])>>,
     /// Per row.
     pub keys: Vec<SampleKey>,
     /// The state after this batch.
@@ -217,6 +228,8 @@ pub struct Batch {
     pub answers: Option<AnswerTensors>,
     /// `[B]` int64 labels of statement samples.
     pub labels: Option<tch::Tensor>,
+    /// `[B, 4]` float32 target boxes of grounding samples.
+    pub boxes: Option<tch::Tensor>,
     /// Per row.
     pub keys: Vec<SampleKey>,
 }
@@ -265,7 +278,15 @@ impl HostBatch {
             .permute([0, 3, 1, 2])
             .contiguous();
         let images = if normalize {
-            clip_normalize(&images)
+            let images = clip_normalize(&images);
+            match &self.boxes {
+                // NormalizeAndPad: zero outside the image after normalising
+                Some(boxes) => {
+                    let mask = canvas_mask(boxes, s).to_device(images.device());
+                    images * mask
+                }
+                None => images,
+            }
         } else {
             images
         };
@@ -290,9 +311,26 @@ impl HostBatch {
                 .labels
                 .as_ref()
                 .map(|v| move_to(tch::Tensor::from_slice(v))),
+            boxes: self.boxes.as_ref().map(|v| {
+                let flat: Vec<f32> = v.iter().flat_map(|(t, _)| t.map(|x| x as f32)).collect();
+                move_to(tch::Tensor::from_slice(&flat).view([b, 4]))
+            }),
             keys: self.keys.clone(),
         }
     }
+}
+
+/// `[B, 1, S, S]` float32: 1 inside each sample's image region `[left, top, width, height]`.
+fn canvas_mask(boxes: &[([f64; 4], [u32; 4])], s: i64) -> tch::Tensor {
+    let s = s as usize;
+    let mut m = vec![0f32; boxes.len() * s * s];
+    for (i, (_, [left, top, w, h])) in boxes.iter().enumerate() {
+        for y in *top as usize..(*top + *h) as usize {
+            let row = i * s * s + y * s;
+            m[row + *left as usize..row + (*left + *w) as usize].fill(1.0);
+        }
+    }
+    tch::Tensor::from_slice(&m).view([boxes.len() as i64, 1, s as i64, s as i64])
 }
 
 /// uint8 NCHW images → float32 `(x / 255 - mean) / std` with the CLIP mean and std (the reference's
@@ -579,6 +617,28 @@ fn process_sample(
             .kind
             .names_a_side(data.batch(), loc.row as usize, loc.item as usize)?;
     let stored = data.sample(loc.row as usize)?;
+    let rg = &index.row_groups[data.row_group];
+    let key = |crop, flipped, augment| SampleKey {
+        dataset: index.datasets[rg.dataset].manifest.name.clone(),
+        image_id: stored.image_id.to_string(),
+        item: index.kind.items_column().map(|_| loc.item),
+        sample,
+        image: sample - loc.item as u64,
+        epoch,
+        position,
+        crop,
+        flipped,
+        augment,
+    };
+    if let SampleKind::Grounding(tokenizer) = &index.kind {
+        let (pixels, text, flipped, augment) =
+            grounding_sample(tokenizer, &stored, data, loc, config, &mut rng)?;
+        return Ok(SampleOut {
+            pixels,
+            text,
+            key: key(None, flipped, augment),
+        });
+    }
     let (mut pixels, crop, flipped, augment) = load_image(&stored, config, side, &mut rng)?;
     if index.kind.images() == 2 {
         let right = data.sample_with_prefix(loc.row as usize, "right_")?;
@@ -597,23 +657,54 @@ fn process_sample(
         pixels.rotate_left(half);
         index.kind.swap_sides(&mut text);
     }
-    let rg = &index.row_groups[data.row_group];
     Ok(SampleOut {
         pixels,
-        key: SampleKey {
-            dataset: index.datasets[rg.dataset].manifest.name.clone(),
-            image_id: stored.image_id.to_string(),
-            item: index.kind.items_column().map(|_| loc.item),
-            sample,
-            image: sample - loc.item as u64,
-            epoch,
-            position,
-            crop,
-            flipped,
-            augment,
-        },
+        key: key(crop, flipped, augment),
         text,
     })
+}
+
+/// A grounding expression through the grounding transforms: canvas pixels, the tokenised
+/// (possibly side-swapped) phrase with its target and region, whether it flipped, and the jitter.
+fn grounding_sample(
+    tokenizer: &BertTokenizer,
+    stored: &reader::StoredSample<'_>,
+    data: &RowGroupData,
+    loc: index::SampleLocation,
+    config: &LoaderConfig,
+    rng: &mut LoaderRng,
+) -> Result<(Vec<u8>, SampleText, bool, Vec<String>)> {
+    let img = decode_stored(stored.image, stored.codec, stored.width, stored.height)
+        .map_err(|e| Error::format_caused(format!("stored image {}", stored.image_id), e))?;
+    let (phrase, bx) = SampleKind::grounding_input(
+        data.batch(),
+        loc.row as usize,
+        loc.item as usize,
+        img.width,
+        img.height,
+    )?;
+    let g = if config.train {
+        grounding_transform::train_transform(
+            &img,
+            bx,
+            &phrase,
+            config.image_size,
+            config.grounding,
+            rng,
+        )
+    } else {
+        grounding_transform::eval_transform(&img, bx, &phrase, config.image_size)
+    };
+    let (flipped, augment) = g.trace.as_ref().map_or((false, Vec::new()), |t| {
+        let ops = t.jitter.iter().map(|(op, f)| format!("{op:?}({f:.3})"));
+        (t.flipped, ops.collect())
+    });
+    let text = SampleText::Grounding {
+        ids: SampleKind::grounding_query(tokenizer, &g.text)?,
+        target: g.target,
+        region: g.region,
+    };
+    Ok((g.canvas.pixels, text, flipped, augment))
 }
 
 /// A stored image through the training transform (crop, flip unless the text names a side,
@@ -703,9 +794,17 @@ fn collate(samples: Vec<SampleOut>, config: &LoaderConfig, state_after: LoaderSt
             _ => None,
         })
         .collect();
+    let boxes: Option<Vec<([f64; 4], [u32; 4])>> = samples
+        .iter()
+        .map(|s| match s.text {
+            SampleText::Grounding { target, region, .. } => Some((target, region)),
+            _ => None,
+        })
+        .collect();
     let per_image = (config.image_size as usize).pow(2) * 3;
     HostBatch {
         references: references.filter(|r| !r.is_empty()),
+        boxes: boxes.filter(|b| !b.is_empty()),
         images_per_sample: samples
             .first()
             .map_or(1, |s| s.pixels.len() / per_image.max(1)),

@@ -51,6 +51,10 @@ pub enum SampleKind {
     /// `image_text.v1`, one sample per caption (retrieval fine-tuning, as `re_train_dataset`):
     /// `[CLS]` + the caption's stored tokens (the pipeline's `pre_caption` 30 words).
     CaptionEach,
+    /// `image_grounding.v1`: one referring expression with its object's box (grounding
+    /// fine-tuning); the image goes through the grounding transforms
+    /// ([`super::grounding_transform`]) and the (possibly side-swapped) phrase is tokenised.
+    Grounding(Arc<BertTokenizer>),
     /// `image_statement.v1`: a statement about `images` images (1 SNLI-VE, 2 NLVR2) with its label.
     Statement {
         /// The vocabulary (to find `left` / `right`).
@@ -59,6 +63,9 @@ pub enum SampleKind {
         images: usize,
     },
 }
+
+/// The grounding text length (`max_query_len`).
+pub const GROUNDING_QUERY_LEN: usize = 20;
 
 /// A sample's text.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +87,16 @@ pub enum SampleText {
         /// Its class.
         label: i64,
     },
+    /// `[CLS]` + at most 18 phrase pieces + `[SEP]`, the target box and the image's place on the
+    /// canvas.
+    Grounding {
+        /// The phrase.
+        ids: Vec<i64>,
+        /// (cx, cy, w, h) / S.
+        target: [f64; 4],
+        /// `[left, top, width, height]` of the image on the canvas.
+        region: [u32; 4],
+    },
     /// `[CLS]` + question tokens; each answer `[CLS] answer [SEP]` with its weight.
     Question {
         /// The question.
@@ -97,6 +114,7 @@ impl SampleText {
         match self {
             SampleText::Caption(ids)
             | SampleText::CaptionTarget { ids, .. }
+            | SampleText::Grounding { ids, .. }
             | SampleText::Statement { ids, .. } => ids,
             SampleText::Question { question, .. } => question,
         }
@@ -118,6 +136,70 @@ fn column<'a>(b: &'a RecordBatch, name: &str) -> Result<&'a Arc<dyn Array>> {
 }
 
 impl SampleKind {
+    /// Grounding expression `item` of row `row`: the lower-cased phrase and its object's box as
+    /// `[x1, y1, x2, y2]` in the pixels of the stored `stored_w`×`stored_h` image. As the reference
+    /// reads it: the source `[x, y, w, h]` truncated to integers (`np.array(bbox, dtype=int)`), then
+    /// corners, then scaled from the source frame to the stored one.
+    pub fn grounding_input(
+        b: &RecordBatch,
+        row: usize,
+        item: usize,
+        stored_w: u32,
+        stored_h: u32,
+    ) -> Result<(String, [f64; 4])> {
+        let int = |name: &str| -> Result<f64> {
+            Ok(column(b, name)?
+                .as_primitive::<Int32Type>()
+                .value(row)
+                .max(1) as f64)
+        };
+        let (ow, oh) = (int("orig_width")?, int("orig_height")?);
+        let refs = column(b, "sentence_refs")?.as_list::<i32>().value(row);
+        let refs = refs.as_primitive::<Int32Type>();
+        let sentences = column(b, "sentences")?.as_list::<i32>().value(row);
+        let sentences = sentences.as_string::<i32>();
+        if item >= sentences.len() || item >= refs.len() {
+            return Err(Error::format(format!(
+                "row {row} has {} expressions, sample {item} asked",
+                sentences.len()
+            )));
+        }
+        let boxes = column(b, "boxes")?.as_list::<i32>().value(row);
+        let boxes = boxes.as_list::<i32>();
+        let o = refs.value(item) as usize;
+        if o >= boxes.len() {
+            return Err(Error::format(format!(
+                "row {row}: expression {item} refers to object {o} of {}",
+                boxes.len()
+            )));
+        }
+        let bx = boxes.value(o);
+        let bx = bx.as_primitive::<Float64Type>().values();
+        if bx.len() != 4 {
+            return Err(Error::format(format!(
+                "row {row}: a box is not [x, y, w, h]"
+            )));
+        }
+        let [x, y, w, h] = [bx[0], bx[1], bx[2], bx[3]].map(f64::trunc);
+        let (sx, sy) = (stored_w as f64 / ow, stored_h as f64 / oh);
+        Ok((
+            sentences.value(item).to_lowercase(),
+            [x * sx, y * sy, (x + w) * sx, (y + h) * sy],
+        ))
+    }
+
+    /// The grounding text input (`convert_examples_to_features`): `[CLS]` + the phrase's word
+    /// pieces truncated to `max_query_len − 2` (18) + `[SEP]`.
+    pub fn grounding_query(tokenizer: &BertTokenizer, phrase: &str) -> Result<Vec<i64>> {
+        let toks = tokenizer.encode(phrase)?;
+        let keep = toks.len().min(GROUNDING_QUERY_LEN - 2);
+        let mut ids = Vec::with_capacity(keep + 2);
+        ids.push(super::text::CLS);
+        ids.extend(toks[..keep].iter().map(|&t| t as i64));
+        ids.push(super::text::SEP);
+        Ok(ids)
+    }
+
     /// The row schema this kind reads.
     pub fn schema(&self) -> &'static str {
         match self {
@@ -126,6 +208,7 @@ impl SampleKind {
             }
             SampleKind::Question(_) => "image_qa.v1",
             SampleKind::Statement { .. } => "image_statement.v1",
+            SampleKind::Grounding(_) => "image_grounding.v1",
         }
     }
 
@@ -167,6 +250,14 @@ impl SampleKind {
             SampleKind::Caption | SampleKind::CaptionEach => c.push("caption_tokens"),
             SampleKind::Question(_) => c.extend(["question_tokens", "answers", "answer_weights"]),
             SampleKind::CaptionTarget(_) => c.push("captions"),
+            SampleKind::Grounding(_) => c.extend([
+                "orig_width",
+                "orig_height",
+                "boxes",
+                "sentence_ids",
+                "sentence_refs",
+                "sentences",
+            ]),
             SampleKind::Statement { images, .. } => {
                 c.extend(["num_images", "statement_tokens", "labels"]);
                 if *images == 2 {
@@ -189,6 +280,7 @@ impl SampleKind {
             SampleKind::Question(_) => Some("question_ids"),
             SampleKind::CaptionTarget(_) => Some("captions"),
             SampleKind::CaptionEach => Some("caption_tokens"),
+            SampleKind::Grounding(_) => Some("sentence_ids"),
             SampleKind::Statement { .. } => Some("statement_ids"),
         }
     }
@@ -202,7 +294,10 @@ impl SampleKind {
                 .any(|w| w.eq_ignore_ascii_case("left") || w.eq_ignore_ascii_case("right"))
         };
         let tokenizer = match self {
-            SampleKind::Caption | SampleKind::CaptionEach => return Ok(false),
+            // the grounding transform flips and swaps the text itself
+            SampleKind::Caption | SampleKind::CaptionEach | SampleKind::Grounding(_) => {
+                return Ok(false);
+            }
             SampleKind::Statement { tokenizer, .. } => {
                 let sides = side_ids(tokenizer);
                 let st = column(b, "statement_tokens")?.as_list::<i32>().value(row);
@@ -307,6 +402,9 @@ impl SampleKind {
                     label: labels.value(item) as i64,
                 })
             }
+            SampleKind::Grounding(_) => Err(Error::internal(
+                "grounding samples are built with their image (grounding_input)",
+            )),
             SampleKind::CaptionTarget(tokenizer) => {
                 let caps = column(b, "captions")?.as_list::<i32>().value(row);
                 let caps = caps.as_string::<i32>();

@@ -24,6 +24,7 @@ use super::schedule::CosineSchedule;
 use super::task::{StepContext, TrainTask};
 use super::tasks::caption::CaptionTask;
 use super::tasks::caption_scst::CaptionScstTask;
+use super::tasks::grounding::GroundingTask;
 use super::tasks::pretrain::PretrainTask;
 use super::tasks::statement::StatementTrainTask;
 use super::tasks::vqa::VqaTask;
@@ -160,6 +161,7 @@ impl Trainer {
                     device,
                 )))
             }
+            TaskName::Grounding => Some(Box::new(GroundingTask::new(tokenizer()?, device))),
             TaskName::SnliVe => Some(statement(StatementTask::SnliVe)?),
             TaskName::Nlvr2 => Some(statement(StatementTask::Nlvr2)?),
             TaskName::Retrieval => None,
@@ -493,6 +495,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         crop_scale: cfg.crop_scale,
         hflip: cfg.train.hflip,
         randaugment: cfg.train.randaugment,
+        grounding: cfg.grounding_augment,
         max_tokens: cfg.max_tokens,
         mlm_probability: tr.task.mlm_probability(),
         threads,

@@ -1,7 +1,7 @@
 //! Evaluation during fine-tuning and the best-checkpoint rule: after every checkpoint the task's
 //! metric on a held-out split (`mplug finetune --eval-data DIR --eval-split val`), computed by the
 //! same code as `mplug eval` — VQA accuracy (official vqaEval), caption CIDEr-D, retrieval
-//! r_mean, SNLI-VE / NLVR2 accuracy — one line per evaluation in `RUN/eval.jsonl`, and `RUN/best.json` naming the
+//! r_mean, SNLI-VE / NLVR2 accuracy, grounding acc@0.5 — one line per evaluation in `RUN/eval.jsonl`, and `RUN/best.json` naming the
 //! checkpoint with the highest value so far (the reference keeps `checkpoint_best.pth` the same way).
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ use crate::eval::settings::{CAPTION_DEFAULTS, EvalSettings, NO_GENERATION, VQA_D
 use crate::eval::split::EvalSplit;
 use crate::eval::statement_task::StatementTask;
 use crate::eval::vqa_accuracy::VqaEvalMode;
-use crate::eval::{caption, caption_task, statement_task, vqa, vqa_task};
+use crate::eval::{caption, caption_task, grounding_task, statement_task, vqa, vqa_task};
 use crate::model::MplugModel;
 use crate::model::heads::ClassifierHead;
 use crate::text::BertTokenizer;
@@ -48,6 +48,7 @@ pub fn schema_of(task: TaskName) -> &'static str {
     match task {
         TaskName::Vqa => "image_qa.v1",
         TaskName::SnliVe | TaskName::Nlvr2 => "image_statement.v1",
+        TaskName::Grounding => "image_grounding.v1",
         _ => "image_text.v1",
     }
 }
@@ -169,6 +170,15 @@ fn evaluate(
                 quiet,
             )?;
             Ok(Some(("r_mean", out.recall.r_mean)))
+        }
+        TaskName::Grounding => {
+            let preds =
+                grounding_task::run(model, split, selection, settings, device, quiet, None)?;
+            let correct = preds.iter().filter(|p| p.iou >= 0.5).count();
+            Ok(Some((
+                "accuracy",
+                100.0 * correct as f64 / preds.len().max(1) as f64,
+            )))
         }
         TaskName::Pretrain => Ok(None),
     }

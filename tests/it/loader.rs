@@ -47,6 +47,7 @@ fn config(rank: u64, world_size: u64, batch: usize, threads: usize) -> LoaderCon
         crop_scale: (0.5, 1.0),
         hflip: true,
         randaugment: false,
+        grounding: Default::default(),
         max_tokens: 12,
         mlm_probability: 0.15,
         shuffle_window: 2,

@@ -12,6 +12,7 @@ mod download;
 mod eval;
 mod eval_run;
 mod finetune;
+mod finetune_grounding;
 mod finetune_scst;
 mod hostile;
 mod ingest;

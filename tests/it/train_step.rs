@@ -725,3 +725,76 @@ fn two_scst_steps_equal_the_pytorch_reference_steps() {
     );
     assert_same_steps(&want, &losses, &norms, &grads, &vs, SCST_CLIP);
 }
+
+/// Two grounding steps (`train::tasks::grounding::grounding_loss`: the four coordinate tokens after
+/// `[unused339]` from the fused memory, `bbox_prob_mask`, CE weighted by the argmax box's L1 and
+/// 1 − GIoU, then clipping and AdamW) equal tests/py/grounding_step_reference.py, the reference's
+/// `grounding_mplug.py` step written from the reference doc — with the reference's broadcast
+/// weights (batch-averaged, the default) and with per-sample weights. Targets include a
+/// coordinate past 1 (clamped to bin 336) and a tiny box.
+#[test]
+fn two_grounding_steps_equal_the_pytorch_reference_steps() {
+    use finetune_steps::*;
+    use mplug::train::tasks::grounding::grounding_loss;
+    const GROUNDING_CLIP: f64 = 0.5;
+    let mut losses_by_mode = Vec::new();
+    for (per_sample, seed) in [(false, 17), (true, 17)] {
+        let (mut cfg, _) =
+            MplugConfig::from_yaml(&repo().join("configs/grounding_tiny.yaml")).unwrap();
+        cfg.vision.dropout = 0.0;
+        tch::manual_seed(seed);
+        let vs = VarStore::new(Device::Cpu);
+        let model = MplugModel::new(&vs.root(), &cfg);
+        let images = Tensor::randn([3, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let text = ids(
+            &[
+                &[101, 2187, 2158, 102],
+                &[101, 1996, 2417, 4418, 2006, 1996, 2157, 102],
+                &[101, 2235, 102],
+            ],
+            8,
+        );
+        let mask = text.ne(0).to_kind(Kind::Int64);
+        let targets = Tensor::from_slice(&[
+            0.31f32, 0.52, 0.20, 0.44, //
+            0.90, 0.15, 0.25, 1.02, //
+            0.50, 0.50, 0.01, 0.02,
+        ])
+        .view([3, 4]);
+        let mut before = named_variables(&vs);
+        for (n, t) in [
+            ("images", &images),
+            ("ids", &text),
+            ("mask", &mask),
+            ("targets", &targets),
+        ] {
+            before.push((n.to_string(), t.shallow_clone()));
+        }
+        before.extend(hyper(
+            &cfg,
+            GROUNDING_CLIP,
+            &[("per_sample", per_sample as i64 as f64)],
+        ));
+        let want = reference("grounding_step_reference.py", before);
+
+        let mut opt = optimizer(&model, &vs);
+        let (mut losses, mut norms, mut grads) = (Vec::new(), Vec::new(), HashMap::new());
+        for _ in 0..STEPS {
+            opt.zero_grad();
+            let out = grounding_loss(&model, &images, &text, &mask, &targets, per_sample, true);
+            out.loss.backward();
+            norms.push(opt.clip_grad_norm(GROUNDING_CLIP));
+            losses.push(out.loss.double_value(&[]));
+            grads = gradients(&vs);
+            opt.step(LR1, LR2);
+        }
+        assert!(grads.keys().any(|n| n.starts_with("text_encoder.")));
+        assert!(grads.keys().any(|n| n.starts_with("text_decoder.")));
+        assert_same_steps(&want, &losses, &norms, &grads, &vs, GROUNDING_CLIP);
+        losses_by_mode.push(losses[0]);
+    }
+    assert!(
+        (losses_by_mode[0] - losses_by_mode[1]).abs() > 1e-6 * losses_by_mode[0],
+        "the broadcast and per-sample weights give different losses: {losses_by_mode:?}"
+    );
+}

@@ -2,6 +2,7 @@
 
 pub mod caption;
 pub mod caption_scst;
+pub mod grounding;
 pub mod pretrain;
 pub mod statement;
 pub mod vqa;
