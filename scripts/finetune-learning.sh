@@ -4,9 +4,11 @@
 # trivial baseline each task has (CPU):
 #   vqa      VQA accuracy (official vqaEval) on val  vs  the most frequent train answer per question type
 #   caption  CIDEr-D on Karpathy val                 vs  the most frequent train caption for every image
+#   caption-scst  CIDEr-D on Karpathy val after SCST from the caption run  vs  that caption run
 #   retrieval r_mean / R@1 on Karpathy val           vs  chance, and the pre-trained checkpoint itself
 #   snli-ve  accuracy on dev                          vs  the majority train label
 #   nlvr2    accuracy on dev                          vs  the majority train label
+#   grounding acc@0.5 on RefCOCO val                  vs  the centre box of the mean train size
 #
 #   scripts/finetune-learning.sh [N_IMAGES] [PRETRAIN_STEPS] [OUT]   (defaults 1000, 1000, out/finetune-learning)
 #   TASKS="vqa caption snli-ve nlvr2" picks tasks; KEEP=1 reuses OUT's data and pre-training.
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/.."
 N="${1:-1000}"
 PRE="${2:-1000}"
 OUT="${3:-out/finetune-learning}"
-TASKS="${TASKS:-vqa caption retrieval snli-ve nlvr2}"
+TASKS="${TASKS:-vqa caption caption-scst retrieval snli-ve nlvr2 grounding}"
 scripts/setup.sh >/dev/null
 # shellcheck source=/dev/null
 source .mplug-env
@@ -39,16 +41,18 @@ if [ "${KEEP:-0}" != 1 ] || [ ! -d "$CKPT" ]; then
   echo "pre-training: $PRE steps, $(( $(date +%s) - start )) s"
 fi
 
-# $1 task, $2 config, $3 data, $4 eval split; fine-tunes, evaluates the last checkpoint into $OUT/eval_$1
+# $1 task, $2 config, $3 data, $4 eval split [$5 eval data] [$6 init]; fine-tunes from the
+# pre-trained checkpoint (or $6), evaluates the last checkpoint into $OUT/eval_$1
 finetune() {
-  local start run
+  local start run eval_task
   start=$(date +%s)
   run="$OUT/run_$1"
-  "$M" finetune "$1" --config "$2" --init "$CKPT" --data "$3" --out "$run" --device cpu --quiet --force
+  eval_task="${1%-scst}"
+  "$M" finetune "$1" --config "$2" --init "${6:-$CKPT}" --data "$3" --out "$run" --device cpu --quiet --force
   echo "$1 fine-tuning: $(wc -l < "$run/metrics.jsonl") steps, $(( $(date +%s) - start )) s"
   "$M" plot "$run" >/dev/null
-  "$M" eval "$1" --config "$2" --weights "$run/$(cat "$run/latest")/model.safetensors" --data "${5:-$3}" \
-    --split "$4" --out "$OUT/eval_$1" --device cpu --quiet
+  "$M" eval "$eval_task" --config "$2" --weights "$run/$(cat "$run/latest")/model.safetensors" \
+    --data "${5:-$3}" --split "$4" --out "$OUT/eval_$1" --device cpu --quiet
 }
 
 for task in $TASKS; do
@@ -98,6 +102,37 @@ print("baseline caption:", repr(const))
 PY
     echo "== baseline: the most frequent train caption for every image"
     "$M" score caption --results "$OUT/baseline_caption.json" --annotations "$OUT/eval_caption/references.json"
+    ;;
+  caption-scst)
+    [ -f "$OUT/run_caption/latest" ] || { echo "caption-scst starts from the caption run: TASKS=\"caption caption-scst\"" >&2; exit 2; }
+    finetune caption-scst configs/caption_scst_tiny.yaml "$OUT/captions" val "$OUT/captions_val" \
+      "$OUT/run_caption/$(cat "$OUT/run_caption/latest")"
+    echo "== the cross-entropy checkpoint it started from: CIDEr-D $("$MPLUG_PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["caption"]["metrics"]["CIDEr"])' "$OUT/eval_caption/metrics.json")"
+    ;;
+  grounding)
+    [ -d "$OUT/refcoco" ] || "$M" ingest refcoco --quiet --annotations "$OUT/raw/refcoco/refs(unc).p" \
+      "$OUT/raw/refcoco/instances.json" --images "$OUT/raw/refcoco/images" --out "$OUT/refcoco" --max-side 48 >/dev/null
+    finetune grounding configs/grounding_tiny.yaml "$OUT/refcoco" val
+    "$MPLUG_PYTHON" - "$OUT/refcoco" <<'PY'
+import glob, sys
+import pyarrow.parquet as pq
+rows = []
+for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
+    rows += pq.read_table(f, columns=["split", "orig_width", "orig_height", "boxes", "sentence_refs"]).to_pylist()
+def norm(r, ref):
+    x, y, w, h = r["boxes"][ref]
+    return x / r["orig_width"], y / r["orig_height"], w / r["orig_width"], h / r["orig_height"]
+train = [norm(r, s) for r in rows if r["split"] == "train" for s in r["sentence_refs"]]
+mw, mh = sum(b[2] for b in train) / len(train), sum(b[3] for b in train) / len(train)
+centre = (0.5 - mw / 2, 0.5 - mh / 2, 0.5 + mw / 2, 0.5 + mh / 2)
+def iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0])); ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+val = [norm(r, s) for r in rows if r["split"] == "val" for s in r["sentence_refs"]]
+hits = sum(iou(centre, (x, y, x + w, y + h)) >= 0.5 for x, y, w, h in val)
+print(f"== baseline: the centre box of the mean train size ({mw:.3f} x {mh:.3f}) on val: acc@0.5 {100.0 * hits / len(val):.2f} over {len(val)} expressions")
+PY
     ;;
   retrieval)
     [ -d "$OUT/captions_val" ] || "$M" ingest coco --quiet \

@@ -130,6 +130,29 @@ fn corners(b: [f64; 4]) -> [f64; 4] {
     ]
 }
 
+/// The source box `[x, y, w, h]` of the object expression `s` refers to (`sentence_refs` into
+/// `boxes`); `row` names the row in errors.
+pub fn expression_box(
+    boxes: &arrow::array::ListArray,
+    refs: &arrow::array::Int32Array,
+    s: usize,
+    row: &str,
+) -> Result<[f64; 4]> {
+    let o = refs.value(s) as usize;
+    if o >= boxes.len() {
+        return Err(Error::format(format!(
+            "{row}: expression {s} refers to object {o} of {}",
+            boxes.len()
+        )));
+    }
+    let bx = boxes.value(o);
+    bx.as_primitive::<Float64Type>()
+        .values()
+        .to_vec()
+        .try_into()
+        .map_err(|_| Error::format(format!("{row}: a box is not [x, y, w, h]")))
+}
+
 /// The expressions of row `r` of a shard batch, for a `size` canvas.
 pub fn grounding_items(b: &RecordBatch, r: usize, size: u32) -> Result<Vec<GroundingItem>> {
     let col = |name: &str| {
@@ -151,18 +174,7 @@ pub fn grounding_items(b: &RecordBatch, r: usize, size: u32) -> Result<Vec<Groun
     let size = size as f64;
     let mut items = Vec::with_capacity(sentences.len());
     for s in 0..sentences.len() {
-        let o = refs.value(s) as usize;
-        if o >= boxes.len() {
-            return Err(Error::format(format!(
-                "image {image_id}: expression {s} refers to object {o} of {}",
-                boxes.len()
-            )));
-        }
-        let bx = boxes.value(o);
-        let bx = bx.as_primitive::<Float64Type>().values().to_vec();
-        let gt_box: [f64; 4] = bx
-            .try_into()
-            .map_err(|_| Error::format(format!("image {image_id}: a box is not [x, y, w, h]")))?;
+        let gt_box = expression_box(boxes, refs, s, &format!("image {image_id}"))?;
         // xyxy × ratio + offset, then (cx, cy, w, h) / size
         let x0 = gt_box[0] * layout.ratio + layout.left as f64;
         let y0 = gt_box[1] * layout.ratio + layout.top as f64;

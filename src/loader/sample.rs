@@ -165,21 +165,12 @@ impl SampleKind {
             )));
         }
         let boxes = column(b, "boxes")?.as_list::<i32>().value(row);
-        let boxes = boxes.as_list::<i32>();
-        let o = refs.value(item) as usize;
-        if o >= boxes.len() {
-            return Err(Error::format(format!(
-                "row {row}: expression {item} refers to object {o} of {}",
-                boxes.len()
-            )));
-        }
-        let bx = boxes.value(o);
-        let bx = bx.as_primitive::<Float64Type>().values();
-        if bx.len() != 4 {
-            return Err(Error::format(format!(
-                "row {row}: a box is not [x, y, w, h]"
-            )));
-        }
+        let bx = crate::eval::grounding_task::expression_box(
+            boxes.as_list::<i32>(),
+            refs,
+            item,
+            &format!("row {row}"),
+        )?;
         let [x, y, w, h] = [bx[0], bx[1], bx[2], bx[3]].map(f64::trunc);
         let (sx, sy) = (stored_w as f64 / ow, stored_h as f64 / oh);
         Ok((

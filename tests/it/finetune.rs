@@ -65,6 +65,25 @@ fn finetune_with(config: &Path, data: &Path, init: &Path, out: &Path, extra: &[&
     c
 }
 
+/// `mplug finetune TASK` on CPU with a small batch, two loader threads and the test vocab.
+pub fn finetune_task(task: &str, config: &str, init: &Path, data: &Path, out: &Path) -> Command {
+    let mut c = mplug();
+    c.current_dir(repo())
+        .args([
+            "finetune", task, "--quiet", "--device", "cpu", "--config", config,
+        ])
+        .arg("--init")
+        .arg(init)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--set", "batch_size_train=4", "--set", "train.threads=2"]);
+    c
+}
+
 pub fn resume(run: &Path) -> std::process::Output {
     mplug()
         .args(["finetune", "--quiet", "--device", "cpu", "--resume"])

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use super::finetune::{curve, init, resume};
-use crate::common::{ingest_folder, mplug, ok, python, repo, synth_raw, vocab};
+use super::finetune::{curve, finetune_task, init, resume};
+use crate::common::{ingest_folder, ok, python, repo, synth_raw, vocab};
 use mplug::loader::grounding_transform::{GroundingAugment, train_transform};
 use mplug::loader::rng::{LoaderRng, Purpose};
 use mplug::stages::RgbImage;
@@ -226,26 +226,8 @@ print(json.dumps(out))
 }
 
 fn finetune(data: &Path, init: &Path, out: &Path) -> Command {
-    let mut c = mplug();
-    c.current_dir(repo())
-        .args([
-            "finetune",
-            "grounding",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--config",
-            CONFIG,
-        ])
-        .arg("--init")
-        .arg(init)
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .arg("--vocab")
-        .arg(vocab())
-        .arg("--eval-data")
+    let mut c = finetune_task("grounding", CONFIG, init, data, out);
+    c.arg("--eval-data")
         .arg(data)
         .args(["--eval-split", "val", "--eval-limit", "8"])
         .args([
@@ -253,8 +235,7 @@ fn finetune(data: &Path, init: &Path, out: &Path) -> Command {
             "train.max_steps=4",
             "--set",
             "train.checkpoint_every=2",
-        ])
-        .args(["--set", "batch_size_train=4", "--set", "train.threads=2"]);
+        ]);
     c
 }
 

@@ -3,28 +3,9 @@
 //! checkpoint write resumes to the uninterrupted run (metrics, rewards, weights byte for byte).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::finetune::{curve, init, resume};
-use crate::common::{mplug, ok, repo, synth_coco_dataset, vocab};
-
-fn finetune(task: &str, config: &str, init: &Path, data: &Path, out: &Path) -> Command {
-    let mut c = mplug();
-    c.current_dir(repo())
-        .args([
-            "finetune", task, "--quiet", "--device", "cpu", "--config", config,
-        ])
-        .arg("--init")
-        .arg(init)
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .arg("--vocab")
-        .arg(vocab())
-        .args(["--set", "batch_size_train=4", "--set", "train.threads=2"]);
-    c
-}
+use super::finetune::{curve, finetune_task as finetune, init, resume};
+use crate::common::{ok, synth_coco_dataset};
 
 /// A caption model after a few cross-entropy steps: it has learnt the synthetic captions' common
 /// words, so some beams earn a CIDEr-D reward and the SCST loss is not zero.
