@@ -208,6 +208,20 @@ mod tests {
         assert!((r.ious[0].1 - 1.0 / 3.0).abs() < 1e-12);
         assert!((r.ious[1].1 - 2.0 / 3.0).abs() < 1e-12);
         assert!((r.accuracy - 50.0).abs() < 1e-12);
+        // without --split: every split scored, each on its own (val 1 of 2, testA 1 of 1)
+        let all = [
+            (1, [5.0, 0.0, 10.0, 10.0]),
+            (2, [10.0, 10.0, 15.0, 10.0]),
+            (3, [0.0, 0.0, 4.0, 4.0]),
+        ];
+        let r = score(&refs(), &all, None).unwrap();
+        assert_eq!((r.correct, r.expressions), (2, 3));
+        assert_eq!(
+            r.per_split,
+            BTreeMap::from([("testA".to_string(), 100.0), ("val".to_string(), 50.0)])
+        );
+        let mean = (1.0 / 3.0 + 2.0 / 3.0 + 1.0) / 3.0;
+        assert!((r.mean_iou - mean).abs() < 1e-12);
     }
 
     /// Unknown, repeated, other-split and missing ids are refused.
