@@ -80,11 +80,12 @@ fi
 if [ -z "$TORCH_DIR" ] || [ ! -f "$TORCH_DIR/lib/libtorch_cpu.so" ]; then
   if [ "${MPLUG_TORCH:-full}" = full ]; then
     say "installing torch==$TORCH_VERSION with CUDA (about 5 GB)"
-    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+    # --no-warn-conflicts: salesforce-lavis is installed without its dependencies on purpose
+    "$VENV/bin/pip" install -q --no-warn-conflicts "torch==$TORCH_VERSION"
   else
     # libtorch_cpu.so NEEDs libcudart.so.13 and libcupti.so.13 even on CPU, hence the two wheels.
     say "installing torch==$TORCH_VERSION (CPU use, without the CUDA wheels)"
-    "$VENV/bin/pip" install -q --no-deps "torch==$TORCH_VERSION" \
+    "$VENV/bin/pip" install -q --no-warn-conflicts --no-deps "torch==$TORCH_VERSION" \
       nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
   fi
   TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)
