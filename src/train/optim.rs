@@ -4,6 +4,15 @@
 //!
 //! Written here rather than using `tch::nn::Optimizer` because its state (moments, step counts)
 //! is not reachable from Rust, and exact resume needs to save and restore it.
+//!
+//! The parameters of a group (and dtype, device) live in one flat buffer, each a view of it, with
+//! flat moments; once every member has a gradient, the gradients are made views of a flat
+//! gradient buffer too (autograd then accumulates into it in place). Zeroing, the norm, the clip
+//! scale and the AdamW update are then a few kernels per bucket instead of ~10 per tensor — the
+//! per-tensor launch overhead that held the GPU step back (issue 20). Parameters that get no
+//! gradient (another task's heads) are split into a bucket of their own and skipped, as torch skips
+//! a parameter whose `grad` is None. Per element the arithmetic is the per-tensor one
+//! ([`AdamW::per_tensor`]); without clipping the result is bit-identical.
 
 use std::collections::BTreeMap;
 
@@ -48,7 +57,7 @@ impl ParamGroup {
     }
 }
 
-/// One parameter with its moments.
+/// One parameter with its moments (views into its bucket's flat buffers).
 #[derive(Debug)]
 struct Slot {
     param: Tensor,
@@ -58,12 +67,29 @@ struct Slot {
     /// Steps this parameter took (torch keeps one per parameter: a parameter without a gradient
     /// is skipped and does not count).
     step: i64,
+    /// Its place in its bucket's buffers.
+    offset: i64,
+}
+
+/// The parameters of one group, dtype and device in one flat buffer (every parameter a view), with
+/// flat moments and — once every member has a gradient — a flat gradient buffer the gradients are
+/// views of. AdamW, clipping and zeroing then take a handful of kernels per bucket instead of
+/// several per tensor (issue 20); the arithmetic per element is the per-tensor one.
+#[derive(Debug)]
+struct Bucket {
+    group: ParamGroup,
+    params: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    grads: Option<Tensor>,
+    members: Vec<String>,
 }
 
 /// AdamW over named parameters.
 #[derive(Debug)]
 pub struct AdamW {
     slots: BTreeMap<String, Slot>,
+    buckets: Vec<Bucket>,
     /// (beta1, beta2).
     pub betas: (f64, f64),
     /// Added to the bias-corrected root of the second moment.
@@ -74,38 +100,198 @@ pub struct AdamW {
 
 impl AdamW {
     /// Over `params` (name, tensor requiring grad), torch's defaults betas (0.9, 0.999), eps 1e-8.
+    /// Each parameter's storage moves into its bucket's flat buffer (values unchanged; the
+    /// `VarStore` sees the same tensors).
     pub fn new(params: Vec<(String, Tensor)>, weight_decay: f64) -> Self {
-        let slots = params
-            .into_iter()
-            .map(|(name, param)| {
-                let group = ParamGroup::of(&name);
-                let exp_avg = param.zeros_like().detach();
-                let exp_avg_sq = param.zeros_like().detach();
-                let slot = Slot {
-                    param,
-                    group,
-                    exp_avg,
-                    exp_avg_sq,
-                    step: 0,
-                };
-                (name, slot)
-            })
-            .collect();
+        Self::with_buckets(params, weight_decay, false)
+    }
+
+    /// The same optimiser with one bucket per parameter: the per-tensor kernels of the flat
+    /// buckets' arithmetic (the step before buckets existed), for comparisons and benchmarks.
+    pub fn per_tensor(params: Vec<(String, Tensor)>, weight_decay: f64) -> Self {
+        Self::with_buckets(params, weight_decay, true)
+    }
+
+    fn with_buckets(params: Vec<(String, Tensor)>, weight_decay: f64, per_tensor: bool) -> Self {
+        let _guard = tch::no_grad_guard();
+        let params: BTreeMap<String, Tensor> = params.into_iter().collect();
+        let mut keys: BTreeMap<(ParamGroup, String, String, String), Vec<String>> = BTreeMap::new();
+        for (name, p) in &params {
+            let key = (
+                ParamGroup::of(name),
+                format!("{:?}", p.kind()),
+                format!("{:?}", p.device()),
+                if per_tensor {
+                    name.clone()
+                } else {
+                    String::new()
+                },
+            );
+            keys.entry(key).or_default().push(name.clone());
+        }
+        let mut slots = BTreeMap::new();
+        let mut buckets = Vec::with_capacity(keys.len());
+        for ((group, _, _, _), members) in keys {
+            let flat: Vec<Tensor> = members
+                .iter()
+                .map(|n| params[n].detach().reshape([-1]))
+                .collect();
+            let flat = Tensor::cat(&flat, 0);
+            let exp_avg = flat.zeros_like();
+            let exp_avg_sq = flat.zeros_like();
+            let mut offset = 0;
+            for name in &members {
+                let mut param = params[name].shallow_clone();
+                let (n, size) = (param.numel() as i64, param.size());
+                let view = |t: &Tensor| t.narrow(0, offset, n).view(size.as_slice());
+                param.set_data(&view(&flat));
+                slots.insert(
+                    name.clone(),
+                    Slot {
+                        param,
+                        group,
+                        exp_avg: view(&exp_avg),
+                        exp_avg_sq: view(&exp_avg_sq),
+                        step: 0,
+                        offset,
+                    },
+                );
+                offset += n;
+            }
+            buckets.push(Bucket {
+                group,
+                params: flat,
+                exp_avg,
+                exp_avg_sq,
+                grads: None,
+                members,
+            });
+        }
         AdamW {
             slots,
+            buckets,
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay,
         }
     }
 
-    /// Sets every gradient to zero (drops them).
+    /// Whether bucket `b`'s gradients are (still) views of its flat gradient buffer; makes them so
+    /// when every member has a gradient. Autograd accumulates into an existing gradient in place,
+    /// so once placed they stay; a gradient that was replaced is copied back in.
+    fn flat_grads(&mut self, b: usize) -> bool {
+        let _guard = tch::no_grad_guard();
+        let bucket = &self.buckets[b];
+        let grads: Vec<Tensor> = bucket
+            .members
+            .iter()
+            .map(|n| self.slots[n].param.grad())
+            .collect();
+        let with: Vec<String> = bucket
+            .members
+            .iter()
+            .zip(&grads)
+            .filter(|(_, g)| g.defined())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if with.len() < grads.len() {
+            if with.is_empty() || bucket.grads.is_some() {
+                return false;
+            }
+            // Parameters the task never trains (heads of other tasks) must keep torch's "no
+            // gradient, no update": they move to a bucket of their own.
+            let without = bucket
+                .members
+                .iter()
+                .filter(|n| !with.contains(n))
+                .cloned()
+                .collect();
+            self.rebucket(b, with, without);
+            return self.flat_grads(b);
+        }
+        let flat = match &bucket.grads {
+            Some(flat) => flat.shallow_clone(),
+            None => bucket.params.zeros_like(),
+        };
+        let base = flat.data_ptr() as usize;
+        let elem = flat.kind().elt_size_in_bytes();
+        for (name, mut g) in bucket.members.iter().zip(grads) {
+            let s = &self.slots[name];
+            if g.data_ptr() as usize == base + s.offset as usize * elem && g.is_contiguous() {
+                continue;
+            }
+            let mut view = flat
+                .narrow(0, s.offset, s.param.numel() as i64)
+                .view(s.param.size().as_slice());
+            view.copy_(&g);
+            g.set_data(&view);
+        }
+        self.buckets[b].grads = Some(flat);
+        true
+    }
+
+    /// Splits bucket `b` into `first` (stays at `b`) and `second` (a new bucket), each with its own
+    /// flat buffers holding the members' current values and moments.
+    fn rebucket(&mut self, b: usize, first: Vec<String>, second: Vec<String>) {
+        let _guard = tch::no_grad_guard();
+        let group = self.buckets[b].group;
+        let mut parts = Vec::with_capacity(2);
+        for members in [first, second] {
+            let gather = |f: &dyn Fn(&Slot) -> Tensor| {
+                let parts: Vec<Tensor> = members
+                    .iter()
+                    .map(|n| f(&self.slots[n]).detach().reshape([-1]))
+                    .collect();
+                Tensor::cat(&parts, 0)
+            };
+            let params = gather(&|s| s.param.shallow_clone());
+            let exp_avg = gather(&|s| s.exp_avg.shallow_clone());
+            let exp_avg_sq = gather(&|s| s.exp_avg_sq.shallow_clone());
+            let mut offset = 0;
+            for name in &members {
+                let Some(s) = self.slots.get_mut(name) else {
+                    continue;
+                };
+                let (n, size) = (s.param.numel() as i64, s.param.size());
+                let view = |t: &Tensor| t.narrow(0, offset, n).view(size.as_slice());
+                s.param.set_data(&view(&params));
+                s.exp_avg = view(&exp_avg);
+                s.exp_avg_sq = view(&exp_avg_sq);
+                s.offset = offset;
+                offset += n;
+            }
+            parts.push(Bucket {
+                group,
+                params,
+                exp_avg,
+                exp_avg_sq,
+                grads: None,
+                members,
+            });
+        }
+        let second = parts.pop();
+        if let Some(first) = parts.pop() {
+            self.buckets[b] = first;
+        }
+        self.buckets.extend(second);
+    }
+
+    /// Sets every gradient to zero.
     pub fn zero_grad(&mut self) {
-        for s in self.slots.values_mut() {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.detach_();
-                let _ = g.zero_();
+        let _guard = tch::no_grad_guard();
+        for b in 0..self.buckets.len() {
+            if self.flat_grads(b) {
+                if let Some(g) = &self.buckets[b].grads {
+                    let _ = g.shallow_clone().zero_();
+                }
+                continue;
+            }
+            for name in &self.buckets[b].members {
+                let mut g = self.slots[name].param.grad();
+                if g.defined() {
+                    let _ = g.detach_();
+                    let _ = g.zero_();
+                }
             }
         }
     }
@@ -114,13 +300,23 @@ impl AdamW {
     /// that is below 1. Returns the total L2 norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
         let _guard = tch::no_grad_guard();
-        let norms: Vec<Tensor> = self
-            .slots
-            .values()
-            .map(|s| s.param.grad())
-            .filter(|g| g.defined())
-            .map(|g| g.to_kind(Kind::Float).norm().square())
-            .collect();
+        let mut norms: Vec<Tensor> = Vec::new();
+        let mut flat = vec![false; self.buckets.len()];
+        for (b, is_flat) in flat.iter_mut().enumerate() {
+            *is_flat = self.flat_grads(b);
+            let bucket = &self.buckets[b];
+            match (&bucket.grads, *is_flat) {
+                (Some(g), true) => norms.push(g.to_kind(Kind::Float).norm().square()),
+                _ => norms.extend(
+                    bucket
+                        .members
+                        .iter()
+                        .map(|n| self.slots[n].param.grad())
+                        .filter(|g| g.defined())
+                        .map(|g| g.to_kind(Kind::Float).norm().square()),
+                ),
+            }
+        }
         if norms.is_empty() {
             return 0.0;
         }
@@ -128,10 +324,19 @@ impl AdamW {
         let total_f = total.double_value(&[]);
         let coef = (max_norm / (total_f + 1e-6)).min(1.0);
         if coef < 1.0 {
-            for s in self.slots.values() {
-                let mut g = s.param.grad();
-                if g.defined() {
-                    let _ = g.g_mul_scalar_(coef);
+            for (bucket, is_flat) in self.buckets.iter().zip(flat) {
+                match (&bucket.grads, is_flat) {
+                    (Some(g), true) => {
+                        let _ = g.shallow_clone().g_mul_scalar_(coef);
+                    }
+                    _ => {
+                        for name in &bucket.members {
+                            let mut g = self.slots[name].param.grad();
+                            if g.defined() {
+                                let _ = g.g_mul_scalar_(coef);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -141,32 +346,54 @@ impl AdamW {
     /// One step with learning rate `lr1` (non-visual groups) and `lr2` (visual groups).
     pub fn step(&mut self, lr1: f64, lr2: f64) {
         let _guard = tch::no_grad_guard();
-        let (b1, b2) = self.betas;
-        for s in self.slots.values_mut() {
-            let grad = s.param.grad();
-            if !grad.defined() {
-                continue;
-            }
-            s.step += 1;
-            let lr = if s.group.visual() { lr2 } else { lr1 };
-            let wd = if s.group.decays() {
+        let (b1, b2, eps) = (self.betas.0, self.betas.1, self.eps);
+        for b in 0..self.buckets.len() {
+            let group = self.buckets[b].group;
+            let lr = if group.visual() { lr2 } else { lr1 };
+            let wd = if group.decays() {
                 self.weight_decay
             } else {
                 0.0
             };
-            let p = &mut s.param;
-            if wd != 0.0 {
-                let _ = p.g_mul_scalar_(1.0 - lr * wd);
+            let members = &self.buckets[b].members;
+            let step = self.slots[&members[0]].step;
+            let same_step = members.iter().all(|n| self.slots[n].step == step);
+            if same_step && self.flat_grads(b) {
+                let bucket = &mut self.buckets[b];
+                let Some(grad) = &bucket.grads else { continue };
+                adamw_update(
+                    &mut bucket.params,
+                    grad,
+                    &mut bucket.exp_avg,
+                    &mut bucket.exp_avg_sq,
+                    step + 1,
+                    (lr, wd, b1, b2, eps),
+                );
+                for n in &bucket.members {
+                    if let Some(s) = self.slots.get_mut(n) {
+                        s.step += 1;
+                    }
+                }
+                continue;
             }
-            // exp_avg.lerp_(grad, 1 - b1); exp_avg_sq.mul_(b2).addcmul_(grad, grad, 1 - b2)
-            let _ = s.exp_avg.lerp_(&grad, 1.0 - b1);
-            let _ = s.exp_avg_sq.g_mul_scalar_(b2);
-            let _ = s.exp_avg_sq.addcmul_(&(&grad * (1.0 - b2)), &grad);
-            let bc1 = 1.0 - b1.powi(s.step as i32);
-            let bc2 = 1.0 - b2.powi(s.step as i32);
-            let step_size = lr / bc1;
-            let denom = s.exp_avg_sq.sqrt() / bc2.sqrt() + self.eps;
-            let _ = p.addcdiv_(&(&s.exp_avg * (-step_size)), &denom);
+            for name in self.buckets[b].members.clone() {
+                let Some(s) = self.slots.get_mut(&name) else {
+                    continue;
+                };
+                let grad = s.param.grad();
+                if !grad.defined() {
+                    continue;
+                }
+                s.step += 1;
+                adamw_update(
+                    &mut s.param,
+                    &grad,
+                    &mut s.exp_avg,
+                    &mut s.exp_avg_sq,
+                    s.step,
+                    (lr, wd, b1, b2, eps),
+                );
+            }
         }
     }
 
@@ -206,6 +433,22 @@ impl AdamW {
         Ok(())
     }
 
+    /// Buckets: how many, how many hold their gradients in one flat buffer now, and how many have
+    /// no member with a gradient.
+    pub fn flat_buckets(&self) -> (usize, usize, usize) {
+        let flat = self.buckets.iter().filter(|b| b.grads.is_some()).count();
+        let idle = self
+            .buckets
+            .iter()
+            .filter(|b| {
+                b.members
+                    .iter()
+                    .all(|n| !self.slots[n].param.grad().defined())
+            })
+            .count();
+        (self.buckets.len(), flat, idle)
+    }
+
     /// Parameters per group (for the log).
     pub fn group_sizes(&self) -> BTreeMap<ParamGroup, usize> {
         let mut out = BTreeMap::new();
@@ -214,6 +457,30 @@ impl AdamW {
         }
         out
     }
+}
+
+/// torch's AdamW update of `p` with `grad` at step `t` (≥ 1): decoupled decay, the moments
+/// (`lerp_`, `mul_` + `addcmul_`), bias corrections, eps outside the root. The same kernels serve
+/// one tensor or a bucket's flat buffers.
+fn adamw_update(
+    p: &mut Tensor,
+    grad: &Tensor,
+    exp_avg: &mut Tensor,
+    exp_avg_sq: &mut Tensor,
+    t: i64,
+    (lr, wd, b1, b2, eps): (f64, f64, f64, f64, f64),
+) {
+    if wd != 0.0 {
+        let _ = p.g_mul_scalar_(1.0 - lr * wd);
+    }
+    let _ = exp_avg.lerp_(grad, 1.0 - b1);
+    let _ = exp_avg_sq.g_mul_scalar_(b2);
+    let _ = exp_avg_sq.addcmul_(&(grad * (1.0 - b2)), grad);
+    let bc1 = 1.0 - b1.powi(t as i32);
+    let bc2 = 1.0 - b2.powi(t as i32);
+    let step_size = lr / bc1;
+    let denom = exp_avg_sq.sqrt() / bc2.sqrt() + eps;
+    let _ = p.addcdiv_(&(&*exp_avg * (-step_size)), &denom);
 }
 
 #[cfg(test)]

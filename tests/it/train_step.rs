@@ -798,3 +798,119 @@ fn two_grounding_steps_equal_the_pytorch_reference_steps() {
         "the broadcast and per-sample weights give different losses: {losses_by_mode:?}"
     );
 }
+
+/// AdamW over flat buckets (every parameter a view of its group's buffer, the gradients views of a
+/// flat gradient buffer once every member has one) steps as the per-tensor AdamW. Without clipping
+/// the parameters are bit-identical over four steps: the first two train captioning only — the
+/// text encoder gets no gradient, its buckets stay per tensor and are skipped (torch's rule for a
+/// parameter without a gradient) — then VQA trains every part. With clipping, the total norm is
+/// summed in another order (1e-5, f32) and the clipped gradients agree to 1e-5 of their scale; the
+/// parameters are not compared there, as Adam turns the last-bit noise of gradients that are zero
+/// in exact arithmetic (attention key biases) into ±lr steps in either optimiser.
+#[test]
+fn flat_bucket_adamw_steps_as_the_per_tensor_adamw() {
+    use mplug::loader::AnswerTensors;
+    use mplug::train::tasks::caption::caption_loss;
+    use mplug::train::tasks::vqa::vqa_loss;
+    let (mut cfg, _) = MplugConfig::from_yaml(&repo().join("configs/vqa_tiny.yaml")).unwrap();
+    cfg.vision.dropout = 0.0;
+    let build = || {
+        tch::manual_seed(21);
+        let vs = VarStore::new(Device::Cpu);
+        let model = MplugModel::new(&vs.root(), &cfg);
+        (vs, model)
+    };
+    let params = |vs: &VarStore, model: &MplugModel| -> Vec<(String, Tensor)> {
+        let dormant = model.dormant_parameter_prefixes();
+        named_variables(vs)
+            .into_iter()
+            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+            .collect()
+    };
+    let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let text = ids(&[&[101, 1037, 2417, 4418, 102], &[101, 2129, 2116, 102]], 5);
+    let mask = text.ne(0).to_kind(Kind::Int64);
+    let answer_ids = ids(&[&[101, 2417, 102], &[101, 2048, 102]], 3);
+    let answers = AnswerTensors {
+        mask: answer_ids.ne(0).to_kind(Kind::Int64),
+        ids: answer_ids.shallow_clone(),
+        weights: Tensor::from_slice(&[1.0f32, 1.0]),
+        counts: Tensor::from_slice(&[1i64, 1]),
+    };
+    for clip in [f64::INFINITY, 0.05] {
+        let (vs_flat, model_flat) = build();
+        let (vs_per, model_per) = build();
+        let mut flat = AdamW::new(params(&vs_flat, &model_flat), WEIGHT_DECAY);
+        let mut per = AdamW::per_tensor(params(&vs_per, &model_per), WEIGHT_DECAY);
+        let encoder_before: Vec<(String, Tensor)> = named_variables(&vs_flat)
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("text_encoder."))
+            .map(|(n, p)| (n, p.copy()))
+            .collect();
+        let steps = if clip.is_finite() { 1 } else { 4 };
+        for step in 0..steps {
+            let mut norms = Vec::new();
+            let mut clipped = Vec::new();
+            for (vs, model, opt) in [
+                (&vs_flat, &model_flat, &mut flat),
+                (&vs_per, &model_per, &mut per),
+            ] {
+                opt.zero_grad();
+                let loss = if step < 2 {
+                    caption_loss(model, &images, &text, &mask, true)
+                } else {
+                    vqa_loss(model, &images, &text, &mask, &answers, true)
+                };
+                loss.backward();
+                norms.push(opt.clip_grad_norm(clip));
+                clipped.push(finetune_steps::gradients(vs));
+                opt.step(LR1, LR2);
+            }
+            assert!(
+                (norms[0] - norms[1]).abs() < 1e-5 * norms[1],
+                "step {step}: {norms:?}"
+            );
+            assert_eq!(
+                clipped[0].keys().collect::<BTreeSet<_>>(),
+                clipped[1].keys().collect::<BTreeSet<_>>()
+            );
+            if clip.is_finite() {
+                assert!(norms[0] > clip, "clipping is active: {norms:?}");
+                for (n, g) in &clipped[0] {
+                    let d = max_abs(g, &clipped[1][n]);
+                    assert!(
+                        d <= 1e-5 * scale(g),
+                        "clipped gradient of {n} differs by {d:e}"
+                    );
+                }
+                continue;
+            }
+            let per_params: HashMap<String, Tensor> =
+                named_variables(&vs_per).into_iter().collect();
+            for (n, p) in named_variables(&vs_flat) {
+                let d = max_abs(&p, &per_params[&n]);
+                assert!(d == 0.0, "step {step}: {n} differs by {d:e}");
+            }
+            let (buckets, flat_now, idle) = flat.flat_buckets();
+            if step == 1 {
+                assert!(idle > 0, "text-encoder buckets have no gradient yet");
+                for (n, before) in &encoder_before {
+                    assert_eq!(max_abs(before, &per_params[n]), 0.0, "{n}: skipped");
+                }
+            }
+            if step == 3 {
+                assert_eq!(
+                    flat_now + idle,
+                    buckets,
+                    "every bucket with gradients is flat (the others: heads VQA never trains)"
+                );
+                assert!(idle < buckets / 2);
+                let moved = encoder_before
+                    .iter()
+                    .filter(|(n, b)| max_abs(b, &per_params[n]) > 0.0)
+                    .count();
+                assert!(moved > 0, "the text encoder trains once VQA runs");
+            }
+        }
+    }
+}
