@@ -39,29 +39,15 @@ fn finetune(data: &Path, init: &Path, out: &Path, extra: &[&str]) -> Command {
 }
 
 fn finetune_with(config: &Path, data: &Path, init: &Path, out: &Path, extra: &[&str]) -> Command {
-    let mut c = mplug();
-    c.current_dir(repo())
-        .args(["finetune", "vqa", "--quiet", "--device", "cpu", "--config"])
-        .arg(config)
-        .arg("--init")
-        .arg(init)
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .arg("--vocab")
-        .arg(vocab())
-        .args([
-            "--set",
-            "train.max_steps=6",
-            "--set",
-            "train.checkpoint_every=2",
-            "--set",
-            "batch_size_train=4",
-            "--set",
-            "train.threads=2",
-        ])
-        .args(extra);
+    let config = config.to_str().expect("a UTF-8 config path");
+    let mut c = finetune_task("vqa", config, init, data, out);
+    c.args([
+        "--set",
+        "train.max_steps=6",
+        "--set",
+        "train.checkpoint_every=2",
+    ])
+    .args(extra);
     c
 }
 
