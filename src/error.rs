@@ -94,6 +94,19 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// The process group failed: rendezvous, or a collective whose peer died, hung past the
+    /// timeout or could not be reached (exit code 1; the last checkpoint is intact).
+    #[error("{op} failed on rank {rank} of {world}: {message}")]
+    Collective {
+        /// The collective or `rendezvous`.
+        op: &'static str,
+        /// This process's rank.
+        rank: usize,
+        /// World size.
+        world: usize,
+        /// libtorch's (c10d / Gloo) message.
+        message: String,
+    },
     /// File-system failure (from `fs_err`, so the message names the path).
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -221,6 +234,14 @@ impl Error {
             Error::Strict { .. } => {
                 Some("drop --strict to record rejects in the manifest and go on")
             }
+            Error::Collective { op: "launch", .. } => Some(
+                "the failed rank's own output above says why; fix it and rerun with --resume: the \
+                 last checkpoint is intact",
+            ),
+            Error::Collective { .. } => Some(
+                "another rank stopped or is unreachable (its own log says why); fix it and rerun \
+                 with --resume: the last checkpoint is intact",
+            ),
             _ => None,
         }
     }

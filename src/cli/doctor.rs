@@ -7,9 +7,24 @@ use crate::text::BertTokenizer;
 use crate::text::tokenizer::default_vocab_path;
 
 #[derive(Debug, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Check the process group instead: join it (torchrun's / Slurm's / `mplug launch`'s
+    /// variables), run every collective on known tensors and time an all-reduce; one JSON line per
+    /// rank. Try `mplug launch --nproc 2 -- mplug doctor --collectives`.
+    #[arg(long)]
+    collectives: bool,
+    /// Device of the tensors for --collectives: cpu, cuda (cuda:LOCAL_RANK) or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Bytes all-reduced for the bandwidth figure of --collectives.
+    #[arg(long, default_value = "64MiB", value_parser = super::parse_bytes)]
+    bytes: u64,
+}
 
-pub fn run(_: DoctorArgs) -> anyhow::Result<()> {
+pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
+    if a.collectives {
+        return collectives(&a);
+    }
     let t = torch_smoke_test()?;
     println!(
         "libtorch  ok (matmul max abs err {:.2e}, {} threads); CUDA {} ({} device(s))",
@@ -27,5 +42,13 @@ pub fn run(_: DoctorArgs) -> anyhow::Result<()> {
         Some((Err(e), _)) => println!("vocab     MISSING: {e}"),
         None => println!("vocab     MISSING: set MPLUG_VOCAB"),
     }
+    Ok(())
+}
+
+fn collectives(a: &DoctorArgs) -> anyhow::Result<()> {
+    let group = crate::train::dist::join_from_env()?;
+    let device = super::train::rank_device(&a.device)?;
+    let report = crate::train::dist::self_check::check(group.as_ref(), device, a.bytes as usize)?;
+    println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -130,7 +130,8 @@ fn declared_task(path: &std::path::Path) -> anyhow::Result<Option<String>> {
 
 /// Runs `mplug finetune`.
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
-    let device = super::train::parse_device(&a.run.device)?;
+    let group = crate::train::dist::join_from_env()?;
+    let device = super::train::rank_device(&a.run.device)?;
     let fresh_dir = a.out.as_ref().is_some_and(|o| !o.exists());
     let (cfg, out, data, init, vocab, validation, resume) = match &a.resume {
         Some(run) => {
@@ -185,22 +186,25 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             set.push(format!("train.task={}", task.name().as_str()));
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &set)?;
-            if a.run.force && out.exists() {
-                super::train::clear_run(out)?;
-            }
-            let cfg = TrainConfig::prepare_run(config, &set, out)?;
             let validation = a.eval_data.as_ref().map(|d| ValidationSpec {
                 data: d.clone(),
                 split: a.eval_split.clone(),
                 limit: a.eval_limit,
             });
-            let fd = FinetuneData {
-                data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
-                init: init.clone(),
-                vocab: vocab.clone(),
-                validation: validation.clone(),
-            };
-            fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&fd)?)?;
+            let cfg = super::train::prepared_by_rank0(group.as_ref(), out, || {
+                if a.run.force && out.exists() {
+                    super::train::clear_run(out)?;
+                }
+                let cfg = TrainConfig::prepare_run(config, &set, out)?;
+                let fd = FinetuneData {
+                    data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
+                    init: init.clone(),
+                    vocab: vocab.clone(),
+                    validation: validation.clone(),
+                };
+                fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&fd)?)?;
+                Ok(cfg)
+            })?;
             (
                 cfg,
                 out.clone(),
@@ -228,16 +232,19 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
         init: Some(init),
         tokenizer: Some(tokenizer),
         validation,
+        group: group.clone(),
     };
     match crate::train::train(cfg, &opts) {
         Ok(summary) => {
-            super::train::print_summary(&summary);
+            if group.is_main() {
+                super::train::print_summary(&summary);
+            }
             Ok(())
         }
         Err(e) => {
             // A run refused before its first checkpoint (data of another schema, --init of
             // another size) leaves no directory behind it.
-            if fresh_dir && !out.join("latest").exists() {
+            if fresh_dir && group.is_main() && !out.join("latest").exists() {
                 let _ = fs_err::remove_dir_all(&out);
             }
             Err(e.into())

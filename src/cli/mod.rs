@@ -5,6 +5,7 @@ mod download;
 mod eval;
 mod finetune;
 mod ingest;
+mod launch;
 mod leakage;
 mod loader;
 mod model;
@@ -82,6 +83,7 @@ enum Command {
     Eval(eval::EvalCommand),
     /// Draw a contact sheet of a dataset (or of predictions beside ground truth) to a PNG.
     Show(show::ShowArgs),
+    Launch(launch::LaunchArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -106,6 +108,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Score(cmd) => score::run(cmd),
         Command::Eval(cmd) => eval::run(cmd),
         Command::Show(args) => show::run(args),
+        Command::Launch(args) => launch::run(args),
     }
 }
 

@@ -90,6 +90,24 @@ pub(crate) fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
     })
 }
 
+/// `--device` for this process: with `cuda`, device `LOCAL_RANK` when launched as one rank of
+/// several (torchrun, Slurm, `mplug launch`).
+pub(crate) fn rank_device(s: &str) -> anyhow::Result<tch::Device> {
+    let device = parse_device(s)?;
+    match (device, crate::train::dist::Launch::from_env()?) {
+        (tch::Device::Cuda(_), Some(l)) => {
+            let n = tch::Cuda::device_count() as usize;
+            anyhow::ensure!(
+                l.local_rank < n,
+                "LOCAL_RANK {} but this machine has {n} CUDA device(s)",
+                l.local_rank
+            );
+            Ok(tch::Device::Cuda(l.local_rank))
+        }
+        _ => Ok(device),
+    }
+}
+
 /// Refuses a run directory that already holds a run (unless `force`) and parses `--data`, each of
 /// which must exist.
 pub(crate) fn new_run_inputs(
@@ -138,7 +156,8 @@ pub(crate) fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
-    let device = parse_device(&a.run.device)?;
+    let group = crate::train::dist::join_from_env()?;
+    let device = rank_device(&a.run.device)?;
     let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
@@ -162,16 +181,19 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
             }
             // Every key and type is checked before the run directory is touched.
             TrainConfig::load(config, &a.set)?;
-            if a.run.force && out.exists() {
-                super::train::clear_run(out)?;
-            }
-            let cfg = TrainConfig::prepare_run(config, &a.set, out)?;
-            let rd = RunData {
-                data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
-                exclude: a.exclude.clone(),
-                eval_data: a.eval_data.clone(),
-            };
-            fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&rd)?)?;
+            let cfg = prepared_by_rank0(group.as_ref(), out, || {
+                if a.run.force && out.exists() {
+                    super::train::clear_run(out)?;
+                }
+                let cfg = TrainConfig::prepare_run(config, &a.set, out)?;
+                let rd = RunData {
+                    data: data.iter().map(|d| (d.path.clone(), d.weight)).collect(),
+                    exclude: a.exclude.clone(),
+                    eval_data: a.eval_data.clone(),
+                };
+                fs_err::write(out.join("data.json"), serde_json::to_string_pretty(&rd)?)?;
+                Ok(cfg)
+            })?;
             (
                 cfg,
                 out.clone(),
@@ -207,10 +229,35 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         init: None,
         tokenizer: None,
         validation: None,
+        group: group.clone(),
     };
     let summary = crate::train::train(cfg, &opts)?;
-    print_summary(&summary);
+    if group.is_main() {
+        print_summary(&summary);
+    }
     Ok(())
+}
+
+/// A new run directory is written by rank 0 alone (`prepare`); the other ranks wait for it and
+/// read its config.yaml, so every rank trains the same effective configuration.
+pub(crate) fn prepared_by_rank0(
+    group: &dyn crate::train::dist::Collective,
+    out: &std::path::Path,
+    prepare: impl FnOnce() -> anyhow::Result<TrainConfig>,
+) -> anyhow::Result<TrainConfig> {
+    if group.world() == 1 {
+        return prepare();
+    }
+    let cfg = if group.is_main() {
+        Some(prepare()?)
+    } else {
+        None
+    };
+    group.barrier()?;
+    match cfg {
+        Some(cfg) => Ok(cfg),
+        None => Ok(TrainConfig::of_run(out)?),
+    }
 }
 
 /// The one-line end-of-run summary: total loss, the task's losses, throughput, checkpoint.

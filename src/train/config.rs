@@ -154,6 +154,12 @@ pub struct TrainSection {
     /// the reference's broadcasting makes the weights the batch's mean per coordinate (§3.5
     /// QUIRK), which this reproduces for parity.
     pub grounding_per_sample_weights: bool,
+    /// Run an N-rank data-parallel job on this one process: each optimiser step takes the
+    /// micro-batches of ranks 0..N in turn, with their seeds, and averages their gradients as the
+    /// all-reduce does; ITC queues take every rank's features, the momentum model one update per
+    /// micro-step. Continues an N-GPU run on one device with the same arithmetic (bit-exact with
+    /// `grad_accum_steps: 1` and N a power of two). 1 = off.
+    pub simulate_ranks: u64,
 }
 
 impl Default for TrainSection {
@@ -179,6 +185,7 @@ impl Default for TrainSection {
             clamp_temp: None,
             itm_mask_same_text: false,
             grounding_per_sample_weights: false,
+            simulate_ranks: 1,
         }
     }
 }
@@ -632,8 +639,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.mlm_probability) {
             return bad("mlm_probability must lie in [0, 1)".into());
         }
-        if self.grad_accum_steps == 0 || self.train.checkpoint_every == 0 {
-            return bad("train.grad_accum_steps and train.checkpoint_every must be ≥ 1".into());
+        if self.grad_accum_steps == 0
+            || self.train.checkpoint_every == 0
+            || self.train.simulate_ranks == 0
+        {
+            return bad("train.grad_accum_steps, train.checkpoint_every and train.simulate_ranks must be ≥ 1".into());
         }
         if self.image_res as i64 != self.model.vision.image_res {
             return bad("image_res disagrees with the model".into());

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod dist;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;

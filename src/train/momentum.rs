@@ -1,9 +1,12 @@
 //! The momentum (EMA) model and the ITC feature queues (reference §2.1, ALBEF's
 //! `_momentum_update`, `_dequeue_and_enqueue`).
 
+use std::sync::Arc;
+
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
+use super::dist::{Collective, SingleProcess};
 use crate::error::{Error, Result};
 use crate::model::{MplugConfig, MplugModel};
 
@@ -58,6 +61,11 @@ pub struct FeatureQueues {
     pub idx: Tensor,
     /// Next column to write.
     pub ptr: i64,
+    /// Every rank enqueues the features of all ranks (ALBEF's `concat_all_gather`).
+    group: Arc<dyn Collective>,
+    /// `train.simulate_ranks`: the features of ranks 0..N wait here until the last has run.
+    simulated: usize,
+    pending: Vec<(Tensor, Tensor, Tensor)>,
 }
 
 impl FeatureQueues {
@@ -70,13 +78,48 @@ impl FeatureQueues {
             text: normalize_columns(&text),
             idx: Tensor::full([1, size], -100, (Kind::Int64, device)),
             ptr: 0,
+            group: Arc::new(SingleProcess),
+            simulated: 1,
+            pending: Vec::new(),
         }
     }
 
-    /// Writes the batch's momentum features and indices at `ptr` (queue size is a multiple of the
-    /// batch, checked by the config).
-    pub fn enqueue(&mut self, image_feat: &Tensor, text_feat: &Tensor, idx: &Tensor) {
+    /// Gathers the features of `group`'s ranks before enqueueing (data-parallel training).
+    pub fn set_group(&mut self, group: Arc<dyn Collective>) {
+        self.group = group;
+    }
+
+    /// One process standing for `ranks` ranks: the micro-batches of ranks 0..N all see the queue
+    /// as it was, then their features are enqueued together in rank order (the gather).
+    pub fn simulate_ranks(&mut self, ranks: usize) {
+        self.simulated = ranks.max(1);
+    }
+
+    /// Writes the momentum features and indices of the batch — of every rank's batch, in rank
+    /// order — at `ptr` (queue size is a multiple of the global batch, checked by the trainer).
+    pub fn enqueue(&mut self, image_feat: &Tensor, text_feat: &Tensor, idx: &Tensor) -> Result<()> {
         let _guard = tch::no_grad_guard();
+        let (image_feat, text_feat, idx) = if self.simulated > 1 {
+            self.pending.push((
+                image_feat.detach().copy(),
+                text_feat.detach().copy(),
+                idx.view([-1]).copy(),
+            ));
+            if self.pending.len() < self.simulated {
+                return Ok(());
+            }
+            let parts = std::mem::take(&mut self.pending);
+            let cat = |f: fn(&(Tensor, Tensor, Tensor)) -> &Tensor| {
+                Tensor::cat(&parts.iter().map(f).collect::<Vec<_>>(), 0)
+            };
+            (cat(|p| &p.0), cat(|p| &p.1), cat(|p| &p.2))
+        } else {
+            (
+                self.group.all_gather(&image_feat.detach().contiguous())?,
+                self.group.all_gather(&text_feat.detach().contiguous())?,
+                self.group.all_gather(&idx.view([-1]).contiguous())?,
+            )
+        };
         let b = image_feat.size()[0];
         let q = self.image.size()[1];
         self.image
@@ -87,6 +130,7 @@ impl FeatureQueues {
             .copy_(&text_feat.detach().to_kind(Kind::Float).transpose(0, 1));
         self.idx.narrow(1, self.ptr, b).copy_(&idx.view([1, -1]));
         self.ptr = (self.ptr + b) % q;
+        Ok(())
     }
 
     /// Named tensors for a checkpoint.
@@ -170,15 +214,15 @@ mod tests {
         let mut q = FeatureQueues::new(2, 4, Device::Cpu);
         let f = Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]);
         let idx = Tensor::from_slice(&[7i64, 8]);
-        q.enqueue(&f, &(&f * 10.0), &idx);
+        q.enqueue(&f, &(&f * 10.0), &idx).unwrap();
         assert_eq!(q.ptr, 2);
         let img: Vec<f32> = Vec::try_from(q.image.narrow(1, 0, 2).contiguous().view([-1])).unwrap();
         // Column j holds row j of the batch: [[1, 3], [2, 4]] row-major.
         assert_eq!(img, vec![1.0, 3.0, 2.0, 4.0]);
         let ids: Vec<i64> = Vec::try_from(q.idx.view([-1])).unwrap();
         assert_eq!(ids, vec![7, 8, -100, -100]);
-        q.enqueue(&f, &f, &idx);
-        q.enqueue(&f, &f, &Tensor::from_slice(&[1i64, 2]));
+        q.enqueue(&f, &f, &idx).unwrap();
+        q.enqueue(&f, &f, &Tensor::from_slice(&[1i64, 2])).unwrap();
         assert_eq!(q.ptr, 2);
         let ids: Vec<i64> = Vec::try_from(q.idx.view([-1])).unwrap();
         assert_eq!(ids, vec![1, 2, 7, 8]);

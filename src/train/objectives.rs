@@ -6,6 +6,7 @@
 use tch::{Kind, Reduction, Tensor};
 
 use super::momentum::{FeatureQueues, MomentumModel};
+use crate::error::Result;
 use crate::loader::rng::LoaderRng;
 use crate::model::MplugModel;
 
@@ -225,18 +226,21 @@ pub struct Losses {
     pub mlm_acc: f64,
 }
 
-/// The pre-training forward. Runs the momentum update first (as ALBEF's forward does), then the
+/// The pre-training forward. Runs the momentum update first (as ALBEF's forward does; `None`: a
+/// simulated rank after the first, whose update rank 0 made), then the
 /// enabled objectives; enqueues the momentum features after ITC.
 pub fn pretrain_losses(
     model: &MplugModel,
     momentum: &mut MomentumModel,
-    momentum_factor: f64,
+    momentum_factor: Option<f64>,
     queues: &mut FeatureQueues,
     x: &PretrainInputs,
     sw: ObjectiveSwitches,
-) -> Losses {
+) -> Result<Losses> {
     let train = true;
-    momentum.update(momentum_factor);
+    if let Some(m) = momentum_factor {
+        momentum.update(m);
+    }
     let visual = model.encode_image(&x.images, train);
     let text = model.encode_text(&x.input_ids, &x.attention_mask, train);
     let temp = model.temp();
@@ -290,7 +294,7 @@ pub fn pretrain_losses(
             out.itc = l.double_value(&[]);
             total = &total + l;
         }
-        queues.enqueue(&image_m, &text_m, &x.idx);
+        queues.enqueue(&image_m, &text_m, &x.idx)?;
         sims = Some((sim_i2t, sim_t2i));
     }
     if sw.itm {
@@ -371,7 +375,7 @@ pub fn pretrain_losses(
         total = &total + l;
     }
     out.total = total;
-    out
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -296,6 +296,35 @@ impl AdamW {
         }
     }
 
+    /// Data parallelism: every gradient becomes its mean over the group's ranks (DDP's
+    /// all-reduce, then ÷ world), one collective per flat bucket. Ranks must hold gradients for
+    /// the same parameters (they run the same task on the same model).
+    pub fn average_gradients(&mut self, group: &dyn super::dist::Collective) -> Result<()> {
+        let world = group.world();
+        if world == 1 {
+            return Ok(());
+        }
+        let _guard = tch::no_grad_guard();
+        for b in 0..self.buckets.len() {
+            if self.flat_grads(b) {
+                if let Some(g) = &self.buckets[b].grads {
+                    let mut g = g.shallow_clone();
+                    group.all_reduce_sum(&mut g)?;
+                    let _ = g.g_div_scalar_(world as f64);
+                }
+                continue;
+            }
+            for name in &self.buckets[b].members {
+                let mut g = self.slots[name].param.grad();
+                if g.defined() {
+                    group.all_reduce_sum(&mut g)?;
+                    let _ = g.g_div_scalar_(world as f64);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `clip_grad_norm_(params, max_norm)`: scales every gradient by max_norm / (norm + 1e-6) when
     /// that is below 1. Returns the total L2 norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {

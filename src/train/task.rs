@@ -25,6 +25,9 @@ pub struct StepContext {
     pub iters_per_epoch: u64,
     /// The run's seed.
     pub seed: u64,
+    /// With `train.simulate_ranks`, the rank this micro-batch stands for (else 0): only rank 0's
+    /// micro-batch moves the momentum model, which every rank updates identically.
+    pub sim_rank: usize,
 }
 
 /// The losses of one micro-batch.
@@ -69,6 +72,14 @@ pub trait TrainTask {
     /// Tensors saved beside the optimiser's (queues).
     fn state_tensors(&self) -> Vec<(String, Tensor)> {
         Vec::new()
+    }
+    /// Data parallelism: the process group the task's cross-rank state (ITC queues) gathers over,
+    /// and the ranks one process simulates (`train.simulate_ranks`).
+    fn join_group(
+        &mut self,
+        _group: std::sync::Arc<dyn crate::train::dist::Collective>,
+        _simulated_ranks: usize,
+    ) {
     }
     /// Restores [`Self::state_tensors`].
     fn load_state(&mut self, _tensors: &[(String, Tensor)]) -> Result<()> {

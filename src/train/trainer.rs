@@ -18,6 +18,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointParts, TrainState};
 use super::config::{TaskName, TrainConfig};
+use super::dist::Collective;
+#[cfg(doc)]
+use super::dist::SingleProcess;
 use super::optim::AdamW;
 use super::phases::{Phase, PhaseTimer, PhaseTimes};
 use super::schedule::CosineSchedule;
@@ -60,6 +63,9 @@ pub struct TrainOptions {
     pub tokenizer: Option<Arc<BertTokenizer>>,
     /// Fine-tuning: the held-out split scored after every checkpoint (`eval.jsonl`, `best.json`).
     pub validation: Option<super::validation::ValidationSpec>,
+    /// The process group (data parallelism); [`SingleProcess`] for one process. Only its rank 0
+    /// writes metrics, evaluations and checkpoints.
+    pub group: Arc<dyn Collective>,
 }
 
 /// One line of `metrics.jsonl`.
@@ -172,6 +178,10 @@ impl Trainer {
                 .map_or(crate::eval::task_model::TaskParts::Retrieval, |t| t.parts());
             load_init(&mut vs, &cfg, init, parts)?;
         }
+        // DDP's start: every rank takes rank 0's weights (the momentum copy is made after this).
+        if opts.group.world() > 1 {
+            broadcast_weights(&vs, opts.group.as_ref())?;
+        }
         let task = match (task, cfg.task) {
             (Some(t), _) => t,
             (None, TaskName::Retrieval) => Box::new(PretrainTask::with_kind(
@@ -182,6 +192,8 @@ impl Trainer {
             )?),
             (None, _) => Box::new(PretrainTask::new(&vs, &cfg, device)?),
         };
+        let mut task = task;
+        task.join_group(opts.group.clone(), cfg.train.simulate_ranks.max(1) as usize);
         let dormant = model.dormant_parameter_prefixes();
         let mut params: Vec<(String, Tensor)> = vs
             .variables()
@@ -308,6 +320,18 @@ fn load_init(
     Ok(())
 }
 
+/// Copies rank 0's value of every variable to every rank, in name order.
+fn broadcast_weights(vs: &VarStore, group: &dyn Collective) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, t) in vars {
+        let mut t = t.shallow_clone();
+        group.broadcast(&mut t, 0)?;
+    }
+    Ok(())
+}
+
 /// Keeps the metrics lines of steps ≤ `step` (a resumed run rewrites what followed).
 fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     if !path.is_file() {
@@ -328,12 +352,16 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
     Ok(())
 }
 
-/// Mixes (seed, micro-step) into libtorch's seed.
-fn step_seed(seed: u64, micro_step: u64) -> i64 {
+/// Mixes (seed, micro-step, rank) into libtorch's seed: ranks draw different dropout masks and
+/// ITM negatives; rank 0 draws those of a single-process run.
+fn step_seed(seed: u64, micro_step: u64, rank: usize) -> i64 {
     let mut h = blake3::Hasher::new();
     h.update(b"mplug.train.step");
     h.update(&seed.to_le_bytes());
     h.update(&micro_step.to_le_bytes());
+    if rank > 0 {
+        h.update(&(rank as u64).to_le_bytes());
+    }
     let b = h.finalize();
     i64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap_or([0; 8])) & i64::MAX
 }
@@ -347,8 +375,26 @@ fn samples_per_epoch(index: &DatasetIndex, seed: u64, excluded: &HashSet<u64>) -
         .sum()
 }
 
-/// Runs (or resumes) pre-training.
+/// Runs (or resumes) a task's training, as one rank of `opts.group`.
 pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
+    let group = opts.group.clone();
+    let main = group.is_main();
+    let simulated = cfg.train.simulate_ranks.max(1);
+    if simulated > 1 && group.world() > 1 {
+        return Err(Error::input(format!(
+            "train.simulate_ranks {simulated} is for one process; this one is rank {} of {}",
+            group.rank(),
+            group.world()
+        )));
+    }
+    // the data-parallel world the loader and the schedule see: real or simulated ranks
+    let world = group.world() as u64 * simulated;
+    // the ranks this process runs a micro-batch for, in turn
+    let local_ranks: Vec<u64> = if simulated > 1 {
+        (0..simulated).collect()
+    } else {
+        vec![group.rank() as u64]
+    };
     fs_err::create_dir_all(&opts.out)?;
     let mut tr = Trainer::new(cfg.clone(), opts)?;
     let index = Arc::new(DatasetIndex::open_kind(&opts.data, tr.task.sample_kind())?);
@@ -366,12 +412,25 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     let seed = cfg.train.seed;
     let per_epoch = samples_per_epoch(&index, seed, &excluded);
-    let iters_per_epoch = per_epoch / cfg.batch_size as u64;
+    // every rank takes ⌈N / world⌉ samples (wrapping, as DistributedSampler pads)
+    let iters_per_epoch = per_epoch.div_ceil(world) / cfg.batch_size as u64;
     if iters_per_epoch == 0 {
         return Err(Error::input(format!(
-            "{per_epoch} samples make no batch of {} (lower batch_size)",
+            "{per_epoch} samples make no batch of {} on each of {world} rank(s) (lower batch_size)",
             cfg.batch_size
         )));
+    }
+    if world > 1 && tr.task.momentum_store().is_some() {
+        let global = cfg.batch_size as i64 * world as i64;
+        if cfg.queue_size % global != 0 {
+            return Err(Error::input_with_hint(
+                format!(
+                    "queue_size {} is not a multiple of the global batch {global} ({} × {world} ranks)",
+                    cfg.queue_size, cfg.batch_size
+                ),
+                "the reference asserts queue_size % (batch_size × world size) == 0",
+            ));
+        }
     }
     let metrics_path = opts.out.join("metrics.jsonl");
     let eval_path = opts.out.join("eval.jsonl");
@@ -390,9 +449,11 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
                 )));
             }
         }
-        truncate_metrics(&metrics_path, tr.state.step)?;
-        truncate_metrics(&eval_path, tr.state.step)?;
-    } else {
+        if main {
+            truncate_metrics(&metrics_path, tr.state.step)?;
+            truncate_metrics(&eval_path, tr.state.step)?;
+        }
+    } else if main {
         fs_err::write(&metrics_path, "")?;
         if eval_index.is_some() {
             fs_err::write(&eval_path, "")?;
@@ -402,7 +463,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let Some(index) = &eval_index else {
             return Ok(());
         };
-        if cfg.task != TaskName::Pretrain {
+        if cfg.task != TaskName::Pretrain || !main {
             return Ok(()); // fine-tuned models are scored by `mplug eval`
         }
         let m = crate::eval::pretrain_heldout::evaluate(
@@ -427,7 +488,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     }
     // fine-tuning: the task's metric after every checkpoint, and the best checkpoint
     let validation = match (&opts.validation, cfg.task) {
-        (Some(spec), task) if task != TaskName::Pretrain => {
+        (Some(spec), task) if task != TaskName::Pretrain && main => {
             let tokenizer = opts
                 .tokenizer
                 .clone()
@@ -501,23 +562,29 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         threads,
         epochs: cfg.schedule.epochs,
         drop_last: true,
+        world_size: world,
         ..LoaderConfig::default()
     };
     let use_autocast = cfg.train.bf16 && tr.device.is_cuda();
     if use_autocast {
         super::precision::use_bf16_autocast_on_cuda()?;
     }
-    let mut loader = Loader::start(
-        index.clone(),
-        Arc::new(excluded),
-        loader_cfg,
-        tr.state.loader,
-    )?;
+    let excluded = Arc::new(excluded);
+    let mut loaders = local_ranks
+        .iter()
+        .map(|&rank| {
+            let cfg = LoaderConfig {
+                rank,
+                ..loader_cfg.clone()
+            };
+            Loader::start(index.clone(), excluded.clone(), cfg, tr.state.loader)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let max_steps = cfg
         .train
         .max_steps
         .unwrap_or(iters_per_epoch * cfg.schedule.epochs / cfg.grad_accum_steps);
-    let bar = crate::engine::progress::steps_bar(max_steps, "train", opts.quiet);
+    let bar = crate::engine::progress::steps_bar(max_steps, "train", opts.quiet || !main);
     bar.set_position(tr.state.step);
     let mut metrics = fs_err::OpenOptions::new()
         .append(true)
@@ -533,46 +600,57 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut timer = PhaseTimer::new(tr.device, cfg.train.profile);
     tr.opt.zero_grad();
     let end = opts.stop_at.map_or(max_steps, |s| s.min(max_steps));
-    while tr.state.step < end {
-        let Some(batch) = loader.next_host() else {
-            break;
-        };
-        let batch = batch?;
-        let epoch = batch.keys.first().map_or(0, |k| k.epoch);
-        let iter = batch.keys.first().map_or(0, |k| k.position) / cfg.batch_size as u64;
-        tch::manual_seed(step_seed(seed, tr.state.micro_step));
-        let lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
-        let lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
-        timer.mark(Phase::Data);
-        let ctx = StepContext {
-            epoch,
-            iter,
-            iters_per_epoch,
-            seed,
-        };
-        let Trainer { model, task, .. } = &mut tr;
-        let losses = tch::autocast(use_autocast, || task.losses(model, &batch, &cfg, ctx))?;
-        let total = losses.total.double_value(&[]);
-        if !total.is_finite() {
-            return Err(Error::internal(format!(
-                "loss is {total} at step {} (epoch {epoch}, iter {iter}); the last checkpoint is intact",
-                tr.state.step
-            )));
-        }
-        timer.mark(Phase::Forward);
-        (&losses.total / accum as f64).backward();
-        timer.mark(Phase::Backward);
-        acc_loss += total / accum as f64;
-        for (k, v) in &losses.values {
-            *acc_values.entry(k.clone()).or_insert(0.0) += v / accum as f64;
+    // each micro-batch's share of the step's mean gradient (DDP divides the all-reduced sum)
+    let share = (accum * simulated) as f64;
+    let (mut epoch, mut iter, mut lr1, mut lr2) = (0, 0, 0.0, 0.0);
+    'steps: while tr.state.step < end {
+        for (slot, &rank) in local_ranks.iter().enumerate() {
+            let Some(batch) = loaders[slot].next_host() else {
+                break 'steps;
+            };
+            let batch = batch?;
+            epoch = batch.keys.first().map_or(0, |k| k.epoch);
+            // positions are global (over ranks)
+            iter = batch.keys.first().map_or(0, |k| k.position) / (cfg.batch_size as u64 * world);
+            tch::manual_seed(step_seed(seed, tr.state.micro_step, rank as usize));
+            lr1 = schedule.at(cfg.optimizer.lr1, epoch, iter);
+            lr2 = schedule.at(cfg.optimizer.lr2, epoch, iter);
+            timer.mark(Phase::Data);
+            let ctx = StepContext {
+                epoch,
+                iter,
+                iters_per_epoch,
+                seed,
+                sim_rank: if simulated > 1 { rank as usize } else { 0 },
+            };
+            let Trainer { model, task, .. } = &mut tr;
+            let losses = tch::autocast(use_autocast, || task.losses(model, &batch, &cfg, ctx))?;
+            let total = losses.total.double_value(&[]);
+            if !total.is_finite() {
+                return Err(Error::internal(format!(
+                    "loss is {total} at step {} (epoch {epoch}, iter {iter}, rank {rank}); the last \
+                     checkpoint is intact",
+                    tr.state.step
+                )));
+            }
+            timer.mark(Phase::Forward);
+            (&losses.total / share).backward();
+            timer.mark(Phase::Backward);
+            acc_loss += total / share;
+            for (k, v) in &losses.values {
+                *acc_values.entry(k.clone()).or_insert(0.0) += v / share;
+            }
+            // global counts: every rank's samples
+            tr.state.samples += batch.batch as u64 * group.world() as u64;
+            tr.state.loader = batch.state_after;
+            step_samples += batch.batch as u64;
         }
         tr.state.micro_step += 1;
-        tr.state.samples += batch.batch as u64;
-        tr.state.loader = batch.state_after;
-        step_samples += batch.batch as u64;
         if !tr.state.micro_step.is_multiple_of(accum) {
             continue;
         }
+        // DDP: the mean gradient over ranks, before clipping (clip_grad_norm_ sees the reduced one)
+        tr.opt.average_gradients(group.as_ref())?;
         let grad_norm = match cfg.train.clip_grad_norm {
             Some(c) => tr.opt.clip_grad_norm(c),
             None => tr.opt.clip_grad_norm(f64::INFINITY),
@@ -588,6 +666,15 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         tr.opt.zero_grad();
         timer.mark(Phase::Optimizer);
         tr.state.step += 1;
+        if group.world() > 1 {
+            // the metrics line holds means over ranks, and samples of every rank
+            reduce_metrics(
+                group.as_ref(),
+                &mut acc_loss,
+                &mut acc_values,
+                &mut step_samples,
+            )?;
+        }
         let secs = step_started.elapsed().as_secs_f64().max(1e-9);
         let line = MetricsLine {
             step: tr.state.step,
@@ -600,13 +687,15 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             grad_norm,
             temp: tr.model.temp().to_kind(Kind::Double).double_value(&[]),
             samples_per_s: step_samples as f64 / secs,
-            loader_starved_pct: 100.0 * loader.starved_fraction(),
-            loader_queue_depth: loader.queue_depth(),
+            loader_starved_pct: 100.0 * loaders[0].starved_fraction(),
+            loader_queue_depth: loaders[0].queue_depth(),
             phases: timer.take(),
         };
         acc_loss = 0.0;
         step_samples = 0;
-        if tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps {
+        let log_due =
+            tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps;
+        if main && log_due {
             let json =
                 serde_json::to_string(&line).map_err(|e| Error::internal_caused("metrics", e))?;
             writeln!(metrics, "{json}")?;
@@ -623,7 +712,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         if eval_due || tr.state.step == end {
             run_eval(&tr)?;
         }
-        if tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end {
+        let checkpoint_due =
+            tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end;
+        if main && checkpoint_due {
             let saved = tr.save(&opts.out)?;
             validate(&tr, &saved, &mut best)?;
             last_ckpt = Some(saved);
@@ -633,14 +724,38 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         timer.restart();
     }
     bar.finish_and_clear();
-    if last_ckpt.is_none() && tr.state.step > 0 {
+    if main && last_ckpt.is_none() && tr.state.step > 0 {
         let saved = tr.save(&opts.out)?;
         validate(&tr, &saved, &mut best)?;
         last_ckpt = Some(saved);
     }
+    // every rank ends together (rank 0 may still be writing or validating the last checkpoint)
+    group.barrier()?;
     Ok(TrainSummary {
         steps: tr.state.step,
         last,
         checkpoint: last_ckpt,
     })
+}
+
+/// Replaces this rank's loss and named values by their means over ranks, and its sample count by
+/// the sum (one all-reduce; the values' names are the same on every rank).
+fn reduce_metrics(
+    group: &dyn Collective,
+    loss: &mut f64,
+    values: &mut BTreeMap<String, f64>,
+    samples: &mut u64,
+) -> Result<()> {
+    let mut flat = vec![*loss, *samples as f64];
+    flat.extend(values.values().copied());
+    let mut t = Tensor::from_slice(&flat);
+    group.all_reduce_sum(&mut t)?;
+    let sums = Vec::<f64>::try_from(&t)?;
+    let world = group.world() as f64;
+    *loss = sums[0] / world;
+    *samples = sums[1].round() as u64;
+    for (v, sum) in values.values_mut().zip(&sums[2..]) {
+        *v = sum / world;
+    }
+    Ok(())
 }

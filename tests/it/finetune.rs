@@ -11,7 +11,7 @@ use crate::common::{ingest_folder, mplug, ok, python, repo, synth_coco_dataset, 
 const CONFIG: &str = "configs/vqa_tiny.yaml";
 
 /// The synthetic VQA v2, ingested (train and val splits).
-fn synth_vqa(dir: &Path) -> PathBuf {
+pub fn synth_vqa(dir: &Path) -> PathBuf {
     let raw = synth_raw(&dir.join("raw"), 24, 4);
     ingest_folder(
         "vqa",

@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod datasets;
+mod distributed;
 mod download;
 mod eval;
 mod eval_run;

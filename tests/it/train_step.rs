@@ -179,7 +179,8 @@ fn two_training_steps_equal_the_pytorch_reference_steps() {
     let mut grads = HashMap::new();
     for step in 0..STEPS {
         opt.zero_grad();
-        let l = pretrain_losses(&model, &mut momentum, MOMENTUM, &mut queues, &x, sw);
+        let l =
+            pretrain_losses(&model, &mut momentum, Some(MOMENTUM), &mut queues, &x, sw).unwrap();
         l.total.backward();
         norms.push(opt.clip_grad_norm(CLIP));
         losses.push([l.itc, l.itm, l.mlm, l.prefix]);

@@ -150,11 +150,11 @@ impl TrainTask for PretrainTask {
         let l = objectives::pretrain_losses(
             model,
             &mut self.momentum,
-            cfg.momentum,
+            (ctx.sim_rank == 0).then_some(cfg.momentum),
             &mut self.queues,
             &x,
             sw,
-        );
+        )?;
         let values = BTreeMap::from([
             ("alpha".to_string(), alpha),
             ("loss_itc".to_string(), l.itc),
@@ -176,6 +176,15 @@ impl TrainTask for PretrainTask {
 
     fn momentum_store_mut(&mut self) -> Option<&mut VarStore> {
         Some(&mut self.momentum.vs)
+    }
+
+    fn join_group(
+        &mut self,
+        group: std::sync::Arc<dyn crate::train::dist::Collective>,
+        simulated_ranks: usize,
+    ) {
+        self.queues.set_group(group);
+        self.queues.simulate_ranks(simulated_ranks);
     }
 
     fn state_tensors(&self) -> Vec<(String, Tensor)> {

@@ -1,0 +1,135 @@
+//! Data-parallel training across processes (reference: `torch.distributed` with one process per
+//! GPU). A [`Collective`] is the process group the trainer talks to: [`SingleProcess`] when the
+//! program was started alone, libtorch's c10d ([`c10d::ProcessGroup`]: TCPStore rendezvous, Gloo)
+//! when it was launched the way PyTorch jobs are ([`Launch::from_env`]: torchrun's or Slurm's
+//! variables, or `mplug launch`).
+//!
+//! ```text
+//! RANK/WORLD_SIZE/MASTER_* ─▶ Launch ─▶ join ─▶ Collective ─▶ trainer: broadcast weights from rank 0,
+//!                                                              all-reduce gradients, gather ITC
+//!                                                              features, reduce metrics
+//! ```
+
+#[cfg(feature = "dist")]
+pub mod c10d;
+pub mod launch;
+pub mod local_launcher;
+pub mod self_check;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tch::Tensor;
+
+pub use launch::Launch;
+
+use crate::error::{Error, Result};
+
+/// A process group: this process's rank and the collectives, as `torch.distributed`'s (every rank
+/// calls the same collectives in the same order; tensors are dense and contiguous).
+pub trait Collective: std::fmt::Debug + Send + Sync {
+    /// This process's rank (0-based).
+    fn rank(&self) -> usize;
+    /// Number of processes.
+    fn world(&self) -> usize;
+    /// Sums `t` over ranks, in place.
+    fn all_reduce_sum(&self, t: &mut Tensor) -> Result<()>;
+    /// Every rank's `t` concatenated along dimension 0 in rank order (`concat_all_gather`).
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor>;
+    /// Copies `root`'s `t` into every rank's `t`.
+    fn broadcast(&self, t: &mut Tensor, root: usize) -> Result<()>;
+    /// Returns once every rank has called it.
+    fn barrier(&self) -> Result<()>;
+    /// Whether this rank writes checkpoints, metrics and plots (rank 0).
+    fn is_main(&self) -> bool {
+        self.rank() == 0
+    }
+}
+
+/// The group of one process: every collective is the identity.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SingleProcess;
+
+impl Collective for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        1
+    }
+    fn all_reduce_sum(&self, _t: &mut Tensor) -> Result<()> {
+        Ok(())
+    }
+    fn all_gather(&self, t: &Tensor) -> Result<Tensor> {
+        Ok(t.shallow_clone())
+    }
+    fn broadcast(&self, _t: &mut Tensor, _root: usize) -> Result<()> {
+        Ok(())
+    }
+    fn barrier(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How long a rendezvous or collective may wait for the other ranks before failing (torch's
+/// default for Gloo is 30 minutes; `MPLUG_DIST_TIMEOUT` seconds overrides it).
+pub fn timeout_from_env() -> Result<Duration> {
+    match std::env::var("MPLUG_DIST_TIMEOUT") {
+        Ok(v) => v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|s| *s > 0.0 && s.is_finite())
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| {
+                Error::input(format!(
+                    "MPLUG_DIST_TIMEOUT=`{v}` is not a positive number of seconds"
+                ))
+            }),
+        Err(_) => Ok(Duration::from_secs(30 * 60)),
+    }
+}
+
+/// The process group this process belongs to: c10d when launched as one of several ranks,
+/// else [`SingleProcess`].
+pub fn join_from_env() -> Result<Arc<dyn Collective>> {
+    match Launch::from_env()? {
+        Some(l) if l.world > 1 => join(&l, timeout_from_env()?),
+        _ => Ok(Arc::new(SingleProcess)),
+    }
+}
+
+/// Joins the group `launch` describes.
+#[cfg(feature = "dist")]
+pub fn join(launch: &Launch, timeout: Duration) -> Result<Arc<dyn Collective>> {
+    Ok(Arc::new(c10d::ProcessGroup::join(launch, timeout)?))
+}
+
+/// Without the `dist` feature a multi-process launch is refused.
+#[cfg(not(feature = "dist"))]
+pub fn join(launch: &Launch, _timeout: Duration) -> Result<Arc<dyn Collective>> {
+    Err(Error::input_with_hint(
+        format!(
+            "launched as rank {} of {}, but this mplug was built without the `dist` feature",
+            launch.rank, launch.world
+        ),
+        "build with the default features (scripts/setup.sh installs libgloo-dev)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_single_process_group_is_the_identity() {
+        let g = SingleProcess;
+        let mut t = Tensor::from_slice(&[1.0f32, 2.0]);
+        g.all_reduce_sum(&mut t).unwrap();
+        g.broadcast(&mut t, 0).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&t).unwrap(), vec![1.0, 2.0]);
+        let all = g.all_gather(&t).unwrap();
+        assert_eq!(all.size(), vec![2]);
+        assert!(g.is_main() && g.world() == 1);
+    }
+}
