@@ -2,6 +2,7 @@
 //! `dist`) compiles the C++ shim over libtorch's c10d collectives.
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo::rustc-check-cfg=cfg(mplug_nccl)");
     // torch-sys (links = "tch") exports its libtorch lib dir to direct dependents only.
     if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         // rpath: binaries find libtorch_cpu.so without LD_LIBRARY_PATH on the build machine.
@@ -38,7 +39,8 @@ fn compile_c10d_shim(lib: &std::path::Path) {
              --no-default-features --features video"
         );
     }
-    cc::Build::new()
+    let mut build = cc::Build::new();
+    build
         .cpp(true)
         .std("c++17")
         .file(shim)
@@ -49,6 +51,48 @@ fn compile_c10d_shim(lib: &std::path::Path) {
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         // torch's headers are not ours to warn about
         .warnings(false)
-        .flag("-w")
-        .compile("mplug_c10d");
+        .flag("-w");
+    if let Some(cuda_includes) = nccl_includes(lib) {
+        build
+            .file("src/train/dist/c10d_nccl.cpp")
+            .includes(cuda_includes)
+            .define("USE_C10D_NCCL", None)
+            .define("USE_CUDA", None)
+            .define("MPLUG_NCCL", None);
+        println!("cargo:rustc-cfg=mplug_nccl");
+        println!("cargo:rustc-link-lib=dylib=torch_cuda");
+        println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    }
+    println!("cargo:rerun-if-changed=src/train/dist/c10d_nccl.cpp");
+    build.compile("mplug_c10d");
+}
+
+/// The headers `ProcessGroupNCCL.hpp` needs, when this libtorch is a CUDA one installed from the
+/// PyPI wheels: the CUDA runtime's and NCCL's (their `nvidia-*` wheels), CCCL's `nv/target`
+/// (`nvidia-cuda-cccl`, which scripts/setup.sh adds) and `crt/host_config.h` (shipped by triton,
+/// a dependency of the CUDA torch wheel). `None` (Gloo only) when any is missing.
+fn nccl_includes(lib: &std::path::Path) -> Option<Vec<std::path::PathBuf>> {
+    if !lib.join("libtorch_cuda.so").exists() {
+        return None;
+    }
+    let site = lib.join("../..");
+    let dirs = [
+        site.join("nvidia/cu13/include"),
+        site.join("nvidia/nccl/include"),
+        site.join("triton/backends/nvidia/include"),
+    ];
+    let needed = [
+        dirs[0].join("cuda_runtime.h"),
+        dirs[0].join("nv/target"),
+        dirs[1].join("nccl.h"),
+        dirs[2].join("crt/host_config.h"),
+    ];
+    if let Some(missing) = needed.iter().find(|p| !p.exists()) {
+        println!(
+            "cargo:warning=NCCL backend not built (no {}): distributed training uses Gloo",
+            missing.display()
+        );
+        return None;
+    }
+    Some(dirs.to_vec())
 }

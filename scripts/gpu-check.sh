@@ -2,7 +2,7 @@
 # Everything mplug checks on a CUDA machine, in one call. The lent GPU machine has PyTorch 2.11 in its
 # python3 but no cargo and no internet, so the binary is built here and carried:
 #
-#   here:    source .mplug-env && cargo build --release --no-default-features && mkdir -p gpu-bin \
+#   here:    source .mplug-env && cargo build --release --no-default-features --features dist && mkdir -p gpu-bin \
 #            && strip -o gpu-bin/mplug "$CARGO_TARGET_DIR/release/mplug" && xz -T2 gpu-bin/mplug \
 #            && cp "$MPLUG_VOCAB" gpu-bin/
 #   device:  scripts/gpu-check.sh            (run from the repository root, carrying gpu-bin/)
@@ -15,8 +15,10 @@
 # `mplug train`, base @256, bf16 autocast, all four objectives on synthetic shards: samples/s and
 # peak GPU memory (nvidia-smi sampled every 100 ms) → the same step split into data, forward,
 # backward and optimiser time (`train.profile`) → `mplug eval caption/vqa`, base @384, with and
-# without the KV cache → `mplug finetune vqa`, base @384, bf16: samples/s. Carry gpu-bin/vocab.txt
-# for the ingest.
+# without the KV cache → `mplug finetune vqa`, base @384, bf16: samples/s → data parallelism
+# through NCCL with world size 1 (`mplug launch --nproc 1`): the collectives self-check with the
+# bus bandwidth, and the base pre-training step with its all-reduce share. Carry
+# gpu-bin/vocab.txt for the ingest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${MPLUG_PYTHON:-python3}
@@ -142,5 +144,20 @@ print(json.dumps({"check": "finetune_vqa_base_384_bf16", "batch": 32, "steps": l
                   "samples_per_s_median": statistics.median(l["samples_per_s"] for l in lines[10:]),
                   "loss_first": lines[0]["loss_vqa"], "loss_last": lines[-1]["loss_vqa"],
                   "starved_pct_last": lines[-1]["loader_starved_pct"]}))
+PY
+
+step "NCCL, world size 1, through the same code path as N GPUs (mplug launch --nproc 1)"
+"$BIN" launch --nproc 1 -- "$BIN" doctor --collectives --device cuda --bytes 256MiB | tee -a "$LOG"
+"$BIN" launch --nproc 1 -- "$BIN" train --config configs/pretrain_mplug_base.yaml --data "$W/shapes" \
+  --device cuda --quiet --out "$W/ddp1" --set queue_size=65536 --set train.checkpoint_every=1000 \
+  --set train.threads=14 --set batch_size=128 --set train.max_steps=20 --set train.profile=true >&2
+"$PY" - "$W/ddp1/metrics.jsonl" <<'PY' | tee -a "$LOG"
+import sys, json, statistics
+lines = [json.loads(l) for l in open(sys.argv[1])][5:]
+med = lambda k: statistics.median(l[k] for l in lines)
+step_ms = sum(med(k) for k in ("ms_data", "ms_forward", "ms_backward", "ms_all_reduce", "ms_optimizer"))
+print(json.dumps({"check": "train_base_256_bf16_nccl_world1", "batch": 128, "steps": len(lines),
+                  "ms_all_reduce": med("ms_all_reduce"), "all_reduce_share": med("ms_all_reduce") / step_ms,
+                  "samples_per_s": med("samples_per_s")}))
 PY
 rm -rf "$W"

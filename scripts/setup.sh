@@ -91,6 +91,12 @@ if [ -z "$TORCH_DIR" ] || [ ! -f "$TORCH_DIR/lib/libtorch_cpu.so" ]; then
   fi
   TORCH_DIR=$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)
 fi
+# CCCL's headers (3 MB): with the CUDA wheels' own headers they let build.rs compile the NCCL
+# backend of distributed training (ProcessGroupNCCL.hpp includes nv/target).
+if [ -f "$TORCH_DIR/lib/libtorch_cuda.so" ] && [ ! -e "$TORCH_DIR/../nvidia/cu13/include/nv/target" ]; then
+  say "installing nvidia-cuda-cccl 13.0 (headers for the NCCL backend)"
+  "$VENV/bin/pip" install -q --no-warn-conflicts --no-deps "nvidia-cuda-cccl==13.0.85"
+fi
 
 # --- 3. the vocab --------------------------------------------------------------------------------
 VOCAB="$MPLUG_HOME/bert-base-uncased/vocab.txt"

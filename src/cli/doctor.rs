@@ -42,12 +42,21 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
         Some((Err(e), _)) => println!("vocab     MISSING: {e}"),
         None => println!("vocab     MISSING: set MPLUG_VOCAB"),
     }
+    println!(
+        "dist      {} (mplug launch --nproc 2 -- mplug doctor --collectives checks a group)",
+        match (cfg!(feature = "dist"), crate::train::dist::NCCL_BUILT) {
+            (true, true) => "c10d: Gloo and NCCL",
+            (true, false) =>
+                "c10d: Gloo (built against a CPU libtorch or without CUDA headers: no NCCL)",
+            (false, _) => "not built (feature `dist` off): one process only",
+        }
+    );
     Ok(())
 }
 
 fn collectives(a: &DoctorArgs) -> anyhow::Result<()> {
-    let group = crate::train::dist::join_from_env()?;
     let device = super::train::rank_device(&a.device)?;
+    let group = crate::train::dist::join_from_env(device)?;
     let report = crate::train::dist::self_check::check(group.as_ref(), device, a.bytes as usize)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

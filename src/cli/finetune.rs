@@ -130,8 +130,8 @@ fn declared_task(path: &std::path::Path) -> anyhow::Result<Option<String>> {
 
 /// Runs `mplug finetune`.
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
-    let group = crate::train::dist::join_from_env()?;
     let device = super::train::rank_device(&a.run.device)?;
+    let group = crate::train::dist::join_from_env(device)?;
     let fresh_dir = a.out.as_ref().is_some_and(|o| !o.exists());
     let (cfg, out, data, init, vocab, validation, resume) = match &a.resume {
         Some(run) => {

@@ -156,8 +156,8 @@ pub(crate) fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
 
 /// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
-    let group = crate::train::dist::join_from_env()?;
     let device = rank_device(&a.run.device)?;
+    let group = crate::train::dist::join_from_env(device)?;
     let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;

@@ -148,7 +148,7 @@ pub struct TrainSection {
     /// `mplug train --eval-data` is given.
     pub eval_every: u64,
     /// Write each step's wall time per phase to the metrics (`ms_data`, `ms_forward`,
-    /// `ms_backward`, `ms_optimizer`); on CUDA every phase boundary synchronises the device.
+    /// `ms_backward`, `ms_all_reduce`, `ms_optimizer`); on CUDA every phase boundary synchronises the device.
     pub profile: bool,
     /// Grounding: weigh each expression's coordinate CE by its own L1 and 1 − GIoU. Off by default:
     /// the reference's broadcasting makes the weights the batch's mean per coordinate (§3.5

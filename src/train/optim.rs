@@ -301,7 +301,7 @@ impl AdamW {
     /// the same parameters (they run the same task on the same model).
     pub fn average_gradients(&mut self, group: &dyn super::dist::Collective) -> Result<()> {
         let world = group.world();
-        if world == 1 {
+        if group.is_single_process() {
             return Ok(());
         }
         let _guard = tch::no_grad_guard();

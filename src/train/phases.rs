@@ -1,5 +1,6 @@
 //! Where an optimiser step's wall time goes (`train.profile`): waiting for and uploading the
-//! batch, the forward (momentum update and the objectives), the backward, and the optimiser
+//! batch, the forward (momentum update and the objectives), the backward, the gradient all-reduce
+//! over ranks, and the optimiser
 //! (clipping, AdamW, zeroing). CUDA runs asynchronously, so on a GPU every boundary synchronises
 //! the device first — the numbers are then true per phase, at the price of a little overlap.
 
@@ -17,6 +18,8 @@ pub enum Phase {
     Forward,
     /// Back-propagation.
     Backward,
+    /// Averaging the gradients over the ranks (data parallelism; 0 on one process).
+    AllReduce,
     /// Clipping, the AdamW update, the temperature clamp, zeroing the gradients.
     Optimizer,
 }
@@ -30,6 +33,8 @@ pub struct PhaseTimes {
     pub ms_forward: f64,
     /// [`Phase::Backward`].
     pub ms_backward: f64,
+    /// [`Phase::AllReduce`].
+    pub ms_all_reduce: f64,
     /// [`Phase::Optimizer`].
     pub ms_optimizer: f64,
 }
@@ -74,6 +79,7 @@ impl PhaseTimer {
             Phase::Data => &mut self.times.ms_data,
             Phase::Forward => &mut self.times.ms_forward,
             Phase::Backward => &mut self.times.ms_backward,
+            Phase::AllReduce => &mut self.times.ms_all_reduce,
             Phase::Optimizer => &mut self.times.ms_optimizer,
         };
         *slot += ms;

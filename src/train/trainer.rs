@@ -179,7 +179,7 @@ impl Trainer {
             load_init(&mut vs, &cfg, init, parts)?;
         }
         // DDP's start: every rank takes rank 0's weights (the momentum copy is made after this).
-        if opts.group.world() > 1 {
+        if !opts.group.is_single_process() {
             broadcast_weights(&vs, opts.group.as_ref())?;
         }
         let task = match (task, cfg.task) {
@@ -651,6 +651,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         // DDP: the mean gradient over ranks, before clipping (clip_grad_norm_ sees the reduced one)
         tr.opt.average_gradients(group.as_ref())?;
+        timer.mark(Phase::AllReduce);
         let grad_norm = match cfg.train.clip_grad_norm {
             Some(c) => tr.opt.clip_grad_norm(c),
             None => tr.opt.clip_grad_norm(f64::INFINITY),
@@ -666,7 +667,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         tr.opt.zero_grad();
         timer.mark(Phase::Optimizer);
         tr.state.step += 1;
-        if group.world() > 1 {
+        if !group.is_single_process() {
             // the metrics line holds means over ranks, and samples of every rank
             reduce_metrics(
                 group.as_ref(),

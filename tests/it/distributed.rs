@@ -50,6 +50,39 @@ fn collectives_on_three_ranks_equal_the_hand_computed_results() {
     }
 }
 
+/// PyTorch's own launcher (torchrun, with its agent's rendezvous store) starts mplug ranks that
+/// form one group.
+#[test]
+fn torchrun_starts_ranks_that_form_a_group() {
+    let out = ok(Command::new(crate::common::python())
+        .args(["-m", "torch.distributed.run", "--standalone", "--no-python"])
+        .args([
+            "--nproc-per-node",
+            "2",
+            BIN,
+            "doctor",
+            "--collectives",
+            "--bytes",
+            "64KiB",
+        ])
+        .env("MPLUG_DIST_TIMEOUT", "60")
+        .output()
+        .unwrap());
+    let ranks: Vec<serde_json::Value> = out
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ranks.len(), 2, "{out}");
+    for v in &ranks {
+        assert_eq!(v["all_reduce"], serde_json::json!([3.0, 6.0, 9.0]));
+        assert_eq!(
+            v["all_gather"],
+            serde_json::json!([[0.0, 0.0], [1.0, 10.0]])
+        );
+    }
+}
+
 #[test]
 fn launch_names_the_failed_rank_and_stops_the_others() {
     let started = Instant::now();

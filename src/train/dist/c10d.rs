@@ -1,5 +1,6 @@
-//! libtorch's c10d process group (TCPStore rendezvous + ProcessGroupGloo) through the C ABI of
-//! `c10d_shim.cpp`. Gloo runs on CPU tensors and stages CUDA ones through the host.
+//! libtorch's c10d process group (TCPStore rendezvous + ProcessGroupGloo or ProcessGroupNCCL)
+//! through the C ABI of `c10d_shim.cpp`. Gloo runs on CPU tensors and stages CUDA ones through the
+//! host; NCCL runs on CUDA tensors.
 
 use std::ffi::{CStr, CString, c_char};
 use std::time::Duration;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use tch::Tensor;
 use torch_sys::C_tensor;
 
-use super::{Collective, Launch};
+use super::{Backend, Collective, Launch};
 use crate::error::{Error, Result};
 
 #[repr(C)]
@@ -26,6 +27,7 @@ unsafe extern "C" {
         prefix: *const c_char,
         timeout_ms: i64,
         iface_host: *const c_char,
+        nccl: i32,
         err: *mut *mut c_char,
     ) -> *mut RawGroup;
     fn mplug_group_free(g: *mut RawGroup);
@@ -42,12 +44,13 @@ unsafe extern "C" {
     fn mplug_barrier(g: *mut RawGroup, err: *mut *mut c_char) -> i32;
 }
 
-/// A c10d Gloo process group.
+/// A c10d process group.
 #[derive(Debug)]
 pub struct ProcessGroup {
     raw: *mut RawGroup,
     rank: usize,
     world: usize,
+    backend: Backend,
 }
 
 // SAFETY: c10d's ProcessGroupGloo is thread-safe (its work queue is locked); the trainer calls it
@@ -71,8 +74,8 @@ fn take_message(err: *mut c_char) -> String {
 }
 
 impl ProcessGroup {
-    /// Rendezvous at `launch.master_addr:master_port` and build the Gloo group.
-    pub fn join(launch: &Launch, timeout: Duration) -> Result<Self> {
+    /// Rendezvous at `launch.master_addr:master_port` and build the group.
+    pub fn join(launch: &Launch, timeout: Duration, backend: Backend) -> Result<Self> {
         let fail = |message: String| Error::Collective {
             op: "rendezvous",
             rank: launch.rank,
@@ -100,6 +103,7 @@ impl ProcessGroup {
                 prefix.as_ptr(),
                 i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX),
                 iface.as_ptr(),
+                i32::from(backend == Backend::Nccl),
                 &mut err,
             )
         };
@@ -116,6 +120,7 @@ impl ProcessGroup {
             raw,
             rank: launch.rank,
             world: launch.world,
+            backend,
         })
     }
 
@@ -145,6 +150,12 @@ impl Collective for ProcessGroup {
     }
     fn world(&self) -> usize {
         self.world
+    }
+    fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Gloo => "gloo",
+            Backend::Nccl => "nccl",
+        }
     }
     fn all_reduce_sum(&self, t: &mut Tensor) -> Result<()> {
         let mut err = std::ptr::null_mut();

@@ -1,4 +1,5 @@
-// A C ABI over libtorch's c10d (TCPStore rendezvous + ProcessGroupGloo), for `train::dist::c10d`.
+// A C ABI over libtorch's c10d (TCPStore rendezvous + ProcessGroupGloo, or ProcessGroupNCCL from
+// c10d_nccl.cpp when built with MPLUG_NCCL), for `train::dist::c10d`.
 //
 // Why C++: c10d is a C++ API (no C entry points), and tch exposes tensors as `at::Tensor*`. This
 // file only forwards: every collective is libtorch's own implementation. Errors (c10::Error,
@@ -38,6 +39,13 @@ int guarded(char** err, F&& f) {
 }
 }  // namespace
 
+#ifdef MPLUG_NCCL
+// c10d_nccl.cpp (needs the CUDA headers; compiled only against a CUDA libtorch)
+c10::intrusive_ptr<c10d::Backend> mplug_make_nccl(const c10::intrusive_ptr<c10d::Store>& store,
+                                                  int rank, int world,
+                                                  std::chrono::milliseconds timeout);
+#endif
+
 struct mplug_group {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::Backend> backend;
@@ -46,10 +54,10 @@ struct mplug_group {
 extern "C" {
 
 // Rendezvous at host:port (rank 0 serves the store unless `store_is_external`, as under torchrun's
-// agent store), then a Gloo group. `prefix` namespaces the keys (restart attempts).
+// agent store), then a Gloo (`nccl` 0) or NCCL group. `prefix` namespaces the keys (restarts).
 mplug_group* mplug_group_new(const char* host, uint16_t port, int rank, int world,
                              int store_is_external, const char* prefix, int64_t timeout_ms,
-                             const char* iface_host, char** err) {
+                             const char* iface_host, int nccl, char** err) {
   mplug_group* out = nullptr;
   guarded(err, [&] {
     c10d::TCPStoreOptions o;
@@ -61,6 +69,15 @@ mplug_group* mplug_group_new(const char* host, uint16_t port, int rank, int worl
     auto tcp = c10::make_intrusive<c10d::TCPStore>(std::string(host), o);
     c10::intrusive_ptr<c10d::Store> store =
         c10::make_intrusive<c10d::PrefixStore>(std::string(prefix), tcp);
+    if (nccl != 0) {
+#ifdef MPLUG_NCCL
+      out = new mplug_group{store,
+                            mplug_make_nccl(store, rank, world, std::chrono::milliseconds(timeout_ms))};
+      return;
+#else
+      throw std::runtime_error("this mplug was built without NCCL (against a CPU-only libtorch)");
+#endif
+    }
     auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(timeout_ms));
     // Gloo's transport binds to: GLOO_SOCKET_IFNAME's interface (as torch), else `iface_host`
     // (loopback jobs), else torch's default (this host's name as it resolves).

@@ -44,6 +44,12 @@ pub trait Collective: std::fmt::Debug + Send + Sync {
     fn is_main(&self) -> bool {
         self.rank() == 0
     }
+    /// A process on its own (no collective to run), as opposed to a group of any size.
+    fn is_single_process(&self) -> bool {
+        false
+    }
+    /// The engine: `gloo`, `nccl`, or `none` for one process.
+    fn backend(&self) -> &'static str;
 }
 
 /// The group of one process: every collective is the identity.
@@ -69,6 +75,12 @@ impl Collective for SingleProcess {
     fn barrier(&self) -> Result<()> {
         Ok(())
     }
+    fn is_single_process(&self) -> bool {
+        true
+    }
+    fn backend(&self) -> &'static str {
+        "none"
+    }
 }
 
 /// How long a rendezvous or collective may wait for the other ranks before failing (torch's
@@ -90,24 +102,58 @@ pub fn timeout_from_env() -> Result<Duration> {
     }
 }
 
-/// The process group this process belongs to: c10d when launched as one of several ranks,
-/// else [`SingleProcess`].
-pub fn join_from_env() -> Result<Arc<dyn Collective>> {
+/// The process group this process belongs to: c10d when it was launched as a rank (torchrun,
+/// Slurm, `mplug launch`; also a world of 1), else [`SingleProcess`]. Collectives run on
+/// `device`'s tensors: NCCL for CUDA when the build has it (`MPLUG_DIST_BACKEND=gloo` overrides),
+/// Gloo otherwise.
+pub fn join_from_env(device: tch::Device) -> Result<Arc<dyn Collective>> {
     match Launch::from_env()? {
-        Some(l) if l.world > 1 => join(&l, timeout_from_env()?),
-        _ => Ok(Arc::new(SingleProcess)),
+        Some(l) => join(&l, timeout_from_env()?, Backend::for_device(device)?),
+        None => Ok(Arc::new(SingleProcess)),
     }
 }
 
+/// The c10d backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Gloo: CPU tensors (CUDA ones staged through the host).
+    Gloo,
+    /// NCCL: CUDA tensors, GPU to GPU.
+    Nccl,
+}
+
+impl Backend {
+    /// NCCL for CUDA when built with it, else Gloo; `MPLUG_DIST_BACKEND=gloo|nccl` chooses.
+    pub fn for_device(device: tch::Device) -> Result<Backend> {
+        match std::env::var("MPLUG_DIST_BACKEND").ok().as_deref() {
+            Some("gloo") => Ok(Backend::Gloo),
+            Some("nccl") if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
+            Some("nccl") => Err(Error::input(
+                "MPLUG_DIST_BACKEND=nccl needs --device cuda and a build against a CUDA libtorch",
+            )),
+            Some(other) => Err(Error::input(format!(
+                "MPLUG_DIST_BACKEND=`{other}`: use gloo or nccl"
+            ))),
+            None if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
+            None => Ok(Backend::Gloo),
+        }
+    }
+}
+
+/// Whether this build carries the NCCL backend (built against a CUDA libtorch with its headers).
+pub const NCCL_BUILT: bool = cfg!(mplug_nccl);
+
 /// Joins the group `launch` describes.
 #[cfg(feature = "dist")]
-pub fn join(launch: &Launch, timeout: Duration) -> Result<Arc<dyn Collective>> {
-    Ok(Arc::new(c10d::ProcessGroup::join(launch, timeout)?))
+pub fn join(launch: &Launch, timeout: Duration, backend: Backend) -> Result<Arc<dyn Collective>> {
+    Ok(Arc::new(c10d::ProcessGroup::join(
+        launch, timeout, backend,
+    )?))
 }
 
 /// Without the `dist` feature a multi-process launch is refused.
 #[cfg(not(feature = "dist"))]
-pub fn join(launch: &Launch, _timeout: Duration) -> Result<Arc<dyn Collective>> {
+pub fn join(launch: &Launch, _timeout: Duration, _backend: Backend) -> Result<Arc<dyn Collective>> {
     Err(Error::input_with_hint(
         format!(
             "launched as rank {} of {}, but this mplug was built without the `dist` feature",

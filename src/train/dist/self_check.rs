@@ -17,6 +17,10 @@ pub struct CollectiveReport {
     pub rank: usize,
     /// World size.
     pub world: usize,
+    /// `gloo`, `nccl` (or `none`).
+    pub backend: &'static str,
+    /// Device of the tensors.
+    pub device: String,
     /// `all_reduce_sum` of `(rank + 1) · [1, 2, 3]`.
     pub all_reduce: Vec<f64>,
     /// `all_gather` of `[rank, 10 · rank]`.
@@ -25,7 +29,10 @@ pub struct CollectiveReport {
     pub broadcast: Vec<f64>,
     /// Bytes all-reduced for the bandwidth figure.
     pub bandwidth_bytes: usize,
-    /// Its bus bandwidth in GB/s (`2 (n − 1) / n × bytes / time`, nccl-tests' convention).
+    /// Its algorithm bandwidth in GB/s (bytes / time).
+    pub alg_gb_per_s: f64,
+    /// Its bus bandwidth in GB/s (`2 (n − 1) / n × bytes / time`, nccl-tests' convention: what
+    /// each link carries; 0 for one rank).
     pub bus_gb_per_s: f64,
 }
 
@@ -64,14 +71,18 @@ pub fn check(group: &dyn Collective, device: Device, bytes: usize) -> Result<Col
     }
     let _ = to_vec(&big.narrow(0, 0, 1))?; // waits for the device
     let secs = start.elapsed().as_secs_f64() / reps as f64;
-    let bus = 2.0 * (world as f64 - 1.0) / world as f64 * (n * 4) as f64 / secs.max(1e-12) / 1e9;
+    let alg = (n * 4) as f64 / secs.max(1e-12) / 1e9;
+    let bus = 2.0 * (world as f64 - 1.0) / world as f64 * alg;
     Ok(CollectiveReport {
         rank,
         world,
+        backend: group.backend(),
+        device: format!("{device:?}"),
         all_reduce,
         all_gather,
         broadcast,
         bandwidth_bytes: (n * 4) as usize,
+        alg_gb_per_s: alg,
         bus_gb_per_s: bus,
     })
 }
