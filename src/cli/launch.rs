@@ -10,7 +10,7 @@ use crate::train::dist::local_launcher::{self, LocalLaunch};
 /// Run N ranks of a command on this machine: data-parallel training without Python's torchrun
 ///
 /// Every rank gets torchrun's variables (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE,
-/// MASTER_ADDR=127.0.0.1, MASTER_PORT); `mplug train`, `mplug finetune` and `mplug doctor
+/// MASTER_ADDR=127.0.0.1, MASTER_PORT; OMP_NUM_THREADS = cores / N unless set); `mplug train`, `mplug finetune` and `mplug doctor
 /// --collectives` join a c10d process group from them. When a rank fails, the launcher names it,
 /// stops the others (SIGTERM, then SIGKILL after --grace) and exits non-zero.
 ///

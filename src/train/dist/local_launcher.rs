@@ -81,10 +81,19 @@ pub fn run(l: &LocalLaunch) -> Result<()> {
         Some(p) => p,
         None => free_port()?,
     };
+    // As torchrun: ranks sharing a machine do not each take every core for libtorch's threads.
+    let omp_threads = std::env::var_os("OMP_NUM_THREADS").is_none().then(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / l.nproc).max(1).to_string()
+    });
     catch_stop_signals();
     let mut children: Vec<Option<Child>> = Vec::with_capacity(l.nproc);
     for rank in 0..l.nproc {
-        let spawned = Command::new(program)
+        let mut command = Command::new(program);
+        if let Some(n) = &omp_threads {
+            command.env("OMP_NUM_THREADS", n);
+        }
+        let spawned = command
             .args(args)
             .env("RANK", rank.to_string())
             .env("LOCAL_RANK", rank.to_string())
