@@ -220,6 +220,9 @@ struct Prepared {
     tokenizer: BertTokenizer,
     device: tch::Device,
     selection: ItemSelection,
+    /// The process group (`mplug launch`, torchrun, Slurm): items are dealt to ranks, rank 0
+    /// gathers the results and writes every file.
+    group: std::sync::Arc<dyn crate::train::dist::Collective>,
 }
 
 fn prepare(
@@ -246,7 +249,8 @@ fn prepare(
         .or_else(default_vocab_path)
         .context("no --vocab given and no HOME to look in")?;
     let tokenizer = BertTokenizer::from_vocab_file(&vocab)?;
-    let device = a.device.device()?;
+    let device = super::train::local_cuda(a.device.device()?)?;
+    let group = crate::train::dist::join_from_env(device)?;
     let task = load_task_model(&config, &a.weights, device, parts)?;
     Ok(Prepared {
         split,
@@ -255,10 +259,11 @@ fn prepare(
         tokenizer,
         device,
         selection: ItemSelection {
-            rank: 0,
-            world_size: 1,
+            rank: group.rank() as u64,
+            world_size: group.world() as u64,
             limit: a.limit,
         },
+        group,
     })
 }
 
@@ -348,7 +353,7 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
         None => vqa_task::Answering::Generate(&p.tokenizer),
     };
     let total = p.selection.count(p.split.count_list_items("question_ids")?);
-    let progress = bar(total, c.quiet);
+    let progress = bar(total, c.quiet || !p.group.is_main());
     let start = Instant::now();
     let preds = vqa_task::run(
         &p.task.model,
@@ -360,6 +365,10 @@ fn run_vqa(a: VqaEvalArgs) -> anyhow::Result<()> {
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let results = result_files::vqa_results(&preds);
     let truth: Option<Vec<vqa::VqaGroundTruth>> =
@@ -432,7 +441,10 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
         CAPTION_DEFAULTS,
         TaskParts::VisualDecoder,
     )?;
-    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let progress = bar(
+        p.selection.count(p.split.rows),
+        c.quiet || !p.group.is_main(),
+    );
     let start = Instant::now();
     let preds = caption_task::run(
         &p.task.model,
@@ -444,6 +456,10 @@ fn run_caption(a: CaptionEvalArgs) -> anyhow::Result<()> {
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let results = result_files::caption_results(&preds);
     let mut metrics =
@@ -513,18 +529,28 @@ fn run_retrieval(a: RetrievalEvalArgs, kind: RetrievalKind) -> anyhow::Result<()
         anyhow::ensure!(k > 0, "--k-test must be at least 1");
         p.settings.k_test = k;
     }
-    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    // as the reference, every rank encodes every image and text; the ITM re-ranking is sharded
+    let selection = ItemSelection {
+        rank: 0,
+        world_size: 1,
+        ..p.selection
+    };
+    let progress = bar(selection.count(p.split.rows), c.quiet || !p.group.is_main());
     let start = Instant::now();
     let out = retrieval_task::run(
         &p.task.model,
         &p.split,
         kind,
-        p.selection,
+        selection,
         &p.settings,
         p.device,
+        p.group.as_ref(),
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    if !p.group.is_main() {
+        return Ok(());
+    }
     let seconds = start.elapsed().as_secs_f64();
     let mut prov = provenance(c, &p, out.image_ids.len(), seconds);
     if let Some(m) = prov.as_object_mut() {
@@ -582,7 +608,7 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
     )?;
     let mut inputs = a.save_inputs.then(grounding_task::GroundingInputs::default);
     let total = p.selection.count(p.split.count_list_items("sentences")?);
-    let progress = bar(total, c.quiet);
+    let progress = bar(total, c.quiet || !p.group.is_main());
     let start = Instant::now();
     let preds = grounding_task::run(
         &p.task.model,
@@ -594,6 +620,10 @@ fn run_grounding(a: GroundingEvalArgs) -> anyhow::Result<()> {
         inputs.as_mut(),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let correct = preds.iter().filter(|q| q.iou >= 0.5).count();
     let accuracy = 100.0 * correct as f64 / preds.len().max(1) as f64;
@@ -644,7 +674,7 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
         }
     };
     let total = p.selection.count(p.split.count_list_items("questions")?);
-    let progress = bar(total, c.quiet);
+    let progress = bar(total, c.quiet || !p.group.is_main());
     let start = Instant::now();
     let preds = video_qa_task::run(
         &p.task.model,
@@ -656,6 +686,10 @@ fn run_video_qa(a: VideoQaEvalArgs) -> anyhow::Result<()> {
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let correct = preds
         .iter()
@@ -719,7 +753,10 @@ fn run_video_caption(a: VideoCaptionEvalArgs) -> anyhow::Result<()> {
         Some(pr) => pr.clone(),
         None => config_prompt(&c.config)?.unwrap_or_else(|| video_caption_task::PROMPT.into()),
     };
-    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let progress = bar(
+        p.selection.count(p.split.rows),
+        c.quiet || !p.group.is_main(),
+    );
     let start = Instant::now();
     let preds = video_caption_task::run(
         &p.task.model,
@@ -732,6 +769,10 @@ fn run_video_caption(a: VideoCaptionEvalArgs) -> anyhow::Result<()> {
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let results: serde_json::Map<String, Value> = preds
         .iter()
@@ -797,7 +838,10 @@ fn run_statements(c: CommonEvalArgs, task: StatementTask) -> anyhow::Result<()> 
         .classifier
         .as_ref()
         .context("the classifier head was not built")?;
-    let progress = bar(p.selection.count(p.split.rows), c.quiet);
+    let progress = bar(
+        p.selection.count(p.split.rows),
+        c.quiet || !p.group.is_main(),
+    );
     let start = Instant::now();
     let preds = statement_task::run(
         task,
@@ -810,6 +854,10 @@ fn run_statements(c: CommonEvalArgs, task: StatementTask) -> anyhow::Result<()> 
         &|n| progress.inc(n),
     )?;
     progress.finish_and_clear();
+    // every rank's predictions, in item order, on rank 0 (which alone writes)
+    let Some(preds) = crate::train::dist::gather_in_item_order(p.group.as_ref(), preds)? else {
+        return Ok(());
+    };
     let seconds = start.elapsed().as_secs_f64();
     let correct = preds
         .iter()

@@ -93,7 +93,11 @@ pub(crate) fn parse_device(s: &str) -> anyhow::Result<tch::Device> {
 /// `--device` for this process: with `cuda`, device `LOCAL_RANK` when launched as one rank of
 /// several (torchrun, Slurm, `mplug launch`).
 pub(crate) fn rank_device(s: &str) -> anyhow::Result<tch::Device> {
-    let device = parse_device(s)?;
+    local_cuda(parse_device(s)?)
+}
+
+/// `device`, with CUDA device `LOCAL_RANK` in place of the first when launched as a rank.
+pub(crate) fn local_cuda(device: tch::Device) -> anyhow::Result<tch::Device> {
     match (device, crate::train::dist::Launch::from_env()?) {
         (tch::Device::Cuda(_), Some(l)) => {
             let n = tch::Cuda::device_count() as usize;

@@ -16,7 +16,7 @@ use crate::text::BertTokenizer;
 use crate::text::decode::decode_generated;
 
 /// One image to caption.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CaptionItem {
     /// `image_id`.
     pub image_id: String,
@@ -25,7 +25,7 @@ pub struct CaptionItem {
 }
 
 /// A generated caption.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct CaptionPrediction {
     /// The image.
     pub item: CaptionItem,

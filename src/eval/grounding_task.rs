@@ -38,7 +38,7 @@ pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 
 /// Where the resized image sits on the padded canvas.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct PadLayout {
     /// Canvas pixels per source pixel.
     pub ratio: f64,
@@ -68,7 +68,7 @@ pub fn pad_layout(w: u32, h: u32, size: u32) -> PadLayout {
 }
 
 /// One referring expression.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GroundingItem {
     /// The image.
     pub image_id: String,
@@ -89,7 +89,7 @@ pub struct GroundingItem {
 }
 
 /// A predicted box.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct GroundingPrediction {
     /// The expression.
     #[serde(flatten)]

@@ -115,7 +115,12 @@ impl RetrievalKind {
 /// Video retrieval's text length (`max_length=35`).
 pub const VIDEO_TEXT_LENGTH: usize = 35;
 
-/// Runs the evaluation over this rank's images (or clips) of `split` (texts are their captions).
+/// Runs the evaluation over the selected images (or clips) of `split` (texts are their captions).
+/// With a process group every rank encodes all of them and re-ranks its block of rows by ITM;
+/// the score matrices are then summed over ranks (§3.4). Rows a rank does not own start at 0
+/// rather than the reference's −100, so the sums equal the one-process matrices exactly (the
+/// reference's uniform −100·(N − 1) shift per row does not change any ranking).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     model: &MplugModel,
     split: &EvalSplit,
@@ -123,6 +128,7 @@ pub fn run(
     selection: ItemSelection,
     settings: &EvalSettings,
     device: Device,
+    group: &dyn crate::train::dist::Collective,
     progress: &dyn Fn(u64),
 ) -> Result<RetrievalOutput> {
     let image_res = model.config().vision.image_res as u32;
@@ -224,9 +230,21 @@ pub fn run(
         let sims = image_feats.matmul(&text_feats.tr());
         let (n_img, n_txt) = (images.len() as i64, texts.len() as i64);
         let opts = (Kind::Float, device);
-        let scores_i2t = Tensor::full([n_img, n_txt], -100.0, opts);
+        let (rank, world) = (group.rank() as i64, group.world() as i64);
+        // the reference's row blocks: step = n / N + 1
+        let block = |n: i64| {
+            let step = n / world + 1;
+            (rank * step).min(n)..((rank + 1) * step).min(n)
+        };
+        let owned_rows = |n: i64, cols: i64| {
+            let m = Tensor::zeros([n, cols], opts);
+            let r = block(n);
+            let _ = m.narrow(0, r.start, r.end - r.start).fill_(-100.0);
+            m
+        };
+        let mut scores_i2t = owned_rows(n_img, n_txt);
         let k = (settings.k_test as i64).min(n_txt);
-        for i in 0..n_img {
+        for i in block(n_img) {
             let (_, idx) = sims.get(i).topk(k, 0, true, true);
             let v = visual.get(i).unsqueeze(0).expand([k, -1, -1], false);
             let (_, fused) = model.fuse(
@@ -242,9 +260,9 @@ pub fn run(
             let _ = scores_i2t.get(i).index_copy_(0, &idx, &itm);
         }
         let sims_t = sims.tr();
-        let scores_t2i = Tensor::full([n_txt, n_img], -100.0, opts);
+        let mut scores_t2i = owned_rows(n_txt, n_img);
         let k = (settings.k_test as i64).min(n_img);
-        for j in 0..n_txt {
+        for j in block(n_txt) {
             let (_, idx) = sims_t.get(j).topk(k, 0, true, true);
             let t = text_states.get(j).unsqueeze(0).expand([k, -1, -1], false);
             let m = text_masks.get(j).unsqueeze(0).expand([k, -1], false);
@@ -255,6 +273,8 @@ pub fn run(
             }
             let _ = scores_t2i.get(j).index_copy_(0, &idx, &itm);
         }
+        group.all_reduce_sum(&mut scores_i2t)?;
+        group.all_reduce_sum(&mut scores_t2i)?;
         let (rows_i2t, rows_t2i) = (to_rows(&scores_i2t)?, to_rows(&scores_t2i)?);
         let recall = retrieval_recall(&rows_i2t, &rows_t2i, &txt2img, &img2txt);
         let median_ranks = (

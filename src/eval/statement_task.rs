@@ -85,7 +85,7 @@ impl StatementTask {
 }
 
 /// One statement about an image (SNLI-VE) or an image pair (NLVR2).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StatementItem {
     /// The image (Flickr30K id) or the pair (NLVR2 identifier without its sentence number).
     pub sample_id: String,
@@ -98,7 +98,7 @@ pub struct StatementItem {
 }
 
 /// A predicted label.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StatementPrediction {
     /// The statement.
     pub item: StatementItem,

@@ -42,7 +42,7 @@ const PREFIXES: [&str; 5] = [
 ];
 
 /// One clip to caption.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClipItem {
     /// `video_id` (VATEX `videoID`).
     pub video_id: String,
@@ -51,7 +51,7 @@ pub struct ClipItem {
 }
 
 /// A generated caption.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClipCaption {
     /// The clip.
     pub item: ClipItem,

@@ -20,7 +20,7 @@ use crate::model::MplugModel;
 use crate::stages::{RgbImage, decode_stored};
 
 /// One question about a clip.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VideoQaItem {
     /// The clip.
     pub video_id: String,
@@ -35,7 +35,7 @@ pub struct VideoQaItem {
 }
 
 /// A ranked answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VideoQaPrediction {
     /// The question.
     pub item: VideoQaItem,

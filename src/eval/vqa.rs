@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::sources::json::id_string;
 
 /// One annotated question.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct VqaGroundTruth {
     /// `question_id` (exact, as text).
     pub question_id: String,

@@ -34,7 +34,7 @@ pub const QA_COLUMNS: [&str; 9] = [
 ];
 
 /// One question to answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QaItem {
     /// `question_id`.
     pub question_id: String,
@@ -51,7 +51,7 @@ pub struct QaItem {
 }
 
 /// A generated answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QaPrediction {
     /// The question.
     pub item: QaItem,

@@ -749,9 +749,9 @@ fn reduce_metrics(
 ) -> Result<()> {
     let mut flat = vec![*loss, *samples as f64];
     flat.extend(values.values().copied());
-    let mut t = Tensor::from_slice(&flat);
+    let mut t = Tensor::from_slice(&flat).to_device(group.device());
     group.all_reduce_sum(&mut t)?;
-    let sums = Vec::<f64>::try_from(&t)?;
+    let sums = Vec::<f64>::try_from(&t.to_device(Device::Cpu))?;
     let world = group.world() as f64;
     *loss = sums[0] / world;
     *samples = sums[1].round() as u64;

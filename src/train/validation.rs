@@ -167,6 +167,7 @@ fn evaluate(
                 selection,
                 settings,
                 device,
+                &crate::train::dist::SingleProcess,
                 quiet,
             )?;
             Ok(Some(("r_mean", out.recall.r_mean)))

@@ -14,11 +14,15 @@ use crate::finetune::{curve, finetune_task, init, synth_vqa};
 
 const CONFIG: &str = "configs/vqa_tiny.yaml";
 const BIN: &str = env!("CARGO_BIN_EXE_mplug");
+/// libtorch's intra-op threads of every process a comparison runs: another count sums in another
+/// order (and `mplug launch` would give each of 2 ranks half the cores).
+const SAME_THREADS: &str = "1";
 
 fn launch(nproc: usize) -> Command {
     let mut c = mplug();
     c.args(["launch", "--nproc", &nproc.to_string(), "--", BIN])
-        .env("MPLUG_DIST_TIMEOUT", "60");
+        .env("MPLUG_DIST_TIMEOUT", "60")
+        .env("OMP_NUM_THREADS", SAME_THREADS);
     c
 }
 
@@ -110,7 +114,8 @@ fn launch_names_the_failed_rank_and_stops_the_others() {
 /// VQA fine-tuning with the test's batch per rank and three steps.
 fn vqa(data: &Path, init: &Path, out: &Path, batch: usize, steps: u64) -> Command {
     let mut c = finetune_task("vqa", CONFIG, init, data, out);
-    c.args(["--set", &format!("batch_size_train={batch}")])
+    c.env("OMP_NUM_THREADS", SAME_THREADS)
+        .args(["--set", &format!("batch_size_train={batch}")])
         .args(["--set", &format!("train.max_steps={steps}")])
         .args(["--set", "train.checkpoint_every=2"]);
     c
@@ -217,6 +222,7 @@ fn two_ranks_pretrain_as_one_process_running_both_ranks_micro_batches() {
     let run = |out: &Path, extra: &[&str]| {
         let mut c = mplug();
         c.current_dir(crate::common::repo())
+            .env("OMP_NUM_THREADS", SAME_THREADS)
             .args(["train", "--quiet", "--device", "cpu", "--config"])
             .arg("configs/pretrain_tiny.yaml")
             .arg("--data")
@@ -301,6 +307,7 @@ fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_two_ranks_and_on_one
             .env("MASTER_ADDR", "127.0.0.1")
             .env("MASTER_PORT", port.to_string())
             .env("MPLUG_DIST_TIMEOUT", "60")
+            .env("OMP_NUM_THREADS", SAME_THREADS)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         c.spawn().unwrap()
@@ -360,4 +367,80 @@ fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_two_ranks_and_on_one
         .unwrap());
     let last = curve(&run);
     assert_eq!(last.last().unwrap()["step"], 6);
+}
+
+/// `mplug eval` on two ranks writes the files of the one-process run: VQA (items dealt to the
+/// ranks, 7 questions so the ranks hold 4 and 3, gathered back in item order) and retrieval (every
+/// rank encodes everything, the ITM rows are sharded and the score matrices summed).
+#[test]
+fn eval_on_two_ranks_writes_the_one_process_results() {
+    let t = tempfile::tempdir().unwrap();
+    let vqa = synth_vqa(t.path());
+    let weights = init(t.path());
+    let coco = synth_coco_dataset(t.path(), 12, 4);
+    let eval = |task: &str, data: &Path, out: &Path, extra: &[&str]| {
+        let mut c = mplug();
+        c.current_dir(crate::common::repo())
+            .env("OMP_NUM_THREADS", SAME_THREADS)
+            .args(["eval", task, "--quiet", "--device", "cpu", "--config"])
+            .arg(format!("configs/{task}_tiny.yaml"))
+            .arg("--weights")
+            .arg(&weights)
+            .arg("--data")
+            .arg(data)
+            .arg("--out")
+            .arg(out)
+            .arg("--vocab")
+            .arg(crate::common::vocab())
+            .args(extra);
+        c
+    };
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let vqa_args = ["--split", "val", "--limit", "7", "--save-tokens"];
+    let (one, two) = (t.path().join("vqa1"), t.path().join("vqa2"));
+    ok(eval("vqa", &vqa, &one, &vqa_args).output().unwrap());
+    ok(launched(2, &mut eval("vqa", &vqa, &two, &vqa_args))
+        .output()
+        .unwrap());
+    for f in [
+        "results.json",
+        "questions.json",
+        "annotations.json",
+        "tokens.json",
+    ] {
+        assert_eq!(read(&one.join(f)), read(&two.join(f)), "{f}");
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&read(&two.join("results.json"))).unwrap();
+    assert_eq!(results.as_array().unwrap().len(), 7);
+    let metrics = |d: &Path| {
+        let v: serde_json::Value = serde_json::from_str(&read(&d.join("metrics.json"))).unwrap();
+        v
+    };
+    assert_eq!(metrics(&one)["vqa"], metrics(&two)["vqa"]);
+    let ret_args = ["--split", "train", "--k-test", "8", "--save-scores"];
+    let (one, two) = (t.path().join("ret1"), t.path().join("ret2"));
+    ok(eval("retrieval", &coco, &one, &ret_args).output().unwrap());
+    ok(launched(2, &mut eval("retrieval", &coco, &two, &ret_args))
+        .output()
+        .unwrap());
+    let (m1, m2) = (metrics(&one), metrics(&two));
+    for key in ["txt_r1", "img_r1", "r_mean"] {
+        assert!(m1["retrieval"][key].is_number(), "{m1}");
+    }
+    assert_eq!(m1["retrieval"], m2["retrieval"]);
+    let scores = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .flat_map(|p| tch::Tensor::read_safetensors(p).unwrap())
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (s1, s2) = (scores(&one), scores(&two));
+    assert!(!s1.is_empty());
+    assert_eq!(s1.keys().collect::<Vec<_>>(), s2.keys().collect::<Vec<_>>());
+    for (n, a) in &s1 {
+        assert!(a.equal(&s2[n]), "score matrix `{n}` differs");
+    }
 }

@@ -51,6 +51,7 @@ pub struct ProcessGroup {
     rank: usize,
     world: usize,
     backend: Backend,
+    device: tch::Device,
 }
 
 // SAFETY: c10d's ProcessGroupGloo is thread-safe (its work queue is locked); the trainer calls it
@@ -75,7 +76,12 @@ fn take_message(err: *mut c_char) -> String {
 
 impl ProcessGroup {
     /// Rendezvous at `launch.master_addr:master_port` and build the group.
-    pub fn join(launch: &Launch, timeout: Duration, backend: Backend) -> Result<Self> {
+    pub fn join(
+        launch: &Launch,
+        timeout: Duration,
+        backend: Backend,
+        device: tch::Device,
+    ) -> Result<Self> {
         let fail = |message: String| Error::Collective {
             op: "rendezvous",
             rank: launch.rank,
@@ -121,6 +127,10 @@ impl ProcessGroup {
             rank: launch.rank,
             world: launch.world,
             backend,
+            device: match backend {
+                Backend::Nccl => device,
+                Backend::Gloo => tch::Device::Cpu,
+            },
         })
     }
 
@@ -150,6 +160,9 @@ impl Collective for ProcessGroup {
     }
     fn world(&self) -> usize {
         self.world
+    }
+    fn device(&self) -> tch::Device {
+        self.device
     }
     fn backend(&self) -> &'static str {
         match self.backend {

@@ -50,6 +50,73 @@ pub trait Collective: std::fmt::Debug + Send + Sync {
     }
     /// The engine: `gloo`, `nccl`, or `none` for one process.
     fn backend(&self) -> &'static str;
+    /// Where the collectives' tensors live (CUDA for NCCL).
+    fn device(&self) -> tch::Device {
+        tch::Device::Cpu
+    }
+
+    /// Every rank's bytes, in rank order (torch's `all_gather_object`: lengths first, then one
+    /// padded gather).
+    fn all_gather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+        if self.is_single_process() {
+            return Ok(vec![bytes.to_vec()]);
+        }
+        let device = self.device();
+        let len = Tensor::from_slice(&[bytes.len() as i64]).to_device(device);
+        let lens = Vec::<i64>::try_from(&self.all_gather(&len)?.to_device(tch::Device::Cpu))?;
+        let max = lens.iter().copied().max().unwrap_or(0).max(1) as usize;
+        let mut padded = vec![0u8; max];
+        padded[..bytes.len()].copy_from_slice(bytes);
+        let rows = self
+            .all_gather(
+                &Tensor::from_slice(&padded)
+                    .view([1, max as i64])
+                    .to_device(device),
+            )?
+            .to_device(tch::Device::Cpu);
+        let flat = Vec::<u8>::try_from(&rows.flatten(0, -1))?;
+        Ok(lens
+            .iter()
+            .enumerate()
+            .map(|(r, &n)| flat[r * max..r * max + n as usize].to_vec())
+            .collect())
+    }
+}
+
+/// Per-item results of an evaluation whose items were dealt to ranks round robin (rank r holds
+/// items r, r + N, …, see `eval::batches::ItemSelection`): on rank 0 every rank's results in item
+/// order, `None` on the others.
+pub fn gather_in_item_order<T>(group: &dyn Collective, local: Vec<T>) -> Result<Option<Vec<T>>>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    if group.is_single_process() {
+        return Ok(Some(local));
+    }
+    let bytes = serde_json::to_vec(&local).map_err(|e| Error::internal_caused("results", e))?;
+    let all = group.all_gather_bytes(&bytes)?;
+    if !group.is_main() {
+        return Ok(None);
+    }
+    let mut per_rank = all
+        .iter()
+        .map(|b| {
+            serde_json::from_slice::<Vec<T>>(b)
+                .map(|v| v.into_iter())
+                .map_err(|e| Error::internal_caused("results of another rank", e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // item i is rank (i mod N)'s (i div N)-th: deal them back in turn
+    let mut out = Vec::new();
+    'items: loop {
+        for it in per_rank.iter_mut() {
+            match it.next() {
+                Some(x) => out.push(x),
+                None => break 'items,
+            }
+        }
+    }
+    Ok(Some(out))
 }
 
 /// The group of one process: every collective is the identity.
@@ -108,7 +175,12 @@ pub fn timeout_from_env() -> Result<Duration> {
 /// Gloo otherwise.
 pub fn join_from_env(device: tch::Device) -> Result<Arc<dyn Collective>> {
     match Launch::from_env()? {
-        Some(l) => join(&l, timeout_from_env()?, Backend::for_device(device)?),
+        Some(l) => join(
+            &l,
+            timeout_from_env()?,
+            Backend::for_device(device)?,
+            device,
+        ),
         None => Ok(Arc::new(SingleProcess)),
     }
 }
@@ -143,17 +215,27 @@ impl Backend {
 /// Whether this build carries the NCCL backend (built against a CUDA libtorch with its headers).
 pub const NCCL_BUILT: bool = cfg!(mplug_nccl);
 
-/// Joins the group `launch` describes.
+/// Joins the group `launch` describes; NCCL's tensors live on `device`.
 #[cfg(feature = "dist")]
-pub fn join(launch: &Launch, timeout: Duration, backend: Backend) -> Result<Arc<dyn Collective>> {
+pub fn join(
+    launch: &Launch,
+    timeout: Duration,
+    backend: Backend,
+    device: tch::Device,
+) -> Result<Arc<dyn Collective>> {
     Ok(Arc::new(c10d::ProcessGroup::join(
-        launch, timeout, backend,
+        launch, timeout, backend, device,
     )?))
 }
 
 /// Without the `dist` feature a multi-process launch is refused.
 #[cfg(not(feature = "dist"))]
-pub fn join(launch: &Launch, _timeout: Duration, _backend: Backend) -> Result<Arc<dyn Collective>> {
+pub fn join(
+    launch: &Launch,
+    _timeout: Duration,
+    _backend: Backend,
+    _device: tch::Device,
+) -> Result<Arc<dyn Collective>> {
     Err(Error::input_with_hint(
         format!(
             "launched as rank {} of {}, but this mplug was built without the `dist` feature",
