@@ -227,6 +227,25 @@ pub struct CommonIngestArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Write only part I of N (0-based): the samples ⌊I·S/N⌋..⌊(I+1)·S/N⌋ of the annotation order,
+    /// a complete dataset of its own. Run the N parts anywhere (a Slurm job array, …), then
+    /// `mplug merge` them into the dataset a one-machine ingest writes.
+    #[arg(long, value_name = "I/N", value_parser = parse_part)]
+    part: Option<(u64, u64)>,
+}
+
+/// `I/N` with 0 <= I < N.
+fn parse_part(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}` is not a part I/N with 0 <= I < N (e.g. 0/4)");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(bad());
+    }
+    Ok((i, n))
 }
 
 /// Image-stage overrides of every image ingest.
@@ -319,6 +338,7 @@ fn base_plan(
         strict: a.strict,
         force: a.force,
         quiet: a.quiet,
+        part: a.part,
     })
 }
 

@@ -8,6 +8,7 @@ mod ingest;
 mod launch;
 mod leakage;
 mod loader;
+mod merge;
 mod model;
 mod score;
 mod show;
@@ -84,6 +85,7 @@ enum Command {
     /// Draw a contact sheet of a dataset (or of predictions beside ground truth) to a PNG.
     Show(show::ShowArgs),
     Launch(launch::LaunchArgs),
+    Merge(merge::MergeArgs),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -109,6 +111,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Eval(cmd) => eval::run(cmd),
         Command::Show(args) => show::run(args),
         Command::Launch(args) => launch::run(args),
+        Command::Merge(args) => merge::run(args),
     }
 }
 

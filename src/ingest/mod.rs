@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::ingest::pipeline::PipelineSpec;
 use crate::shards::commit::write_atomic;
 use crate::shards::manifest::{
-    ImageFilesSummary, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, RejectRecord,
-    RejectStage, RejectUnit, SourceFile, Sources, ToolInfo, Totals, VocabInfo, json_blake3,
+    ImageFilesSummary, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, Manifest, PartInfo,
+    RejectRecord, RejectStage, RejectUnit, SourceFile, Sources, ToolInfo, Totals, VocabInfo,
+    json_blake3,
 };
 use crate::shards::rows::ShardRow;
 use crate::shards::writer::{PIPELINE_BLAKE3_KEY, SHARDS_DIR};
@@ -77,6 +78,8 @@ pub struct IngestJob<'a> {
     pub force: bool,
     /// Hide progress bars.
     pub quiet: bool,
+    /// Write only part I of N (`--part I/N`): a contiguous range of the annotation order.
+    pub part: Option<(u64, u64)>,
 }
 
 /// How an ingest ended.
@@ -145,6 +148,15 @@ impl IngestJob<'_> {
             )));
         }
         let parsed = source.read()?;
+        let part = match self.part {
+            Some((index, count)) if count == 0 || index >= count => {
+                return Err(Error::input(format!(
+                    "--part {index}/{count}: need 0 <= I < N"
+                )));
+            }
+            Some((index, count)) => Some(PartInfo::new(index, count, parsed.samples.len() as u64)),
+            None => None,
+        };
         let recorded = serde_json::to_value(RecordedPipeline {
             pipeline: &self.pipeline,
             source: &self.source_options,
@@ -160,7 +172,11 @@ impl IngestJob<'_> {
         if let Some(existing) = self.existing_manifest()? {
             let same_settings = existing.pipeline_blake3 == pipeline_blake3
                 && existing.vocab.as_ref() == Some(&vocab);
-            if same_settings && existing.sources.annotations == parsed.files && !self.force {
+            if same_settings
+                && existing.sources.annotations == parsed.files
+                && existing.part == part
+                && !self.force
+            {
                 return Ok(IngestOutcome::UpToDate(existing));
             }
             // A URL dataset whose lists and settings are unchanged but whose image folder gained
@@ -203,7 +219,24 @@ impl IngestJob<'_> {
             rejects: source_rejects,
             files: annotation_files,
         } = parsed;
-        let mut rejects = source_rejects;
+        // a part writes its range of the samples; the annotations' own rejects go with part 0, so
+        // the parts' rejects in part order are the one-machine list
+        let (first, samples) = match part {
+            Some(p) => (
+                p.first,
+                samples
+                    .into_iter()
+                    .skip(p.first as usize)
+                    .take((p.end - p.first) as usize)
+                    .collect(),
+            ),
+            None => (0, samples),
+        };
+        let mut rejects = if part.is_none_or(|p| p.index == 0) {
+            source_rejects
+        } else {
+            Vec::new()
+        };
         let mut totals = Totals::default();
         let mut files_hasher = blake3::Hasher::new();
         let mut files = ImageFilesSummary::default();
@@ -214,7 +247,7 @@ impl IngestJob<'_> {
             &EngineOptions::with_threads(self.threads),
             samples,
             |sample| process_caught(processor, sample),
-            |_, outcome: std::result::Result<SampleOutcome<P::Row>, StagePanic>| {
+            |seq, outcome: std::result::Result<SampleOutcome<P::Row>, StagePanic>| {
                 bar.inc(1);
                 let outcome = match outcome {
                     Ok(outcome) => outcome,
@@ -250,13 +283,13 @@ impl IngestJob<'_> {
                 rejects.extend(outcome.rejects);
                 if let Some(row) = outcome.row {
                     processor.count(&row, &mut totals);
-                    writer.push(row)?;
+                    writer.push(row, first + seq)?;
                 }
                 Ok(())
             },
         )?;
         bar.finish_and_clear();
-        let shards = writer.finish()?;
+        let (shards, rows_hash) = writer.finish()?;
         files.blake3 = files_hasher.finalize().to_hex().to_string();
         let count = |unit: RejectUnit| rejects.iter().filter(|r| r.unit == unit).count() as u64;
         totals.samples_rejected = count(RejectUnit::Image) + count(RejectUnit::Clip);
@@ -285,6 +318,9 @@ impl IngestJob<'_> {
             rejects,
             totals,
             dataset_blake3: String::new(),
+            rows_blake3: Some(rows_hash.to_hex()),
+            part,
+            merged_parts: None,
         };
         manifest.dataset_blake3 = manifest.compute_dataset_hash();
         write_atomic(&self.out_dir.join(MANIFEST_FILE), &manifest.to_json_bytes())?;

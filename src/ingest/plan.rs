@@ -58,6 +58,8 @@ pub struct IngestPlan {
     pub force: bool,
     /// Hide progress bars.
     pub quiet: bool,
+    /// `--part I/N`.
+    pub part: Option<(u64, u64)>,
 }
 
 impl IngestPlan {
@@ -155,6 +157,7 @@ impl IngestPlan {
             strict: self.strict,
             force: self.force,
             quiet: self.quiet,
+            part: self.part,
         }
     }
 }

@@ -224,6 +224,48 @@ pub struct Manifest {
     pub totals: Totals,
     /// blake3 over the content-determining fields (see [`Manifest::compute_dataset_hash`]).
     pub dataset_blake3: String,
+    /// The rows in order, independent of where shards were cut (`shards::rows_hash`): a dataset
+    /// ingested on one machine and the merge of its `--part`s have the same value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_blake3: Option<String>,
+    /// Which part of a split ingest this is (`mplug ingest … --part I/N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<PartInfo>,
+    /// A merged dataset (`mplug merge`): the `dataset_blake3` of each part, in part order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_parts: Option<Vec<String>>,
+}
+
+/// One part of an ingest split across machines: the samples `first..end` of the `samples` the
+/// annotations name (in their order), a contiguous range, so that concatenating the parts' rows in
+/// part order gives the one-machine rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartInfo {
+    /// I (0-based).
+    pub index: u64,
+    /// N.
+    pub count: u64,
+    /// Samples the annotations name (all parts).
+    pub samples: u64,
+    /// This part's first sample.
+    pub first: u64,
+    /// One past its last.
+    pub end: u64,
+}
+
+impl PartInfo {
+    /// Part `index` of `count` over `samples`: ⌊i·S/N⌋ .. ⌊(i+1)·S/N⌋.
+    pub fn new(index: u64, count: u64, samples: u64) -> Self {
+        let at = |i: u64| ((i as u128 * samples as u128) / count.max(1) as u128) as u64;
+        PartInfo {
+            index,
+            count,
+            samples,
+            first: at(index),
+            end: at(index + 1),
+        }
+    }
 }
 
 /// The fields the dataset hash covers, in a fixed order.

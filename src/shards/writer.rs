@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::commit::{rename_durable, temp_path};
 use super::manifest::ShardEntry;
 use super::rows::ShardRow;
+use super::rows_hash::RowsHash;
 use super::schema::SchemaSpec;
 use crate::error::{Error, Result};
 
@@ -93,8 +94,11 @@ pub struct ShardWriter<R: ShardRow> {
     options: ShardWriterOptions,
     current: Option<OpenShard>,
     pending: Vec<R>,
+    /// The sample index (annotation order) of each pending row, for the rows hash.
+    pending_samples: Vec<u64>,
     pending_bytes: u64,
     finished: Vec<ShardEntry>,
+    rows_hash: RowsHash,
 }
 
 impl<R: ShardRow> ShardWriter<R> {
@@ -147,15 +151,19 @@ impl<R: ShardRow> ShardWriter<R> {
             options,
             current: None,
             pending: Vec::new(),
+            pending_samples: Vec::new(),
             pending_bytes: 0,
             finished: Vec::new(),
+            rows_hash: RowsHash::default(),
         })
     }
 
-    /// Adds one row; may close a row group and a shard.
-    pub fn push(&mut self, row: R) -> Result<()> {
+    /// Adds the row of sample `sample` (its index in the annotation order); may close a row group
+    /// and a shard.
+    pub fn push(&mut self, row: R, sample: u64) -> Result<()> {
         self.pending_bytes += row.byte_size() as u64;
         self.pending.push(row);
+        self.pending_samples.push(sample);
         let shard_bytes = self.current.as_ref().map_or(0, |s| s.row_bytes);
         if self.pending_bytes >= self.options.row_group_bytes
             || self.pending.len() >= self.options.row_group_max_rows
@@ -200,6 +208,8 @@ impl<R: ShardRow> ShardWriter<R> {
             None => self.open_shard()?,
         };
         let batch = R::to_batch(&self.pending, &self.schema)?;
+        self.rows_hash.add_batch(&batch, &self.pending_samples)?;
+        self.pending_samples.clear();
         shard.writer.write(&batch)?;
         shard.writer.flush()?;
         shard.rows += self.pending.len() as u64;
@@ -236,13 +246,13 @@ impl<R: ShardRow> ShardWriter<R> {
         Ok(())
     }
 
-    /// Flushes and closes everything; returns the shards in order.
-    pub fn finish(mut self) -> Result<Vec<ShardEntry>> {
+    /// Flushes and closes everything; returns the shards in order and the rows hash.
+    pub fn finish(mut self) -> Result<(Vec<ShardEntry>, RowsHash)> {
         self.flush_row_group()?;
         if let Some(shard) = self.current.take() {
             self.close_shard(shard)?;
         }
-        Ok(self.finished)
+        Ok((self.finished, self.rows_hash))
     }
 }
 

@@ -19,6 +19,7 @@ mod hostile;
 mod ingest;
 mod loader;
 mod loader_shutdown;
+mod merge;
 mod model;
 mod show;
 mod sql;
