@@ -19,7 +19,25 @@ fn main() {
         if std::env::var_os("CARGO_FEATURE_DIST").is_some() {
             compile_c10d_shim(lib);
         }
+        compile_host_reads_probe(lib);
     }
+}
+
+/// `src/train/host_reads.cpp`: counts the host's reads of tensor values (tests of issue 20).
+fn compile_host_reads_probe(lib: &std::path::Path) {
+    let src = "src/train/host_reads.cpp";
+    println!("cargo:rerun-if-changed={src}");
+    let include = lib.join("../include");
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .file(src)
+        .include(&include)
+        .include(include.join("torch/csrc/api/include"))
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .warnings(false)
+        .flag("-w")
+        .compile("mplug_host_reads");
 }
 
 /// `src/train/dist/c10d_shim.cpp` against the headers of the libtorch we link. libtorch carries

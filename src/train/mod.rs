@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod dist;
+pub mod host_reads;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;

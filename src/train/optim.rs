@@ -326,14 +326,24 @@ impl AdamW {
     }
 
     /// `clip_grad_norm_(params, max_norm)`: scales every gradient by max_norm / (norm + 1e-6) when
-    /// that is below 1. Returns the total L2 norm before clipping.
+    /// that is below 1. Returns the total L2 norm before clipping (read from the device: see
+    /// [`Self::clip_grad_norm_on_device`] for the step that reads nothing).
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        self.clip_grad_norm_on_device(max_norm).double_value(&[])
+    }
+
+    /// [`Self::clip_grad_norm`] without reading anything on the host, as torch's: the coefficient
+    /// `min(max_norm / (norm + 1e-6), 1)` stays a device scalar and every gradient is multiplied
+    /// by it (by exactly 1 when there is nothing to clip). Returns the norm, on the device.
+    pub fn clip_grad_norm_on_device(&mut self, max_norm: f64) -> Tensor {
         let _guard = tch::no_grad_guard();
         let mut norms: Vec<Tensor> = Vec::new();
         let mut flat = vec![false; self.buckets.len()];
+        let mut device = tch::Device::Cpu;
         for (b, is_flat) in flat.iter_mut().enumerate() {
             *is_flat = self.flat_grads(b);
             let bucket = &self.buckets[b];
+            device = bucket.params.device();
             match (&bucket.grads, *is_flat) {
                 (Some(g), true) => norms.push(g.to_kind(Kind::Float).norm().square()),
                 _ => norms.extend(
@@ -347,29 +357,29 @@ impl AdamW {
             }
         }
         if norms.is_empty() {
-            return 0.0;
+            return Tensor::zeros([], (Kind::Float, device));
         }
         let total = Tensor::stack(&norms, 0).sum(Kind::Float).sqrt();
-        let total_f = total.double_value(&[]);
-        let coef = (max_norm / (total_f + 1e-6)).min(1.0);
-        if coef < 1.0 {
-            for (bucket, is_flat) in self.buckets.iter().zip(flat) {
-                match (&bucket.grads, is_flat) {
-                    (Some(g), true) => {
-                        let _ = g.shallow_clone().g_mul_scalar_(coef);
-                    }
-                    _ => {
-                        for name in &bucket.members {
-                            let mut g = self.slots[name].param.grad();
-                            if g.defined() {
-                                let _ = g.g_mul_scalar_(coef);
-                            }
+        if max_norm.is_infinite() {
+            return total;
+        }
+        let coef = ((&total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
+        for (bucket, is_flat) in self.buckets.iter().zip(flat) {
+            match (&bucket.grads, is_flat) {
+                (Some(g), true) => {
+                    let _ = g.shallow_clone().g_mul_(&coef.to_kind(g.kind()));
+                }
+                _ => {
+                    for name in &bucket.members {
+                        let mut g = self.slots[name].param.grad();
+                        if g.defined() {
+                            let _ = g.g_mul_(&coef.to_kind(g.kind()));
                         }
                     }
                 }
             }
         }
-        total_f
+        total
     }
 
     /// One step with learning rate `lr1` (non-visual groups) and `lr2` (visual groups).

@@ -652,10 +652,10 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         // DDP: the mean gradient over ranks, before clipping (clip_grad_norm_ sees the reduced one)
         tr.opt.average_gradients(group.as_ref())?;
         timer.mark(Phase::AllReduce);
-        let grad_norm = match cfg.train.clip_grad_norm {
-            Some(c) => tr.opt.clip_grad_norm(c),
-            None => tr.opt.clip_grad_norm(f64::INFINITY),
-        };
+        // the norm stays on the device until the metrics line reads it
+        let grad_norm = tr
+            .opt
+            .clip_grad_norm_on_device(cfg.train.clip_grad_norm.unwrap_or(f64::INFINITY));
         tr.opt.step(lr1, lr2);
         if let Some((lo, hi)) = cfg.train.clamp_temp {
             // ALBEF's `temp.clamp_(0.001, 0.5)`; the mPLUG reference never clamps (off by default).
@@ -685,7 +685,7 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             lr_visual: lr2,
             loss: acc_loss,
             values: std::mem::take(&mut acc_values),
-            grad_norm,
+            grad_norm: grad_norm.double_value(&[]),
             temp: tr.model.temp().to_kind(Kind::Double).double_value(&[]),
             samples_per_s: step_samples as f64 / secs,
             loader_starved_pct: 100.0 * loaders[0].starved_fraction(),

@@ -915,3 +915,46 @@ fn flat_bucket_adamw_steps_as_the_per_tensor_adamw() {
         }
     }
 }
+
+/// The optimiser's part of a step — the global norm, clipping, the AdamW update of every bucket and
+/// zeroing — reads nothing from the device (issue 20): counted by a libtorch RecordFunction
+/// callback on `aten::_local_scalar_dense`, alone in its own process. The counter itself is checked
+/// by one deliberate read, and by the host-side `clip_grad_norm`, which reads the norm once.
+#[test]
+fn the_optimizer_step_reads_nothing_on_the_host() {
+    use mplug::train::host_reads;
+    use mplug::train::tasks::caption::caption_loss;
+    if !crate::common::in_own_process("train_step::the_optimizer_step_reads_nothing_on_the_host") {
+        return;
+    }
+    let (mut cfg, _) = MplugConfig::from_yaml(&repo().join("configs/vqa_tiny.yaml")).unwrap();
+    cfg.vision.dropout = 0.0;
+    tch::manual_seed(3);
+    let vs = VarStore::new(Device::Cpu);
+    let model = MplugModel::new(&vs.root(), &cfg);
+    let dormant = model.dormant_parameter_prefixes();
+    let params: Vec<(String, Tensor)> = named_variables(&vs)
+        .into_iter()
+        .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+        .collect();
+    let mut opt = AdamW::new(params, WEIGHT_DECAY);
+    let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let text = ids(&[&[101, 1037, 2417, 4418, 102], &[101, 2129, 2116, 102]], 5);
+    let mask = text.ne(0).to_kind(Kind::Int64);
+    for step in 0..3 {
+        opt.zero_grad();
+        caption_loss(&model, &images, &text, &mask, true).backward();
+        host_reads::reset();
+        // clipping active (0.05 is far below this model's norm) on every step
+        let norm = opt.clip_grad_norm_on_device(0.05);
+        opt.step(LR1, LR2);
+        opt.zero_grad();
+        assert_eq!(host_reads::count(), 0, "step {step}");
+        assert!(norm.double_value(&[]) > 0.05);
+        assert_eq!(host_reads::count(), 1, "the counter sees a read");
+    }
+    caption_loss(&model, &images, &text, &mask, true).backward();
+    host_reads::reset();
+    let _ = opt.clip_grad_norm(0.05);
+    assert_eq!(host_reads::count(), 1);
+}
