@@ -186,6 +186,15 @@ impl MplugModel {
             .map(|i| format!("fusion_encoder.encoder.layer.{i}.crossattention."))
             .collect()
     }
+
+    /// The variables of `vs` an optimiser trains, by name: all but the dormant ones.
+    pub fn trainable_variables(&self, vs: &tch::nn::VarStore) -> Vec<(String, tch::Tensor)> {
+        let dormant = self.dormant_parameter_prefixes();
+        crate::model::weights::named_variables(vs)
+            .into_iter()
+            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
+            .collect()
+    }
 }
 
 #[cfg(test)]

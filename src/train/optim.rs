@@ -276,23 +276,33 @@ impl AdamW {
         self.buckets.extend(second);
     }
 
+    /// The gradients as stored, bucket by bucket: a bucket's flat gradient buffer when its
+    /// gradients are views of it, else each member's defined gradient. Zeroing, the norm,
+    /// clipping and the all-reduce all run over these.
+    fn gradient_tensors(&mut self) -> Vec<Tensor> {
+        let mut out = Vec::new();
+        for b in 0..self.buckets.len() {
+            if self.flat_grads(b) {
+                out.extend(self.buckets[b].grads.iter().map(Tensor::shallow_clone));
+                continue;
+            }
+            out.extend(
+                self.buckets[b]
+                    .members
+                    .iter()
+                    .map(|n| self.slots[n].param.grad())
+                    .filter(|g| g.defined()),
+            );
+        }
+        out
+    }
+
     /// Sets every gradient to zero.
     pub fn zero_grad(&mut self) {
         let _guard = tch::no_grad_guard();
-        for b in 0..self.buckets.len() {
-            if self.flat_grads(b) {
-                if let Some(g) = &self.buckets[b].grads {
-                    let _ = g.shallow_clone().zero_();
-                }
-                continue;
-            }
-            for name in &self.buckets[b].members {
-                let mut g = self.slots[name].param.grad();
-                if g.defined() {
-                    let _ = g.detach_();
-                    let _ = g.zero_();
-                }
-            }
+        for mut g in self.gradient_tensors() {
+            let _ = g.detach_();
+            let _ = g.zero_();
         }
     }
 
@@ -300,27 +310,13 @@ impl AdamW {
     /// all-reduce, then ÷ world), one collective per flat bucket. Ranks must hold gradients for
     /// the same parameters (they run the same task on the same model).
     pub fn average_gradients(&mut self, group: &dyn super::dist::Collective) -> Result<()> {
-        let world = group.world();
         if group.is_single_process() {
             return Ok(());
         }
         let _guard = tch::no_grad_guard();
-        for b in 0..self.buckets.len() {
-            if self.flat_grads(b) {
-                if let Some(g) = &self.buckets[b].grads {
-                    let mut g = g.shallow_clone();
-                    group.all_reduce_sum(&mut g)?;
-                    let _ = g.g_div_scalar_(world as f64);
-                }
-                continue;
-            }
-            for name in &self.buckets[b].members {
-                let mut g = self.slots[name].param.grad();
-                if g.defined() {
-                    group.all_reduce_sum(&mut g)?;
-                    let _ = g.g_div_scalar_(world as f64);
-                }
-            }
+        for mut g in self.gradient_tensors() {
+            group.all_reduce_sum(&mut g)?;
+            let _ = g.g_div_scalar_(group.world() as f64);
         }
         Ok(())
     }
@@ -337,47 +333,25 @@ impl AdamW {
     /// by it (by exactly 1 when there is nothing to clip). Returns the norm, on the device.
     pub fn clip_grad_norm_on_device(&mut self, max_norm: f64) -> Tensor {
         let _guard = tch::no_grad_guard();
-        let mut norms: Vec<Tensor> = Vec::new();
-        let mut flat = vec![false; self.buckets.len()];
-        let mut device = tch::Device::Cpu;
-        for (b, is_flat) in flat.iter_mut().enumerate() {
-            *is_flat = self.flat_grads(b);
-            let bucket = &self.buckets[b];
-            device = bucket.params.device();
-            match (&bucket.grads, *is_flat) {
-                (Some(g), true) => norms.push(g.to_kind(Kind::Float).norm().square()),
-                _ => norms.extend(
-                    bucket
-                        .members
-                        .iter()
-                        .map(|n| self.slots[n].param.grad())
-                        .filter(|g| g.defined())
-                        .map(|g| g.to_kind(Kind::Float).norm().square()),
-                ),
-            }
-        }
-        if norms.is_empty() {
+        let grads = self.gradient_tensors();
+        if grads.is_empty() {
+            let device = self
+                .buckets
+                .first()
+                .map_or(tch::Device::Cpu, |b| b.params.device());
             return Tensor::zeros([], (Kind::Float, device));
         }
+        let norms: Vec<Tensor> = grads
+            .iter()
+            .map(|g| g.to_kind(Kind::Float).norm().square())
+            .collect();
         let total = Tensor::stack(&norms, 0).sum(Kind::Float).sqrt();
         if max_norm.is_infinite() {
             return total;
         }
         let coef = ((&total + 1e-6).reciprocal() * max_norm).clamp_max(1.0);
-        for (bucket, is_flat) in self.buckets.iter().zip(flat) {
-            match (&bucket.grads, is_flat) {
-                (Some(g), true) => {
-                    let _ = g.shallow_clone().g_mul_(&coef.to_kind(g.kind()));
-                }
-                _ => {
-                    for name in &bucket.members {
-                        let mut g = self.slots[name].param.grad();
-                        if g.defined() {
-                            let _ = g.g_mul_(&coef.to_kind(g.kind()));
-                        }
-                    }
-                }
-            }
+        for mut g in grads {
+            let _ = g.g_mul_(&coef.to_kind(g.kind()));
         }
         total
     }

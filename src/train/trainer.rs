@@ -194,14 +194,7 @@ impl Trainer {
         };
         let mut task = task;
         task.join_group(opts.group.clone(), cfg.train.simulate_ranks.max(1) as usize);
-        let dormant = model.dormant_parameter_prefixes();
-        let mut params: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let opt = AdamW::new(params, cfg.optimizer.weight_decay);
+        let opt = AdamW::new(model.trainable_variables(&vs), cfg.optimizer.weight_decay);
         let state = TrainState {
             format: "mplug.train_state".into(),
             version: 1,
@@ -323,9 +316,7 @@ fn load_init(
 /// Copies rank 0's value of every variable to every rank, in name order.
 fn broadcast_weights(vs: &VarStore, group: &dyn Collective) -> Result<()> {
     let _guard = tch::no_grad_guard();
-    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-    vars.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, t) in vars {
+    for (_, t) in crate::model::weights::named_variables(vs) {
         let mut t = t.shallow_clone();
         group.broadcast(&mut t, 0)?;
     }

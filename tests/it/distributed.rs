@@ -281,6 +281,19 @@ fn two_ranks_pretrain_as_one_process_running_both_ranks_micro_batches() {
     assert_eq!(idx.1.lt(0).sum(tch::Kind::Int64).int64_value(&[]), 0);
 }
 
+/// `mplug finetune --resume RUN` (RUN follows) up to `step`.
+fn resume_args(step: &str) -> [&str; 7] {
+    [
+        "finetune",
+        "--quiet",
+        "--device",
+        "cpu",
+        "--stop-at-step",
+        step,
+        "--resume",
+    ]
+}
+
 #[test]
 fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_two_ranks_and_on_one() {
     let t = tempfile::tempdir().unwrap();
@@ -333,38 +346,14 @@ fn a_killed_rank_ends_the_job_and_its_checkpoint_resumes_on_two_ranks_and_on_one
     assert!(stderr.contains("failed on rank 0 of 2"), "{stderr}");
     // on 2 ranks the resumed job reaches step 4 with the uninterrupted run's metrics and weights,
     // bit for bit (max_steps only ends a run: the schedule is the config's epochs)
-    ok(launch(2)
-        .args([
-            "finetune",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--stop-at-step",
-            "4",
-            "--resume",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap());
+    ok(launch(2).args(resume_args("4")).arg(&run).output().unwrap());
     assert_eq!(curve(&run), curve(&straight));
     for ((n, a), (m, b)) in weights(&straight).iter().zip(&weights(&run)) {
         assert_eq!(n, m);
         assert!(a.equal(b), "`{n}` differs after the resume");
     }
     // on 1 rank: continues from the latest checkpoint
-    ok(mplug()
-        .args([
-            "finetune",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--stop-at-step",
-            "6",
-            "--resume",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap());
+    ok(mplug().args(resume_args("6")).arg(&run).output().unwrap());
     let last = curve(&run);
     assert_eq!(last.last().unwrap()["step"], 6);
 }

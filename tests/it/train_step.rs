@@ -158,11 +158,7 @@ fn two_training_steps_equal_the_pytorch_reference_steps() {
     write_safetensors(&before_path, &before).unwrap();
 
     // The trainer's step, by the library calls it makes (src/train/trainer.rs).
-    let dormant = model.dormant_parameter_prefixes();
-    let params: Vec<(String, Tensor)> = named_variables(&vs)
-        .into_iter()
-        .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
-        .collect();
+    let params = model.trainable_variables(&vs);
     let mut opt = AdamW::new(params, WEIGHT_DECAY);
     opt.eps = EPS;
     let sw = ObjectiveSwitches {
@@ -294,11 +290,7 @@ mod finetune_steps {
 
     /// The trainer's optimiser over `vs` (dormant parameters left out).
     pub fn optimizer(model: &MplugModel, vs: &VarStore) -> AdamW {
-        let dormant = model.dormant_parameter_prefixes();
-        let params: Vec<(String, Tensor)> = named_variables(vs)
-            .into_iter()
-            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
-            .collect();
+        let params = model.trainable_variables(vs);
         let mut opt = AdamW::new(params, WEIGHT_DECAY);
         opt.eps = EPS;
         opt
@@ -834,13 +826,7 @@ fn flat_bucket_adamw_steps_as_the_per_tensor_adamw() {
         let model = MplugModel::new(&vs.root(), &cfg);
         (vs, model)
     };
-    let params = |vs: &VarStore, model: &MplugModel| -> Vec<(String, Tensor)> {
-        let dormant = model.dormant_parameter_prefixes();
-        named_variables(vs)
-            .into_iter()
-            .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
-            .collect()
-    };
+    let params = |vs: &VarStore, model: &MplugModel| model.trainable_variables(vs);
     let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let text = ids(&[&[101, 1037, 2417, 4418, 102], &[101, 2129, 2116, 102]], 5);
     let mask = text.ne(0).to_kind(Kind::Int64);
@@ -945,11 +931,7 @@ fn the_optimizer_step_reads_nothing_on_the_host() {
     tch::manual_seed(3);
     let vs = VarStore::new(Device::Cpu);
     let model = MplugModel::new(&vs.root(), &cfg);
-    let dormant = model.dormant_parameter_prefixes();
-    let params: Vec<(String, Tensor)> = named_variables(&vs)
-        .into_iter()
-        .filter(|(n, _)| !dormant.iter().any(|d| n.starts_with(d)))
-        .collect();
+    let params = model.trainable_variables(&vs);
     let mut opt = AdamW::new(params, WEIGHT_DECAY);
     let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
     let text = ids(&[&[101, 1037, 2417, 4418, 102], &[101, 2129, 2116, 102]], 5);
