@@ -19,19 +19,22 @@ fn main() {
         if std::env::var_os("CARGO_FEATURE_DIST").is_some() {
             compile_c10d_shim(lib);
         }
-        compile_host_reads_probe(lib);
+        compile_step_kernels(lib);
     }
 }
 
-/// `src/train/host_reads.cpp`: counts the host's reads of tensor values (tests of issue 20).
-fn compile_host_reads_probe(lib: &std::path::Path) {
-    let src = "src/train/host_reads.cpp";
-    println!("cargo:rerun-if-changed={src}");
+/// `src/train/host_reads.cpp` (counts the host's reads of tensor values) and
+/// `src/train/foreach.cpp` (libtorch's multi-tensor `_foreach_*` ops, which tch does not bind).
+fn compile_step_kernels(lib: &std::path::Path) {
+    let sources = ["src/train/host_reads.cpp", "src/train/foreach.cpp"];
+    for src in sources {
+        println!("cargo:rerun-if-changed={src}");
+    }
     let include = lib.join("../include");
     cc::Build::new()
         .cpp(true)
         .std("c++17")
-        .file(src)
+        .files(sources)
         .include(&include)
         .include(include.join("torch/csrc/api/include"))
         .define("_GLIBCXX_USE_CXX11_ABI", "1")

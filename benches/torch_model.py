@@ -78,7 +78,12 @@ def main():
         sync()
         times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    print(json.dumps({"impl": "pytorch-eager", "config": a.config, "device": a.device, "dtype": a.dtype,
+    # the step's FLOPs (forward + backward, as torch's own counter sees its matmuls and attention),
+    # the numerator of the MFU gpu-check computes for both implementations of this step
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        step()
+    print(json.dumps({"impl": "pytorch-eager", "flops_per_step": counter.get_total_flops(), "config": a.config, "device": a.device, "dtype": a.dtype,
                       "image_res": d.res, "batch": b, "text_len": l, "threads": torch.get_num_threads(), "dropout": False,
                       "median_step_s": round(med, 4), "samples_per_s": round(b / med, 2)}))
 

@@ -65,14 +65,53 @@ worst = max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k
 print(json.dumps({"check": "cuda_vs_cpu_forward_tiny_fp32", "max_abs_diff": worst, "ok": worst < 1e-3}))
 PY
 
-step "model forward+backward, bf16"
+step "bf16 matmul peak (8192^3, the MFU denominator)"
+"$PY" - <<'PY' | tee -a "$LOG" | tee "$W/peak.json"
+import json, time, torch
+a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+for _ in range(3):
+    a @ b
+torch.cuda.synchronize()
+t = time.perf_counter()
+for _ in range(20):
+    a @ b
+torch.cuda.synchronize()
+print(json.dumps({"check": "bf16_matmul_peak", "tflops": 2 * 8192**3 * 20 / (time.perf_counter() - t) / 1e12}))
+PY
+
+step "model forward+backward, bf16 (MFU: the step's FLOPs by torch's counter / time / peak)"
 for spec in "mplug_base base 256 32" "mplug_large large 224 16"; do
   set -- $spec
   "$BIN" model bench --config "configs/$1.yaml" --image-res "$3" --batch "$4" --steps 10 --warmup 3 \
-    --device cuda --dtype bf16 --no-dropout | tee -a "$LOG"
+    --device cuda --dtype bf16 --no-dropout | tee -a "$LOG" > "$W/ours.json"
   "$PY" benches/torch_model.py --config "$2" --image-res "$3" --batch "$4" --steps 10 --warmup 3 \
-    --device cuda --dtype bf16 | tee -a "$LOG"
+    --device cuda --dtype bf16 | tee -a "$LOG" > "$W/torch.json"
+  "$PY" - "$W/ours.json" "$W/torch.json" "$W/peak.json" "$2" <<'PY' | tee -a "$LOG"
+import json, sys
+ours, ref, peak = (json.loads(open(p).read().strip().splitlines()[-1]) for p in sys.argv[1:4])
+flops, tf = ref["flops_per_step"], peak["tflops"] * 1e12
+print(json.dumps({"check": f"fwd_bwd_{sys.argv[4]}_bf16", "speedup_vs_eager": ours["samples_per_s"] / ref["samples_per_s"],
+                  "mfu_mplug": flops * ours["samples_per_s"] / ours["batch"] / tf,
+                  "mfu_eager": flops * ref["samples_per_s"] / ref["batch"] / tf}))
+PY
 done
+
+step "attention kernels SDPA picks for the model's shapes and masks, bf16"
+"$PY" - <<'PY' | tee -a "$LOG"
+import json, torch
+from torch.nn.attention import SDPBackend
+def pick(lq, lk, mask):
+    q = torch.randn(32, 12, lq, 64, device="cuda", dtype=torch.bfloat16)
+    k = torch.randn(32, 12, lk, 64, device="cuda", dtype=torch.bfloat16)
+    return SDPBackend(torch._fused_sdp_choice(q, k, k, mask, 0.1, False)).name
+pad = torch.zeros(32, 1, 1, 40, device="cuda", dtype=torch.bfloat16)  # attention.rs: additive, q's dtype
+causal = torch.zeros(32, 1, 40, 40, device="cuda", dtype=torch.bfloat16)
+mem = torch.zeros(32, 1, 1, 297, device="cuda", dtype=torch.bfloat16)
+print(json.dumps({"check": "sdpa_backends_bf16", "vit_no_mask": pick(257, 257, None),
+                  "text_padding_mask": pick(40, 40, pad), "decoder_causal_mask": pick(40, 40, causal),
+                  "decoder_cross_mask": pick(40, 297, mem)}))
+PY
 step "pre-training (mplug train), base @256, bf16 autocast, ITC+ITM+MLM+PrefixLM"
 VOCAB=${MPLUG_VOCAB:-gpu-bin/vocab.txt}
 "$BIN" synth --out "$W/raw" --images 1200 --size 320x320 --plain-jpeg --seed 3 >/dev/null
@@ -86,11 +125,12 @@ train_base() {
 for bs in 64 128; do
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$W/mem.txt" 2>/dev/null &
   SMI=$!
-  train_base --out "$W/run$bs" --set batch_size=$bs --set train.max_steps=40
+  # metrics every 10 steps: the steps between lines never wait for the device (issue 20)
+  train_base --out "$W/run$bs" --set batch_size=$bs --set train.max_steps=60 --set train.log_every=10
   "$PY" - "$W/run$bs/metrics.jsonl" "$W/mem.txt" "$bs" <<'PY' | tee -a "$LOG"
 import sys, json, statistics
 lines = [json.loads(l) for l in open(sys.argv[1])]
-steady = [l["samples_per_s"] for l in lines[10:]]
+steady = [l["samples_per_s"] for l in lines[1:]]
 mem = [int(x) for x in open(sys.argv[2]).read().split() if x.strip().isdigit()]
 print(json.dumps({"check": "train_base_256_bf16", "batch": int(sys.argv[3]), "steps": len(lines),
                   "samples_per_s_median": statistics.median(steady), "loss_first": lines[0]["loss"],
@@ -108,7 +148,7 @@ lines = [json.loads(l) for l in open(sys.argv[1])][5:]
 med = lambda k: statistics.median(l[k] for l in lines)
 print(json.dumps({"check": "train_base_256_bf16_phases", "batch": 128, "steps": len(lines),
                   **{k: med(k) for k in ("ms_data", "ms_forward", "ms_backward", "ms_optimizer",
-                                         "samples_per_s")}}))
+                                         "host_reads_per_step", "samples_per_s")}}))
 PY
 
 step "evaluation (mplug eval caption / vqa), base @384, fp32: KV cache vs re-running the prefix"
@@ -136,12 +176,13 @@ done
 step "VQA fine-tuning (mplug finetune vqa), base @384, bf16 autocast, batch 32"
 "$BIN" finetune vqa --config configs/vqa_mplug_base.yaml --init "$W/base_eval.safetensors" \
   --data "$W/vqa" --out "$W/ft_vqa" --device cuda --quiet --vocab "$VOCAB" --set batch_size_train=32 \
-  --set train.max_steps=30 --set train.checkpoint_every=1000 --set train.threads=14 >&2
+  --set train.max_steps=60 --set train.log_every=10 --set train.checkpoint_every=1000 \
+  --set train.threads=14 >&2
 "$PY" - "$W/ft_vqa/metrics.jsonl" <<'PY' | tee -a "$LOG"
 import sys, json, statistics
 lines = [json.loads(l) for l in open(sys.argv[1])]
-print(json.dumps({"check": "finetune_vqa_base_384_bf16", "batch": 32, "steps": len(lines),
-                  "samples_per_s_median": statistics.median(l["samples_per_s"] for l in lines[10:]),
+print(json.dumps({"check": "finetune_vqa_base_384_bf16", "batch": 32, "steps": 10 * len(lines),
+                  "samples_per_s_median": statistics.median(l["samples_per_s"] for l in lines[1:]),
                   "loss_first": lines[0]["loss_vqa"], "loss_last": lines[-1]["loss_vqa"],
                   "starved_pct_last": lines[-1]["loader_starved_pct"]}))
 PY

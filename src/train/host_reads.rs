@@ -1,5 +1,6 @@
-//! How often the host read a tensor's value (`.item()`, `double_value`, …): on a GPU every such read
-//! waits for the device, so a step that reads nothing can run ahead of it. Counted by a libtorch
+//! How often the host read a tensor's value (`.item()`, `double_value`, …) or ran an op whose
+//! output size depends on the data (`nonzero`, `masked_select`, `unique`): on a GPU each waits for
+//! the device, so a step that does none can run ahead of it. Counted by a libtorch
 //! RecordFunction callback (`host_reads.cpp`), process-wide: measure with nothing else running.
 
 unsafe extern "C" {

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod dist;
 pub mod host_reads;
+pub mod interval_metrics;
 pub mod momentum;
 pub mod objectives;
 pub mod optim;

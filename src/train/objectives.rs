@@ -6,6 +6,7 @@
 use tch::{Kind, Reduction, Tensor};
 
 use super::momentum::{FeatureQueues, MomentumModel};
+use super::task::{metric, metric_value};
 use crate::error::Result;
 use crate::loader::rng::LoaderRng;
 use crate::model::MplugModel;
@@ -45,6 +46,17 @@ pub fn itm_excluded_pairs(idx: &Tensor, input_ids: &Tensor, same_text: bool) -> 
     same_image.logical_or(&equal_tokens)
 }
 
+/// One index per row of `weights` `[B, N]` (non-negative, no row all zero), drawn with probability
+/// proportional to the weight: `torch.multinomial(weights, 1)`'s own algorithm — argmax of
+/// `w / q`, q ~ Exp(1) from the same generator, so the same draws and generator state — without its
+/// two validity checks, each a host read that waits for the GPU (our weights are valid by
+/// construction, [`hard_negative_weights`]). Returns `[B]`.
+pub fn sample_one_per_row(weights: &Tensor) -> Tensor {
+    let mut q = weights.empty_like();
+    let _ = q.exponential_(1.0);
+    (weights / q).argmax(-1, false)
+}
+
 /// ITM hard-negative sampling weights from in-batch similarities `[B, B]`: softmax per row, the
 /// `excluded` pairs ([`itm_excluded_pairs`]) zeroed. A row left with no candidate falls back to
 /// uniform over the other rows so `multinomial` never fails.
@@ -74,21 +86,21 @@ pub fn mlm_loss(logits: &Tensor, labels: &Tensor, soft: Option<(&Tensor, f64)>) 
     let flat = logits.view([-1, v]);
     let lab = labels.view([-1]);
     let sel = lab.ne(IGNORE);
-    if sel.sum(Kind::Int64).int64_value(&[]) == 0 {
-        return (logits.sum(Kind::Float) * 0.0).to_kind(Kind::Float);
-    }
+    // Sum / count rather than torch's mean, and no branch on the count: the same numbers without
+    // reading the count on the host (0 selected → 0 / 1 = 0, with zero gradients).
+    let n = sel.sum(Kind::Float).clamp_min(1.0);
     let ce = flat.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
         &lab,
         None,
-        Reduction::Mean,
+        Reduction::Sum,
         IGNORE,
         0.0,
-    );
+    ) / &n;
     match soft {
         Some((soft, alpha)) if alpha > 0.0 => {
             let per_token = -(flat.log_softmax(-1, Kind::Float) * soft.view([-1, v]))
                 .sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
-            let distill = per_token.masked_select(&sel).mean(Kind::Float);
+            let distill = (per_token * sel.to_kind(Kind::Float)).sum(Kind::Float) / &n;
             ce * (1.0 - alpha) + distill * alpha
         }
         _ => ce,
@@ -212,18 +224,18 @@ pub struct ObjectiveSwitches {
 pub struct Losses {
     /// Sum of the enabled losses (what is back-propagated).
     pub total: Tensor,
-    /// Each loss as a number (NaN when off).
-    pub itc: f64,
+    /// Each loss as a 0-dim f64 [`metric`] on the device (NaN when off).
+    pub itc: Tensor,
     /// ITM.
-    pub itm: f64,
+    pub itm: Tensor,
     /// MLM.
-    pub mlm: f64,
+    pub mlm: Tensor,
     /// PrefixLM.
-    pub prefix: f64,
+    pub prefix: Tensor,
     /// ITM accuracy on the 3B pairs of the batch.
-    pub itm_acc: f64,
-    /// MLM accuracy on the selected tokens.
-    pub mlm_acc: f64,
+    pub itm_acc: Tensor,
+    /// MLM accuracy on the selected tokens (NaN when none is selected).
+    pub mlm_acc: Tensor,
 }
 
 /// The pre-training forward. Runs the momentum update first (as ALBEF's forward does; `None`: a
@@ -245,14 +257,15 @@ pub fn pretrain_losses(
     let text = model.encode_text(&x.input_ids, &x.attention_mask, train);
     let temp = model.temp();
     let mut total = Tensor::zeros([], (Kind::Float, x.images.device()));
+    let off = || metric_value(f64::NAN, x.images.device());
     let mut out = Losses {
         total: Tensor::new(),
-        itc: f64::NAN,
-        itm: f64::NAN,
-        mlm: f64::NAN,
-        prefix: f64::NAN,
-        itm_acc: f64::NAN,
-        mlm_acc: f64::NAN,
+        itc: off(),
+        itm: off(),
+        mlm: off(),
+        prefix: off(),
+        itm_acc: off(),
+        mlm_acc: off(),
     };
     let need_sims = sw.itc || sw.itm;
     let mut sims: Option<(Tensor, Tensor)> = None;
@@ -291,7 +304,7 @@ pub fn pretrain_losses(
         if sw.itc {
             let l =
                 (soft_cross_entropy(&sim_i2t, &i2t_t) + soft_cross_entropy(&sim_t2i, &t2i_t)) / 2.0;
-            out.itc = l.double_value(&[]);
+            out.itc = metric(&l);
             total = &total + l;
         }
         queues.enqueue(&image_m, &text_m, &x.idx)?;
@@ -305,10 +318,7 @@ pub fn pretrain_losses(
             let excluded = itm_excluded_pairs(&x.idx, &x.input_ids, sw.itm_mask_same_text);
             let w_t2i = hard_negative_weights(&sim_t2i.narrow(1, 0, b), &excluded);
             let w_i2t = hard_negative_weights(&sim_i2t.narrow(1, 0, b), &excluded);
-            (
-                w_t2i.multinomial(1, false).view([-1]),
-                w_i2t.multinomial(1, false).view([-1]),
-            )
+            (sample_one_per_row(&w_t2i), sample_one_per_row(&w_i2t))
         });
         let image_neg = visual.index_select(0, &neg_image);
         let text_neg = text.index_select(0, &neg_text);
@@ -328,13 +338,14 @@ pub fn pretrain_losses(
         let l = logits
             .to_kind(Kind::Float)
             .cross_entropy_for_logits(&labels);
-        out.itm = l.double_value(&[]);
-        out.itm_acc = logits
-            .argmax(1, false)
-            .eq_tensor(&labels)
-            .to_kind(Kind::Float)
-            .mean(Kind::Float)
-            .double_value(&[]);
+        out.itm = metric(&l);
+        out.itm_acc = metric(
+            &logits
+                .argmax(1, false)
+                .eq_tensor(&labels)
+                .to_kind(Kind::Float)
+                .mean(Kind::Float),
+        );
         total = &total + l;
     }
     if sw.mlm
@@ -354,13 +365,11 @@ pub fn pretrain_losses(
             })
         });
         let l = mlm_loss(&logits, labels, soft.as_ref().map(|s| (s, sw.alpha)));
-        out.mlm = l.double_value(&[]);
+        out.mlm = metric(&l);
+        // hits / selected in f64; 0/0 = NaN when nothing is selected, as "off"
         let sel = labels.ne(IGNORE);
-        let n = sel.sum(Kind::Int64).int64_value(&[]);
-        if n > 0 {
-            let hit = logits.argmax(-1, false).eq_tensor(labels).logical_and(&sel);
-            out.mlm_acc = hit.sum(Kind::Int64).int64_value(&[]) as f64 / n as f64;
-        }
+        let hit = logits.argmax(-1, false).eq_tensor(labels).logical_and(&sel);
+        out.mlm_acc = hit.sum(Kind::Double) / sel.sum(Kind::Double);
         total = &total + l;
     }
     if sw.prefix
@@ -371,7 +380,7 @@ pub fn pretrain_losses(
         let (memory, memory_mask) = MplugModel::decoder_memory(&fv, &ft, p_mask);
         let logits = model.decode(d_ids, d_mask, &memory, &memory_mask, train);
         let l = lm_loss(&logits, d_labels);
-        out.prefix = l.double_value(&[]);
+        out.prefix = metric(&l);
         total = &total + l;
     }
     out.total = total;

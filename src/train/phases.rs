@@ -37,6 +37,10 @@ pub struct PhaseTimes {
     pub ms_all_reduce: f64,
     /// [`Phase::Optimizer`].
     pub ms_optimizer: f64,
+    /// Host reads of tensor values per step (`.item()` and kin, [`crate::train::host_reads`]):
+    /// each one waits for the GPU. 0 for every task but SCST, whose beams go to the host for their
+    /// CIDEr-D reward.
+    pub host_reads_per_step: f64,
 }
 
 /// Adds the time since the previous mark to the phase that just ended; does nothing when off.
@@ -87,8 +91,21 @@ impl PhaseTimer {
 
     /// The step's times (none when off); the next step starts from zero.
     pub fn take(&mut self) -> Option<PhaseTimes> {
-        let times = std::mem::take(&mut self.times);
-        self.enabled.then_some(times)
+        self.take_mean(1)
+    }
+
+    /// The mean per step of the times booked over `steps` steps (none when off); starts from zero.
+    pub fn take_mean(&mut self, steps: u64) -> Option<PhaseTimes> {
+        let t = std::mem::take(&mut self.times);
+        let n = steps.max(1) as f64;
+        self.enabled.then_some(PhaseTimes {
+            ms_data: t.ms_data / n,
+            ms_forward: t.ms_forward / n,
+            ms_backward: t.ms_backward / n,
+            ms_all_reduce: t.ms_all_reduce / n,
+            ms_optimizer: t.ms_optimizer / n,
+            host_reads_per_step: t.host_reads_per_step,
+        })
     }
 }
 

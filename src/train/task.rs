@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use tch::Tensor;
 use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
 
 use super::config::TrainConfig;
 use crate::error::Result;
@@ -35,8 +35,22 @@ pub struct StepContext {
 pub struct TaskLosses {
     /// What is back-propagated.
     pub total: Tensor,
-    /// Named values for the metrics line (`loss_*`, accuracies, `alpha`); NaN for "off".
-    pub values: BTreeMap<String, f64>,
+    /// Named values for the metrics line (`loss_*`, accuracies, `alpha`; NaN for "off"), as
+    /// [`metric`]s: the loop accumulates them on the device and reads them once per metrics line,
+    /// so a step never waits for the device (issue 20).
+    pub values: BTreeMap<String, Tensor>,
+}
+
+/// A micro-batch's value as the loop keeps it: detached, 0-dim, f64, on the tensor's device —
+/// no host read.
+pub fn metric(t: &Tensor) -> Tensor {
+    t.detach().to_kind(Kind::Double).reshape([] as [i64; 0])
+}
+
+/// A value the host already knows (a schedule's α, a reward), beside the device's ones: a fill
+/// kernel, not a copy the host would wait for.
+pub fn metric_value(v: f64, device: Device) -> Tensor {
+    Tensor::full([] as [i64; 0], v, (Kind::Double, device))
 }
 
 /// One of the trainable tasks.

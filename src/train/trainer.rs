@@ -14,13 +14,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tch::nn::VarStore;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 use super::checkpoint::{self, CheckpointParts, TrainState};
 use super::config::{TaskName, TrainConfig};
 use super::dist::Collective;
 #[cfg(doc)]
 use super::dist::SingleProcess;
+use super::interval_metrics::IntervalMetrics;
 use super::optim::AdamW;
 use super::phases::{Phase, PhaseTimer, PhaseTimes};
 use super::schedule::CosineSchedule;
@@ -91,13 +92,14 @@ pub struct MetricsLine {
     pub grad_norm: f64,
     /// ITC temperature.
     pub temp: f64,
-    /// Samples per second over this step.
+    /// Samples per second over the steps since the previous line.
     pub samples_per_s: f64,
     /// Share of time the trainer waited for the loader, since the (re)start, in %.
     pub loader_starved_pct: f64,
     /// Batches waiting in the loader's queue.
     pub loader_queue_depth: usize,
-    /// Wall time per phase of this step, with `train.profile`.
+    /// Wall time per phase (mean per step since the previous line) and host reads per step, with
+    /// `train.profile`.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub phases: Option<PhaseTimes>,
 }
@@ -584,11 +586,14 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last = None;
     let mut last_ckpt = None;
     let accum = cfg.grad_accum_steps;
-    let mut acc_loss = 0.0f64;
-    let mut acc_values: BTreeMap<String, f64> = BTreeMap::new();
+    let mut interval = IntervalMetrics::default();
+    let mut interval_from = tr.state.step + 1;
     let mut step_started = Instant::now();
     let mut step_samples = 0u64;
     let mut timer = PhaseTimer::new(tr.device, cfg.train.profile);
+    if cfg.train.profile {
+        super::host_reads::reset();
+    }
     tr.opt.zero_grad();
     let end = opts.stop_at.map_or(max_steps, |s| s.min(max_steps));
     // each micro-batch's share of the step's mean gradient (DDP divides the all-reduced sum)
@@ -616,21 +621,11 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
             };
             let Trainer { model, task, .. } = &mut tr;
             let losses = tch::autocast(use_autocast, || task.losses(model, &batch, &cfg, ctx))?;
-            let total = losses.total.double_value(&[]);
-            if !total.is_finite() {
-                return Err(Error::internal(format!(
-                    "loss is {total} at step {} (epoch {epoch}, iter {iter}, rank {rank}); the last \
-                     checkpoint is intact",
-                    tr.state.step
-                )));
-            }
             timer.mark(Phase::Forward);
             (&losses.total / share).backward();
             timer.mark(Phase::Backward);
-            acc_loss += total / share;
-            for (k, v) in &losses.values {
-                *acc_values.entry(k.clone()).or_insert(0.0) += v / share;
-            }
+            // the loss and values stay on the device until the metrics line reads them
+            interval.add_micro_batch(&losses, share);
             // global counts: every rank's samples
             tr.state.samples += batch.batch as u64 * group.world() as u64;
             tr.state.loader = batch.state_after;
@@ -658,62 +653,78 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         tr.opt.zero_grad();
         timer.mark(Phase::Optimizer);
         tr.state.step += 1;
-        if !group.is_single_process() {
-            // the metrics line holds means over ranks, and samples of every rank
-            reduce_metrics(
-                group.as_ref(),
-                &mut acc_loss,
-                &mut acc_values,
-                &mut step_samples,
-            )?;
+        interval.end_step(
+            std::mem::take(&mut step_samples),
+            step_started.elapsed().as_secs_f64(),
+        );
+        let log_due =
+            tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps;
+        let eval_due = (cfg.train.eval_every > 0
+            && tr.state.step.is_multiple_of(cfg.train.eval_every))
+            || tr.state.step == end;
+        let checkpoint_due =
+            tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end;
+        bar.set_position(tr.state.step);
+        if !(log_due || eval_due || checkpoint_due) {
+            interval.discard_step();
+            step_started = Instant::now();
+            continue;
         }
-        let secs = step_started.elapsed().as_secs_f64().max(1e-9);
+        // The one host read of the interval (every rank reads at the same steps).
+        let step_reads = cfg.train.profile.then(super::host_reads::count);
+        let read = interval.read(&grad_norm, tr.model.temp(), group.as_ref())?;
+        if read.nonfinite {
+            return Err(Error::internal(format!(
+                "the loss was NaN or infinite at a step in {interval_from}..={} (epoch {epoch}, \
+                 iter {iter}); the last checkpoint is intact (train.log_every: 1 checks every step)",
+                tr.state.step
+            )));
+        }
         let line = MetricsLine {
             step: tr.state.step,
             epoch,
             iter,
             lr: lr1,
             lr_visual: lr2,
-            loss: acc_loss,
-            values: std::mem::take(&mut acc_values),
-            grad_norm: grad_norm.double_value(&[]),
-            temp: tr.model.temp().to_kind(Kind::Double).double_value(&[]),
-            samples_per_s: step_samples as f64 / secs,
+            loss: read.loss,
+            values: read.values,
+            grad_norm: read.grad_norm,
+            temp: read.temp,
+            samples_per_s: read.samples_per_s,
             loader_starved_pct: 100.0 * loaders[0].starved_fraction(),
             loader_queue_depth: loaders[0].queue_depth(),
-            phases: timer.take(),
+            phases: timer.take_mean(read.steps).map(|mut p| {
+                p.host_reads_per_step = step_reads.unwrap_or(0) as f64 / read.steps.max(1) as f64;
+                p
+            }),
         };
-        acc_loss = 0.0;
-        step_samples = 0;
-        let log_due =
-            tr.state.step.is_multiple_of(cfg.train.log_every) || tr.state.step == max_steps;
         if main && log_due {
             let json =
                 serde_json::to_string(&line).map_err(|e| Error::internal_caused("metrics", e))?;
             writeln!(metrics, "{json}")?;
             metrics.flush()?;
         }
-        bar.set_position(tr.state.step);
         bar.set_message(format!(
             "loss {:.4} lr {:.2e} {:.1} samples/s",
             line.loss, line.lr, line.samples_per_s
         ));
         last = Some(line);
-        let eval_due =
-            cfg.train.eval_every > 0 && tr.state.step.is_multiple_of(cfg.train.eval_every);
-        if eval_due || tr.state.step == end {
+        if eval_due {
             run_eval(&tr)?;
         }
-        let checkpoint_due =
-            tr.state.step.is_multiple_of(cfg.train.checkpoint_every) || tr.state.step == end;
         if main && checkpoint_due {
             let saved = tr.save(&opts.out)?;
             validate(&tr, &saved, &mut best)?;
             last_ckpt = Some(saved);
         }
-        // The next step's clock starts here: evaluation and checkpoints are not a step's time.
+        // The next step's clock starts here: evaluation, checkpoints and the read are not a
+        // step's time, nor are their host reads.
+        interval_from = tr.state.step + 1;
         step_started = Instant::now();
         timer.restart();
+        if cfg.train.profile {
+            super::host_reads::reset();
+        }
     }
     bar.finish_and_clear();
     if main && last_ckpt.is_none() && tr.state.step > 0 {
@@ -728,26 +739,4 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         last,
         checkpoint: last_ckpt,
     })
-}
-
-/// Replaces this rank's loss and named values by their means over ranks, and its sample count by
-/// the sum (one all-reduce; the values' names are the same on every rank).
-fn reduce_metrics(
-    group: &dyn Collective,
-    loss: &mut f64,
-    values: &mut BTreeMap<String, f64>,
-    samples: &mut u64,
-) -> Result<()> {
-    let mut flat = vec![*loss, *samples as f64];
-    flat.extend(values.values().copied());
-    let mut t = Tensor::from_slice(&flat).to_device(group.device());
-    group.all_reduce_sum(&mut t)?;
-    let sums = Vec::<f64>::try_from(&t.to_device(Device::Cpu))?;
-    let world = group.world() as f64;
-    *loss = sums[0] / world;
-    *samples = sums[1].round() as u64;
-    for (v, sum) in values.values_mut().zip(&sums[2..]) {
-        *v = sum / world;
-    }
-    Ok(())
 }

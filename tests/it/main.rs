@@ -24,6 +24,7 @@ mod model;
 mod show;
 mod sql;
 mod sql_logic;
+mod sync_free;
 mod train;
 mod train_step;
 #[cfg(feature = "video")]

@@ -179,7 +179,7 @@ fn two_training_steps_equal_the_pytorch_reference_steps() {
             pretrain_losses(&model, &mut momentum, Some(MOMENTUM), &mut queues, &x, sw).unwrap();
         l.total.backward();
         norms.push(opt.clip_grad_norm(CLIP));
-        losses.push([l.itc, l.itm, l.mlm, l.prefix]);
+        losses.push([&l.itc, &l.itm, &l.mlm, &l.prefix].map(|v| v.double_value(&[])));
         if step + 1 == STEPS {
             for (n, p) in named_variables(&vs) {
                 let g = p.grad();
@@ -952,4 +952,49 @@ fn the_optimizer_step_reads_nothing_on_the_host() {
     host_reads::reset();
     let _ = opt.clip_grad_norm(0.05);
     assert_eq!(host_reads::count(), 1);
+}
+
+/// The ITM negatives' sampler draws exactly what `torch.multinomial(w, 1)` draws from the same
+/// generator state, and leaves the generator where multinomial leaves it (so the PyTorch step tests
+/// still see the same negatives), without multinomial's host reads. Alone in its own process: it
+/// seeds libtorch's global generator.
+#[test]
+fn negative_sampling_draws_as_multinomial_without_host_reads() {
+    use mplug::train::host_reads;
+    use mplug::train::objectives::sample_one_per_row;
+    if !crate::common::in_own_process(
+        "train_step::negative_sampling_draws_as_multinomial_without_host_reads",
+    ) {
+        return;
+    }
+    let w = Tensor::rand([16, 12], (Kind::Float, Device::Cpu));
+    // a zero column and a one-hot row, as the excluded pairs make them
+    let w = w.index_fill(1, &Tensor::from_slice(&[3i64]), 0.0);
+    let w = Tensor::cat(
+        &[
+            w.narrow(0, 0, 15),
+            Tensor::eye(12, (Kind::Float, Device::Cpu)).narrow(0, 5, 1),
+        ],
+        0,
+    );
+    for seed in 0..20 {
+        tch::manual_seed(seed);
+        let want = w.multinomial(1, false).view([-1]);
+        let after_want = Tensor::rand([4], (Kind::Float, Device::Cpu));
+        tch::manual_seed(seed);
+        host_reads::reset();
+        let got = sample_one_per_row(&w);
+        assert_eq!(host_reads::count(), 0);
+        let after_got = Tensor::rand([4], (Kind::Float, Device::Cpu));
+        assert_eq!(
+            Vec::<i64>::try_from(&got).unwrap(),
+            Vec::<i64>::try_from(&want).unwrap()
+        );
+        assert!(after_got.equal(&after_want));
+        assert_eq!(Vec::<i64>::try_from(&got).unwrap()[15], 5);
+    }
+    // the counter does see multinomial's checks
+    host_reads::reset();
+    let _ = w.multinomial(1, false);
+    assert!(host_reads::count() >= 2);
 }

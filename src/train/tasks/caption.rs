@@ -17,7 +17,7 @@ use crate::model::MplugModel;
 use crate::text::BertTokenizer;
 use crate::train::config::TrainConfig;
 use crate::train::objectives::lm_loss;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric};
 
 /// Caption fine-tuning with cross-entropy.
 pub struct CaptionTask {
@@ -66,10 +66,9 @@ impl TrainTask for CaptionTask {
     ) -> Result<TaskLosses> {
         let t = batch.to_tensors(self.device, true);
         let total = caption_loss(model, &t.images, &t.input_ids, &t.attention_mask, true);
-        let loss = total.double_value(&[]);
         Ok(TaskLosses {
+            values: BTreeMap::from([("loss_caption".to_string(), metric(&total))]),
             total,
-            values: BTreeMap::from([("loss_caption".to_string(), loss)]),
         })
     }
 }

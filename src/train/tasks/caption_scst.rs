@@ -25,7 +25,7 @@ use crate::model::generate::{GenerateConfig, beam_search_with_grad};
 use crate::text::BertTokenizer;
 use crate::text::decode::decode_generated;
 use crate::train::config::TrainConfig;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric, metric_value};
 
 /// Caption fine-tuning with the CIDEr-D reward.
 pub struct CaptionScstTask {
@@ -175,9 +175,15 @@ impl TrainTask for CaptionScstTask {
             / references.len().max(1) as f64;
         Ok(TaskLosses {
             values: BTreeMap::from([
-                ("loss_scst".to_string(), out.loss.double_value(&[])),
-                ("reward_cider".to_string(), reward),
-                ("reward_cider_top_beam".to_string(), best),
+                ("loss_scst".to_string(), metric(&out.loss)),
+                (
+                    "reward_cider".to_string(),
+                    metric_value(reward, self.device),
+                ),
+                (
+                    "reward_cider_top_beam".to_string(),
+                    metric_value(best, self.device),
+                ),
             ]),
             total: out.loss,
         })

@@ -23,7 +23,7 @@ use crate::loader::sample::SampleKind;
 use crate::model::MplugModel;
 use crate::text::BertTokenizer;
 use crate::train::config::TrainConfig;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric};
 
 /// Grounding fine-tuning.
 pub struct GroundingTask {
@@ -166,8 +166,8 @@ impl TrainTask for GroundingTask {
         let hits = out.iou.ge(0.5).to_kind(Kind::Float).mean(Kind::Float);
         Ok(TaskLosses {
             values: BTreeMap::from([
-                ("loss_grounding".to_string(), out.loss.double_value(&[])),
-                ("acc_grounding".to_string(), hits.double_value(&[])),
+                ("loss_grounding".to_string(), metric(&out.loss)),
+                ("acc_grounding".to_string(), metric(&hits)),
             ]),
             total: out.loss,
         })

@@ -18,7 +18,7 @@ use crate::train::config::TrainConfig;
 use crate::train::momentum::{FeatureQueues, MomentumModel};
 use crate::train::objectives::{self, ObjectiveSwitches, PretrainInputs};
 use crate::train::schedule::alpha_at;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric_value};
 
 /// The pre-training state besides the model.
 pub struct PretrainTask {
@@ -156,7 +156,7 @@ impl TrainTask for PretrainTask {
             sw,
         )?;
         let values = BTreeMap::from([
-            ("alpha".to_string(), alpha),
+            ("alpha".to_string(), metric_value(alpha, l.total.device())),
             ("loss_itc".to_string(), l.itc),
             ("loss_itm".to_string(), l.itm),
             ("loss_mlm".to_string(), l.mlm),

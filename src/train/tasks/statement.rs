@@ -19,7 +19,7 @@ use crate::model::MplugModel;
 use crate::model::heads::ClassifierHead;
 use crate::text::BertTokenizer;
 use crate::train::config::TrainConfig;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric};
 
 /// Statement classification fine-tuning.
 pub struct StatementTrainTask {
@@ -54,15 +54,14 @@ impl StatementTrainTask {
     }
 }
 
-/// Cross-entropy of the logits against the labels, and the batch accuracy.
-pub fn statement_loss(logits: &Tensor, labels: &Tensor) -> (Tensor, f64) {
+/// Cross-entropy of the logits against the labels, and the batch accuracy (a device [`metric`]).
+pub fn statement_loss(logits: &Tensor, labels: &Tensor) -> (Tensor, Tensor) {
     let loss = logits.cross_entropy_for_logits(labels);
     let acc = logits
         .argmax(-1, false)
         .eq_tensor(labels)
         .to_kind(Kind::Double)
-        .mean(Kind::Double)
-        .double_value(&[]);
+        .mean(Kind::Double);
     (loss, acc)
 }
 
@@ -108,10 +107,12 @@ impl TrainTask for StatementTrainTask {
         );
         let (total, acc) = statement_loss(&logits, labels);
         let name = self.task.name().replace('-', "_");
-        let loss = total.double_value(&[]);
         Ok(TaskLosses {
+            values: BTreeMap::from([
+                (format!("loss_{name}"), metric(&total)),
+                (format!("{name}_acc"), acc),
+            ]),
             total,
-            values: BTreeMap::from([(format!("loss_{name}"), loss), (format!("{name}_acc"), acc)]),
         })
     }
 }

@@ -19,7 +19,7 @@ use crate::loader::{AnswerTensors, HostBatch};
 use crate::model::MplugModel;
 use crate::text::BertTokenizer;
 use crate::train::config::TrainConfig;
-use crate::train::task::{StepContext, TaskLosses, TrainTask};
+use crate::train::task::{StepContext, TaskLosses, TrainTask, metric};
 
 /// Token id the loss ignores.
 const IGNORE: i64 = -100;
@@ -52,11 +52,11 @@ pub fn vqa_loss(
     let (fv, ft) = model.fuse(&visual, &text, question_mask, train);
     let (memory, memory_mask) = MplugModel::decoder_memory(&fv, &ft, question_mask);
     let b = memory.size()[0];
-    // question b's memory once per answer of it
+    // question b's memory once per answer of it (the output size given: no device→host count)
     let owner = Tensor::arange(b, (Kind::Int64, memory.device())).repeat_interleave_self_tensor(
         &answers.counts,
         0,
-        None,
+        answers.ids.size()[0],
     );
     let memory = memory.index_select(0, &owner);
     let memory_mask = memory_mask.index_select(0, &owner);
@@ -115,10 +115,9 @@ impl TrainTask for VqaTask {
             answers,
             true,
         );
-        let loss = total.double_value(&[]);
         Ok(TaskLosses {
+            values: BTreeMap::from([("loss_vqa".to_string(), metric(&total))]),
             total,
-            values: BTreeMap::from([("loss_vqa".to_string(), loss)]),
         })
     }
 }
