@@ -1,5 +1,7 @@
 //! The command line. One file per subcommand; this file holds the top-level parser.
 
+#[cfg(feature = "cluster")]
+mod ballista;
 mod doctor;
 mod download;
 mod eval;
@@ -86,6 +88,10 @@ enum Command {
     Show(show::ShowArgs),
     Launch(launch::LaunchArgs),
     Merge(merge::MergeArgs),
+    /// Start the processes of a Ballista cluster (scheduler, executor) for `mplug sql --cluster`.
+    #[cfg(feature = "cluster")]
+    #[command(subcommand)]
+    Ballista(ballista::BallistaCommand),
 }
 
 /// Parses `std::env::args` and runs the command.
@@ -112,6 +118,8 @@ pub fn run() -> anyhow::Result<()> {
         Command::Show(args) => show::run(args),
         Command::Launch(args) => launch::run(args),
         Command::Merge(args) => merge::run(args),
+        #[cfg(feature = "cluster")]
+        Command::Ballista(cmd) => ballista::run(cmd),
     }
 }
 

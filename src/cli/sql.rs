@@ -32,6 +32,10 @@ pub struct DataArgs {
     /// Stop a query that runs longer than this many seconds (0: no limit).
     #[arg(long, value_name = "S", default_value_t = 600.0)]
     timeout: f64,
+    /// Run the queries on an Apache DataFusion Ballista cluster (`mplug ballista scheduler` and
+    /// executors that see the datasets at the same paths) instead of in this process.
+    #[arg(long, value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 impl DataArgs {
@@ -51,7 +55,7 @@ impl DataArgs {
             .filter(|p| p.exists())
             .and_then(|p| BertTokenizer::from_vocab_file(&p).ok())
             .map(Arc::new);
-        let session = QuerySession::new(
+        let session = QuerySession::on_cluster(
             datasets,
             SqlPolicy {
                 allow_write: self.allow_write,
@@ -61,6 +65,7 @@ impl DataArgs {
                     .filter(|d| !d.is_zero()),
             },
             tokenizer,
+            self.cluster.as_deref(),
         )?;
         for w in session.warnings() {
             eprintln!("warning: {w}");

@@ -5,7 +5,11 @@
 //! tables are built from the manifests. Queries that do not name the pixel column never read it
 //! (Parquet projection pushdown).
 
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod freeze;
+#[cfg(feature = "cluster")]
+pub mod memtable_codec;
 pub mod output;
 pub mod session;
 pub mod udf;

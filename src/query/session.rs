@@ -141,6 +141,17 @@ impl QuerySession {
         policy: SqlPolicy,
         tokenizer: Option<Arc<BertTokenizer>>,
     ) -> Result<Self> {
+        Self::on_cluster(datasets, policy, tokenizer, None)
+    }
+
+    /// As [`Self::new`]; with `cluster` (`df://HOST:PORT`) the queries run on that Ballista
+    /// cluster (feature `cluster`, [`super::cluster`]) instead of in this process.
+    pub fn on_cluster(
+        datasets: Vec<DatasetEntry>,
+        policy: SqlPolicy,
+        tokenizer: Option<Arc<BertTokenizer>>,
+        cluster: Option<&str>,
+    ) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -154,7 +165,19 @@ impl QuerySession {
             runtime_env = runtime_env.with_memory_limit(bytes, 1.0);
         }
         let runtime_env = runtime_env.build_arc().map_err(map_df_error)?;
-        let ctx = SessionContext::new_with_config_rt(config, runtime_env);
+        let ctx = match cluster {
+            None => SessionContext::new_with_config_rt(config, runtime_env),
+            #[cfg(feature = "cluster")]
+            Some(url) => {
+                runtime.block_on(super::cluster::remote_context(url, config, runtime_env))?
+            }
+            #[cfg(not(feature = "cluster"))]
+            Some(_) => {
+                return Err(Error::input(
+                    "--cluster needs a build with the `cluster` feature (on by default)",
+                ));
+            }
+        };
         let mut warnings = Vec::new();
         for name in ["datasets", "shards", "rejects"] {
             if datasets.iter().any(|d| d.table == name) {

@@ -158,18 +158,27 @@ impl ScalarUDFImpl for TokenCount {
     }
 }
 
+/// Every mplug UDF (`token_count` reports a missing vocab when called without a tokenizer).
+pub fn mplug_udfs(tokenizer: Option<Arc<BertTokenizer>>) -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(HashSplit {
+            signature: Signature::any(2, Volatility::Immutable),
+        }),
+        ScalarUDF::from(HashUnit {
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+        ScalarUDF::from(TokenCount {
+            signature: Signature::any(1, Volatility::Immutable),
+            tokenizer,
+        }),
+    ]
+}
+
 /// Registers every mplug UDF on `ctx`.
 pub fn register_all(ctx: &SessionContext, tokenizer: Option<Arc<BertTokenizer>>) {
-    ctx.register_udf(ScalarUDF::from(HashSplit {
-        signature: Signature::any(2, Volatility::Immutable),
-    }));
-    ctx.register_udf(ScalarUDF::from(HashUnit {
-        signature: Signature::any(1, Volatility::Immutable),
-    }));
-    ctx.register_udf(ScalarUDF::from(TokenCount {
-        signature: Signature::any(1, Volatility::Immutable),
-        tokenizer,
-    }));
+    for udf in mplug_udfs(tokenizer) {
+        ctx.register_udf(udf);
+    }
 }
 
 #[cfg(test)]

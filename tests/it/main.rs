@@ -23,6 +23,8 @@ mod merge;
 mod model;
 mod show;
 mod sql;
+#[cfg(feature = "cluster")]
+mod sql_cluster;
 mod sql_logic;
 mod sync_free;
 mod train;
