@@ -56,7 +56,7 @@ pub fn run(a: DoctorArgs) -> anyhow::Result<()> {
 
 fn collectives(a: &DoctorArgs) -> anyhow::Result<()> {
     let device = super::train::rank_device(&a.device)?;
-    let group = crate::train::dist::join_from_env(device)?;
+    let group = crate::train::dist::join_from_env(device, &Default::default())?;
     let report = crate::train::dist::self_check::check(group.as_ref(), device, a.bytes as usize)?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

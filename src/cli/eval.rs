@@ -250,7 +250,7 @@ fn prepare(
         .context("no --vocab given and no HOME to look in")?;
     let tokenizer = BertTokenizer::from_vocab_file(&vocab)?;
     let device = super::train::local_cuda(a.device.device()?)?;
-    let group = crate::train::dist::join_from_env(device)?;
+    let group = crate::train::dist::join_from_env(device, &Default::default())?;
     let task = load_task_model(&config, &a.weights, device, parts)?;
     Ok(Prepared {
         split,

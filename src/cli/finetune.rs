@@ -131,11 +131,11 @@ fn declared_task(path: &std::path::Path) -> anyhow::Result<Option<String>> {
 /// Runs `mplug finetune`.
 pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
     let device = super::train::rank_device(&a.run.device)?;
-    let group = crate::train::dist::join_from_env(device)?;
     let fresh_dir = a.out.as_ref().is_some_and(|o| !o.exists());
-    let (cfg, out, data, init, vocab, validation, resume) = match &a.resume {
+    let (group, cfg, out, data, init, vocab, validation, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
+            let group = crate::train::dist::join_from_env(device, &cfg.dist)?;
             anyhow::ensure!(
                 cfg.task != TaskName::Pretrain,
                 "`{}` is a pre-training run: continue it with mplug train --resume",
@@ -149,7 +149,16 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(path, weight)| DatasetInput { path, weight })
                 .collect();
-            (cfg, run.clone(), data, d.init, d.vocab, d.validation, true)
+            (
+                group,
+                cfg,
+                run.clone(),
+                data,
+                d.init,
+                d.vocab,
+                d.validation,
+                true,
+            )
         }
         None => {
             let (Some(task), Some(config), Some(init), Some(out)) =
@@ -185,7 +194,8 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
             let mut set = a.set.clone();
             set.push(format!("train.task={}", task.name().as_str()));
             // Every key and type is checked before the run directory is touched.
-            TrainConfig::load(config, &set)?;
+            let checked = TrainConfig::load(config, &set)?;
+            let group = crate::train::dist::join_from_env(device, &checked.dist)?;
             let validation = a.eval_data.as_ref().map(|d| ValidationSpec {
                 data: d.clone(),
                 split: a.eval_split.clone(),
@@ -206,6 +216,7 @@ pub fn run(a: FinetuneArgs) -> anyhow::Result<()> {
                 Ok(cfg)
             })?;
             (
+                group,
                 cfg,
                 out.clone(),
                 data,

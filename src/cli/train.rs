@@ -161,10 +161,10 @@ pub(crate) fn clear_run(out: &std::path::Path) -> anyhow::Result<()> {
 /// Runs `mplug train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     let device = rank_device(&a.run.device)?;
-    let group = crate::train::dist::join_from_env(device)?;
-    let (cfg, out, data, exclude, eval_data, resume) = match &a.resume {
+    let (group, cfg, out, data, exclude, eval_data, resume) = match &a.resume {
         Some(run) => {
             let cfg = TrainConfig::of_run(run)?;
+            let group = crate::train::dist::join_from_env(device, &cfg.dist)?;
             let text = fs_err::read_to_string(run.join("data.json"))?;
             let d: RunData = serde_json::from_str(&text)
                 .with_context(|| format!("reading {}", run.join("data.json").display()))?;
@@ -173,7 +173,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|(path, weight)| DatasetInput { path, weight })
                 .collect();
-            (cfg, run.clone(), data, d.exclude, d.eval_data, true)
+            (group, cfg, run.clone(), data, d.exclude, d.eval_data, true)
         }
         None => {
             let (Some(config), Some(out)) = (&a.config, &a.out) else {
@@ -184,7 +184,8 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                 anyhow::ensure!(d.exists(), "--eval-data `{}` does not exist", d.display());
             }
             // Every key and type is checked before the run directory is touched.
-            TrainConfig::load(config, &a.set)?;
+            let checked = TrainConfig::load(config, &a.set)?;
+            let group = crate::train::dist::join_from_env(device, &checked.dist)?;
             let cfg = prepared_by_rank0(group.as_ref(), out, || {
                 if a.run.force && out.exists() {
                     super::train::clear_run(out)?;
@@ -199,6 +200,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
                 Ok(cfg)
             })?;
             (
+                group,
                 cfg,
                 out.clone(),
                 data,

@@ -125,8 +125,9 @@ pub struct MplugConfig {
     pub temp: f64,
 }
 
-/// The YAML file as written (original key names).
+/// The model's keys of the YAML file as written (original key names).
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawYaml {
     bert_config: Option<String>,
     clip_name: Option<String>,
@@ -139,8 +140,29 @@ struct RawYaml {
     vision_heads: Option<i64>,
     vision_patch_size: Option<i64>,
     vision_dropout: Option<f64>,
-    #[serde(flatten)]
-    other: BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+/// The top-level keys that belong to the model ([`RawYaml`]'s fields); a training or task YAML
+/// holds them beside its own.
+pub(crate) const MODEL_KEYS: &[&str] = &[
+    "bert_config",
+    "clip_name",
+    "vision_width",
+    "image_res",
+    "embed_dim",
+    "temp",
+    "vision_layers",
+    "vision_heads",
+    "vision_patch_size",
+    "vision_dropout",
+];
+
+/// Splits a YAML mapping's top-level keys into the model's ([`MODEL_KEYS`]) and the rest.
+pub(crate) fn split_model_keys(
+    tree: serde_yaml_ng::Mapping,
+) -> (serde_yaml_ng::Mapping, serde_yaml_ng::Mapping) {
+    tree.into_iter()
+        .partition(|(k, _)| k.as_str().is_some_and(|k| MODEL_KEYS.contains(&k)))
 }
 
 /// Keys of the original task/pretrain YAMLs that belong to data, training or evaluation, not to the
@@ -210,17 +232,47 @@ impl MplugConfig {
     /// As [`MplugConfig::from_yaml`] on YAML text; `path` names it in messages and is where
     /// `bert_config` is resolved from.
     pub fn from_yaml_str(text: &str, path: &Path) -> Result<(Self, Vec<String>)> {
-        let raw: RawYaml =
+        let tree: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(text).map_err(|e| yaml_error("model config", path, e))?;
+        let tree = match tree {
+            serde_yaml_ng::Value::Mapping(m) => m,
+            serde_yaml_ng::Value::Null => serde_yaml_ng::Mapping::new(),
+            _ => {
+                return Err(Error::input(format!(
+                    "`{}` is not a YAML mapping",
+                    path.display()
+                )));
+            }
+        };
+        let (model, other) = split_model_keys(tree);
         let mut warnings = Vec::new();
-        for key in raw.other.keys() {
-            if !YAML_KEYS_OF_OTHER_PARTS.contains(&key.as_str()) {
+        for key in other.keys() {
+            let key = key.as_str().unwrap_or("?");
+            if !YAML_KEYS_OF_OTHER_PARTS.contains(&key) {
                 warnings.push(format!(
                     "unknown key `{key}` in `{}` ignored",
                     path.display()
                 ));
             }
         }
+        let (cfg, mut more) = Self::from_model_keys(model, path, text)?;
+        warnings.append(&mut more);
+        Ok((cfg, warnings))
+    }
+
+    /// The model from its keys ([`split_model_keys`]) of the YAML `text` at `path`, and the BERT
+    /// JSON they name; returns the BERT parser's warnings.
+    pub(crate) fn from_model_keys(
+        model: serde_yaml_ng::Mapping,
+        path: &Path,
+        text: &str,
+    ) -> Result<(Self, Vec<String>)> {
+        let raw: RawYaml = from_tree(
+            "model config",
+            path,
+            text,
+            serde_yaml_ng::Value::Mapping(model),
+        )?;
         let bert_rel = raw.bert_config.clone().ok_or_else(|| {
             Error::input_with_hint(
                 format!("`{}` has no `bert_config` key", path.display()),
@@ -228,8 +280,7 @@ impl MplugConfig {
             )
         })?;
         let bert_path = resolve_beside(path, &bert_rel)?;
-        let (bert, mut bert_warnings) = BertConfig::from_json(&bert_path)?;
-        warnings.append(&mut bert_warnings);
+        let (bert, warnings) = BertConfig::from_json(&bert_path)?;
         let cfg = Self::from_parts(raw, bert, path)?;
         Ok((cfg, warnings))
     }
@@ -413,6 +464,30 @@ pub(crate) fn yaml_error(kind: &'static str, path: &Path, e: serde_yaml_ng::Erro
         .location()
         .map(|l| format!("line {}, column {}", l.line(), l.column()));
     Error::config(kind, path, position, e)
+}
+
+/// Deserializes a parsed YAML tree; an error names the key's path (`train.seed`) and the line of
+/// its top-level key in `text` (a tree has no positions of its own).
+pub(crate) fn from_tree<T: serde::de::DeserializeOwned>(
+    kind: &'static str,
+    path: &Path,
+    text: &str,
+    tree: serde_yaml_ng::Value,
+) -> Result<T> {
+    serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        let top = key.split(['.', '[']).next().unwrap_or_default();
+        let line = text.lines().position(|l| {
+            l.split_once(':')
+                .is_some_and(|(k, _)| !k.starts_with([' ', '\t']) && k.trim() == top)
+        });
+        let position = match (key.as_str(), line) {
+            ("" | ".", _) => None,
+            (_, Some(i)) => Some(format!("`{key}` (line {})", i + 1)),
+            (_, None) => Some(format!("`{key}`")),
+        };
+        Error::config(kind, path, position, e.into_inner())
+    })
 }
 
 /// Resolves a path written in a config: as given (relative to the working directory, like the

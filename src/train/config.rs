@@ -190,43 +190,36 @@ impl Default for TrainSection {
     }
 }
 
+/// `dist:`, the process group of a data-parallel run (torchrun, Slurm, `mplug launch`). The
+/// environment overrides it: `MPLUG_DIST_TIMEOUT`, `MPLUG_DIST_BACKEND`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DistSection {
+    /// Seconds a rendezvous or collective may wait for the other ranks (torch's Gloo default:
+    /// 1800).
+    pub timeout_s: f64,
+    /// `auto` (NCCL for CUDA when the build has it, else Gloo), `gloo` or `nccl`.
+    pub backend: crate::train::dist::BackendChoice,
+}
+
+impl Default for DistSection {
+    fn default() -> Self {
+        DistSection {
+            timeout_s: 1800.0,
+            backend: crate::train::dist::BackendChoice::Auto,
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }
 
-/// Every key a training YAML may hold. Model keys are typed loosely here; [`MplugConfig`] checks
-/// them. Keys of the original files that the trainer does not use are accepted and ignored.
+/// Every key a training YAML may hold besides the model's ([`MplugConfig`] reads those from the
+/// same tree). Keys of the original files that the trainer does not use are accepted and ignored.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTrainYaml {
-    // model (MplugConfig)
-    #[allow(dead_code)]
-    bert_config: Value,
-    #[allow(dead_code)]
-    #[serde(default)]
-    clip_name: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    vision_width: Option<Value>,
-    image_res: u32,
-    #[allow(dead_code)]
-    #[serde(default)]
-    embed_dim: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    temp: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    vision_layers: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    vision_heads: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    vision_patch_size: Option<Value>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    vision_dropout: Option<Value>,
     // training
     #[serde(default)]
     batch_size: Option<usize>,
@@ -256,6 +249,8 @@ struct RawTrainYaml {
     schedular: ScheduleConfig,
     #[serde(default)]
     train: TrainSection,
+    #[serde(default)]
+    dist: DistSection,
     // original keys the trainer does not read (data comes from --data): accepted, ignored
     #[allow(dead_code)]
     #[serde(default)]
@@ -397,6 +392,8 @@ pub struct TrainConfig {
     pub schedule: ScheduleConfig,
     /// mplug's keys.
     pub train: TrainSection,
+    /// The process group's settings.
+    pub dist: DistSection,
     /// Tokens per caption or question including `[CLS]` (`train.max_tokens` or the task's default).
     pub max_tokens: usize,
     /// RandomResizedCrop scale range (`train.crop_scale` or the task's default).
@@ -437,14 +434,15 @@ pub fn apply_override(root: &mut Value, spec: &str) -> Result<()> {
     Ok(())
 }
 
-fn read_tree(path: &Path, overrides: &[String]) -> Result<Value> {
+/// The file's text and its tree with `overrides` applied.
+fn read_tree(path: &Path, overrides: &[String]) -> Result<(String, Value)> {
     let text = fs_err::read_to_string(path)?;
     let mut tree: Value = serde_yaml_ng::from_str(&text)
         .map_err(|e| crate::model::config::yaml_error("training config", path, e))?;
     for o in overrides {
         apply_override(&mut tree, o)?;
     }
-    Ok(tree)
+    Ok((text, tree))
 }
 
 fn to_yaml(tree: &Value) -> Result<String> {
@@ -455,16 +453,16 @@ fn to_yaml(tree: &Value) -> Result<String> {
 impl TrainConfig {
     /// Reads `path`, applies `overrides`, checks every key and type.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
-        let tree = read_tree(path, overrides)?;
-        Self::from_yaml_str(&to_yaml(&tree)?, path)
+        let (text, tree) = read_tree(path, overrides)?;
+        Self::from_tree(tree, &text, path)
     }
 
     /// Checks `path` + `overrides`, then makes the run directory self-contained: the BERT JSON is
     /// copied to `run_dir/config_bert.json` and the effective YAML (naming it) is written to
     /// `run_dir/config.yaml`, which `--resume` reads.
     pub fn prepare_run(path: &Path, overrides: &[String], run_dir: &Path) -> Result<Self> {
-        let mut tree = read_tree(path, overrides)?;
-        let checked = Self::from_yaml_str(&to_yaml(&tree)?, path)?;
+        let (text, mut tree) = read_tree(path, overrides)?;
+        let checked = Self::from_tree(tree.clone(), &text, path)?;
         let written = tree
             .get("bert_config")
             .and_then(|v| v.as_str())
@@ -477,7 +475,8 @@ impl TrainConfig {
         let yaml = to_yaml(&tree)?;
         let saved = Self::saved_path(run_dir);
         fs_err::write(&saved, &yaml)?;
-        let cfg = Self::from_yaml_str(&yaml, &saved)?;
+        // the saved copy names the copied BERT JSON: read back as --resume will
+        let cfg = Self::from_tree(tree, &yaml, &saved)?;
         debug_assert_eq!(cfg.model, checked.model);
         Ok(cfg)
     }
@@ -497,11 +496,31 @@ impl TrainConfig {
 
     /// Parses effective YAML text; `path` names it and anchors `bert_config`.
     pub fn from_yaml_str(yaml: &str, path: &Path) -> Result<Self> {
-        let raw: RawTrainYaml = serde_yaml_ng::from_str(yaml).map_err(|e| {
-            crate::model::config::yaml_error("training config", path, e)
-                .with_hint("training configs take the keys of configs/pretrain_tiny.yaml")
-        })?;
-        let (model, warnings) = MplugConfig::from_yaml_str(yaml, path)?;
+        let tree = serde_yaml_ng::from_str(yaml)
+            .map_err(|e| crate::model::config::yaml_error("training config", path, e))?;
+        Self::from_tree(tree, yaml, path)
+    }
+
+    /// The configuration of a parsed YAML tree (`text` is what it was parsed from, for the lines
+    /// of errors): the model's keys go to [`MplugConfig`], the rest are checked here, once.
+    fn from_tree(tree: Value, text: &str, path: &Path) -> Result<Self> {
+        let Value::Mapping(tree) = tree else {
+            return Err(Error::input(format!(
+                "`{}` is not a YAML mapping of training keys",
+                path.display()
+            )));
+        };
+        let yaml = to_yaml(&Value::Mapping(tree.clone()))?;
+        let (model_keys, train_keys) = crate::model::config::split_model_keys(tree);
+        let raw: RawTrainYaml = crate::model::config::from_tree(
+            "training config",
+            path,
+            text,
+            Value::Mapping(train_keys),
+        )
+        .map_err(|e| e.with_hint("training configs take the keys of configs/pretrain_tiny.yaml"))?;
+        let (model, warnings) = MplugConfig::from_model_keys(model_keys, path, text)?;
+        let image_res = model.vision.image_res;
         let task = raw.train.task;
         let bad = |m: String| Error::input(format!("`{}`: {m}", path.display()));
         let need = |name: &str| {
@@ -576,7 +595,7 @@ impl TrainConfig {
             model,
             warnings,
             task,
-            image_res: raw.image_res,
+            image_res: image_res as u32,
             batch_size,
             queue_size,
             momentum,
@@ -600,6 +619,7 @@ impl TrainConfig {
             optimizer: raw.optimizer,
             schedule: raw.schedular,
             train: raw.train,
+            dist: raw.dist,
             yaml: yaml.to_string(),
         };
         cfg.validate(path)?;
@@ -645,8 +665,11 @@ impl TrainConfig {
         {
             return bad("train.grad_accum_steps, train.checkpoint_every and train.simulate_ranks must be ≥ 1".into());
         }
-        if self.image_res as i64 != self.model.vision.image_res {
-            return bad("image_res disagrees with the model".into());
+        if !(self.dist.timeout_s > 0.0 && self.dist.timeout_s.is_finite()) {
+            return bad(format!(
+                "dist.timeout_s {} must be a positive number of seconds",
+                self.dist.timeout_s
+            ));
         }
         if self.max_tokens < 2 {
             return bad("train.max_tokens must be at least 2 ([CLS] and a token)".into());
@@ -679,5 +702,60 @@ mod tests {
         assert_eq!(v, want);
         assert!(apply_override(&mut v, "novalue").is_err());
         assert!(apply_override(&mut v, "a.b=1").is_err(), "a is a scalar");
+    }
+
+    fn tiny() -> (String, PathBuf) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/pretrain_tiny.yaml");
+        (std::fs::read_to_string(&path).unwrap(), path)
+    }
+
+    #[test]
+    fn one_tree_gives_the_model_the_training_keys_and_the_dist_section() {
+        let (text, path) = tiny();
+        let cfg = TrainConfig::from_yaml_str(&text, &path).unwrap();
+        assert_eq!(cfg.dist, DistSection::default());
+        assert_eq!(cfg.dist.timeout_s, 1800.0);
+        assert_eq!((cfg.image_res, cfg.model.vision.image_res), (32, 32));
+        let text = format!("{text}\ndist:\n  timeout_s: 90\n  backend: gloo\n")
+            .replace("image_res: 32", "image_res: 64");
+        let cfg = TrainConfig::from_yaml_str(&text, &path).unwrap();
+        assert_eq!(cfg.dist.timeout_s, 90.0);
+        assert_eq!(cfg.dist.backend, crate::train::dist::BackendChoice::Gloo);
+        assert_eq!((cfg.image_res, cfg.model.vision.image_res), (64, 64));
+        // the saved effective YAML is read back to the same configuration
+        let again = TrainConfig::from_yaml_str(&cfg.yaml, &path).unwrap();
+        assert_eq!((again.dist, again.model), (cfg.dist, cfg.model));
+    }
+
+    #[test]
+    fn errors_name_the_key_path_and_its_line() {
+        let (text, path) = tiny();
+        let lines = text.lines().count();
+        for (extra, key, line) in [
+            ("dist:\n  backend: mpi\n", "`dist.backend`", lines + 2),
+            ("dist:\n  timeout: 5\n", "`dist.timeout`", lines + 2),
+            ("bogus_key: 1\n", "bogus_key", lines + 2),
+        ] {
+            let text = format!("{text}\n{extra}");
+            let err = TrainConfig::from_yaml_str(&text, &path).unwrap_err();
+            let msg = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+            assert!(msg.contains(key), "{extra}: {msg}");
+            assert!(msg.contains(&format!("line {line}")), "{extra}: {msg}");
+        }
+        // a model key, typed by the model's parser, on its own line of the file
+        let line = 1 + text
+            .lines()
+            .position(|l| l.starts_with("embed_dim:"))
+            .unwrap();
+        let bad = text.replace("embed_dim: 16", "embed_dim: wide");
+        let err = TrainConfig::from_yaml_str(&bad, &path).unwrap_err();
+        let msg = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            msg.contains("`embed_dim`") && msg.contains(&format!("line {line}")),
+            "{msg}"
+        );
+        let bad = format!("{text}\ndist:\n  timeout_s: 0\n");
+        let err = TrainConfig::from_yaml_str(&bad, &path).unwrap_err();
+        assert!(err.to_string().contains("dist.timeout_s"), "{err}");
     }
 }

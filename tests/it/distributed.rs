@@ -433,3 +433,29 @@ fn eval_on_two_ranks_writes_the_one_process_results() {
         assert!(a.equal(&s2[n]), "score matrix `{n}` differs");
     }
 }
+
+/// The config's `dist:` section reaches the process group: `dist.backend: nccl` on CPU stops the
+/// rank before any step, naming the key; `MPLUG_DIST_BACKEND=gloo` overrides it and the run trains.
+#[test]
+fn the_dist_section_chooses_the_backend_and_the_environment_overrides_it() {
+    let t = tempfile::tempdir().unwrap();
+    let data = synth_vqa(t.path());
+    let init = init(t.path());
+    let (bad, good) = (t.path().join("bad"), t.path().join("good"));
+    let nccl = ["--set", "dist.backend=nccl"];
+    let out = launched(1, vqa(&data, &init, &bad, 4, 1).args(nccl))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("dist.backend: nccl needs --device cuda"),
+        "{err}"
+    );
+    assert!(!bad.join("latest").exists());
+    ok(launched(1, vqa(&data, &init, &good, 4, 1).args(nccl))
+        .env("MPLUG_DIST_BACKEND", "gloo")
+        .output()
+        .unwrap());
+    assert!(good.join("latest").exists());
+}

@@ -150,9 +150,10 @@ impl Collective for SingleProcess {
     }
 }
 
-/// How long a rendezvous or collective may wait for the other ranks before failing (torch's
-/// default for Gloo is 30 minutes; `MPLUG_DIST_TIMEOUT` seconds overrides it).
-pub fn timeout_from_env() -> Result<Duration> {
+/// How long a rendezvous or collective may wait for the other ranks before failing:
+/// `MPLUG_DIST_TIMEOUT` seconds, else `config_s` (the config's `dist.timeout_s`, default torch's
+/// 30 minutes for Gloo).
+pub fn timeout_from_env(config_s: f64) -> Result<Duration> {
     match std::env::var("MPLUG_DIST_TIMEOUT") {
         Ok(v) => v
             .trim()
@@ -165,24 +166,40 @@ pub fn timeout_from_env() -> Result<Duration> {
                     "MPLUG_DIST_TIMEOUT=`{v}` is not a positive number of seconds"
                 ))
             }),
-        Err(_) => Ok(Duration::from_secs(30 * 60)),
+        Err(_) => Ok(Duration::from_secs_f64(config_s)),
     }
 }
 
 /// The process group this process belongs to: c10d when it was launched as a rank (torchrun,
 /// Slurm, `mplug launch`; also a world of 1), else [`SingleProcess`]. Collectives run on
-/// `device`'s tensors: NCCL for CUDA when the build has it (`MPLUG_DIST_BACKEND=gloo` overrides),
-/// Gloo otherwise.
-pub fn join_from_env(device: tch::Device) -> Result<Arc<dyn Collective>> {
+/// `device`'s tensors, with the backend and timeout of `settings` (a training config's `dist:`
+/// section) unless the environment overrides them.
+pub fn join_from_env(
+    device: tch::Device,
+    settings: &crate::train::config::DistSection,
+) -> Result<Arc<dyn Collective>> {
     match Launch::from_env()? {
         Some(l) => join(
             &l,
-            timeout_from_env()?,
-            Backend::for_device(device)?,
+            timeout_from_env(settings.timeout_s)?,
+            Backend::for_device(device, settings.backend)?,
             device,
         ),
         None => Ok(Arc::new(SingleProcess)),
     }
+}
+
+/// The backend a config asks for (`dist.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// NCCL for CUDA when the build has it, else Gloo.
+    #[default]
+    Auto,
+    /// Gloo.
+    Gloo,
+    /// NCCL (CUDA only).
+    Nccl,
 }
 
 /// The c10d backend.
@@ -195,19 +212,27 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// NCCL for CUDA when built with it, else Gloo; `MPLUG_DIST_BACKEND=gloo|nccl` chooses.
-    pub fn for_device(device: tch::Device) -> Result<Backend> {
-        match std::env::var("MPLUG_DIST_BACKEND").ok().as_deref() {
-            Some("gloo") => Ok(Backend::Gloo),
-            Some("nccl") if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
-            Some("nccl") => Err(Error::input(
-                "MPLUG_DIST_BACKEND=nccl needs --device cuda and a build against a CUDA libtorch",
-            )),
-            Some(other) => Err(Error::input(format!(
-                "MPLUG_DIST_BACKEND=`{other}`: use gloo or nccl"
+    /// `MPLUG_DIST_BACKEND=gloo|nccl` when set, else `choice`; `auto` is NCCL for CUDA when built
+    /// with it, else Gloo.
+    pub fn for_device(device: tch::Device, choice: BackendChoice) -> Result<Backend> {
+        let (choice, from) = match std::env::var("MPLUG_DIST_BACKEND").ok().as_deref() {
+            Some("gloo") => (BackendChoice::Gloo, "MPLUG_DIST_BACKEND=gloo"),
+            Some("nccl") => (BackendChoice::Nccl, "MPLUG_DIST_BACKEND=nccl"),
+            Some(other) => {
+                return Err(Error::input(format!(
+                    "MPLUG_DIST_BACKEND=`{other}`: use gloo or nccl"
+                )));
+            }
+            None => (choice, "dist.backend: nccl"),
+        };
+        match choice {
+            BackendChoice::Gloo => Ok(Backend::Gloo),
+            BackendChoice::Nccl if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
+            BackendChoice::Nccl => Err(Error::input(format!(
+                "{from} needs --device cuda and a build against a CUDA libtorch"
             ))),
-            None if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
-            None => Ok(Backend::Gloo),
+            BackendChoice::Auto if device.is_cuda() && NCCL_BUILT => Ok(Backend::Nccl),
+            BackendChoice::Auto => Ok(Backend::Gloo),
         }
     }
 }
