@@ -587,7 +587,6 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let mut last_ckpt = None;
     let accum = cfg.grad_accum_steps;
     let mut interval = IntervalMetrics::default();
-    let mut interval_from = tr.state.step + 1;
     let mut step_started = Instant::now();
     let mut step_samples = 0u64;
     let mut timer = PhaseTimer::new(tr.device, cfg.train.profile);
@@ -675,8 +674,9 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         let read = interval.read(&grad_norm, tr.model.temp(), group.as_ref())?;
         if read.nonfinite {
             return Err(Error::internal(format!(
-                "the loss was NaN or infinite at a step in {interval_from}..={} (epoch {epoch}, \
+                "the loss was NaN or infinite at a step in {}..={} (epoch {epoch}, \
                  iter {iter}); the last checkpoint is intact (train.log_every: 1 checks every step)",
+                tr.state.step + 1 - read.steps,
                 tr.state.step
             )));
         }
@@ -719,7 +719,6 @@ pub fn train(cfg: TrainConfig, opts: &TrainOptions) -> Result<TrainSummary> {
         }
         // The next step's clock starts here: evaluation, checkpoints and the read are not a
         // step's time, nor are their host reads.
-        interval_from = tr.state.step + 1;
         step_started = Instant::now();
         timer.restart();
         if cfg.train.profile {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::common::{ingest_folder, mplug, ok, repo, synth_coco_dataset, synth_raw};
+use crate::common::{ingest_folder, ok, synth_coco_dataset, synth_raw};
 use crate::finetune::{finetune_task, init};
 
 fn host_reads(run: &Path) -> Vec<f64> {
@@ -36,50 +36,28 @@ fn no_task_step_reads_from_the_device() {
     let coco = synth_coco_dataset(&t.path().join("c"), 16, 2);
     let raw = synth_raw(&t.path().join("raw"), 16, 5);
     let small = ["--max-side", "48"];
-    let data = [
+    // (task, ingest command, folder under the synthetic raw data)
+    let mut data: Vec<(&str, std::path::PathBuf)> = [
+        ("vqa", "vqa", "vqa"),
+        ("grounding", "refcoco", "refcoco"),
+        ("snli-ve", "snli-ve", "snli_ve"),
+        ("nlvr2", "nlvr2", "nlvr2"),
+    ]
+    .into_iter()
+    .map(|(task, kind, folder)| {
+        let images = match kind {
+            "vqa" => raw.join("images"),
+            _ => raw.join(folder).join("images"),
+        };
+        let out = t.path().join(folder);
         (
-            "vqa",
-            ingest_folder(
-                "vqa",
-                &raw.join("vqa"),
-                &raw.join("images"),
-                &t.path().join("vqa"),
-                &small,
-            ),
-        ),
-        (
-            "grounding",
-            ingest_folder(
-                "refcoco",
-                &raw.join("refcoco"),
-                &raw.join("refcoco/images"),
-                &t.path().join("refcoco"),
-                &small,
-            ),
-        ),
-        (
-            "snli-ve",
-            ingest_folder(
-                "snli-ve",
-                &raw.join("snli_ve"),
-                &raw.join("snli_ve/images"),
-                &t.path().join("snli_ve"),
-                &small,
-            ),
-        ),
-        (
-            "nlvr2",
-            ingest_folder(
-                "nlvr2",
-                &raw.join("nlvr2"),
-                &raw.join("nlvr2/images"),
-                &t.path().join("nlvr2"),
-                &small,
-            ),
-        ),
-        ("caption", coco.clone()),
-        ("retrieval", coco.clone()),
-    ];
+            task,
+            ingest_folder(kind, &raw.join(folder), &images, &out, &small),
+        )
+    })
+    .collect();
+    data.push(("caption", coco.clone()));
+    data.push(("retrieval", coco.clone()));
     let weights = init(t.path());
     for (task, data) in &data {
         let config = format!("configs/{}_tiny.yaml", task.replace('-', "_"));
@@ -92,28 +70,7 @@ fn no_task_step_reads_from_the_device() {
     }
     // pre-training: ITC queues, ITM negatives, MLM, PrefixLM, the momentum model
     let run = t.path().join("run-pretrain");
-    ok(mplug()
-        .current_dir(repo())
-        .args([
-            "train",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--config",
-            "configs/pretrain_tiny.yaml",
-        ])
-        .arg("--data")
-        .arg(&coco)
-        .arg("--out")
-        .arg(&run)
-        .args([
-            "--set",
-            "batch_size=8",
-            "--set",
-            "queue_size=64",
-            "--set",
-            "train.threads=2",
-        ])
+    ok(crate::train::train(&coco, &run, &[])
         .args(STEPS)
         .output()
         .unwrap());

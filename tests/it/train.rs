@@ -8,7 +8,8 @@ use crate::common::{mplug, ok, repo, synth_coco_dataset};
 
 const TINY: &str = "configs/pretrain_tiny.yaml";
 
-fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
+/// `mplug train` of the tiny config on `data` for six steps, checkpoints every two (the tests add to it).
+pub(crate) fn train(data: &Path, out: &Path, extra: &[&str]) -> std::process::Command {
     let mut c = mplug();
     c.current_dir(repo())
         .args([
