@@ -38,5 +38,8 @@ for q in "SELECT count(*) FROM t" \
          "SELECT count(*) FROM t WHERE width > 600 AND split = 'train'" \
          "SELECT count(*) FROM (SELECT unnest(captions) AS c FROM t) u WHERE c LIKE '%red%'"; do
   a=$(run "" "$q"); b=$(run "--cluster df://127.0.0.1:50150" "$q")
-  echo "$q | in-process ${a}s | cluster ${b}s"
+  # without ORDER BY the row order is unspecified on both sides: compare the sorted rows
+  same=$(cmp -s <("$M" sql --data "$WORK" --format csv "$q" | sort) \
+    <("$M" sql --data "$WORK" --cluster df://127.0.0.1:50150 --format csv "$q" | sort) && echo "same rows" || echo "ROWS DIFFER")
+  echo "$q | in-process ${a}s | cluster ${b}s | $same"
 done
