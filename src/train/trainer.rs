@@ -277,7 +277,24 @@ fn load_init(
     } else {
         init.to_path_buf()
     };
-    let (tensors, _) = crate::model::weights::read_weights(&file)?;
+    let (mut tensors, _) = crate::model::weights::read_weights(&file)?;
+    // Another task's head (SNLI-VE's 3-way head into NLVR2's pair head, as ALBEF starts NLVR2 from
+    // another stage's weights) starts from its initialisation, like a head the checkpoint lacks:
+    // all of it, when any of its tensors has another shape.
+    let vars = vs.variables();
+    let other_head = tensors.iter().find(|(k, t)| {
+        k.starts_with("cls_head.") && vars.get(k).is_some_and(|v| v.size() != t.size())
+    });
+    if let Some((k, t)) = other_head {
+        eprintln!(
+            "warning: --init `{}` holds another task's head (`{k}` {:?}, this task's {:?}): \
+             cls_head starts from its initialisation",
+            file.display(),
+            t.size(),
+            vars[k].size()
+        );
+        tensors.retain(|(k, _)| !k.starts_with("cls_head."));
+    }
     let opts = crate::model::weights::LoadOptions {
         allow_missing: true,
         allow_unexpected: true,

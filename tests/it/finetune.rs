@@ -713,6 +713,35 @@ print(json.dumps(out))
             .unwrap());
         assert!(eval_out.join("results.json").is_file(), "{task}");
     }
+    // NLVR2 from the SNLI-VE run: its 3-way head is another task's, so NLVR2's pair head starts
+    // from its initialisation (with a warning); everything else loads.
+    let run = t.path().join("nlvr2_from_snli_ve");
+    let out = mplug()
+        .current_dir(repo())
+        .args([
+            "finetune",
+            "nlvr2",
+            "--quiet",
+            "--device",
+            "cpu",
+            "--config",
+            "configs/nlvr2_tiny.yaml",
+        ])
+        .arg("--init")
+        .arg(t.path().join("snli_ve_run/checkpoints/step-00000002"))
+        .arg("--data")
+        .arg(&nlvr2)
+        .arg("--out")
+        .arg(&run)
+        .arg("--vocab")
+        .arg(vocab())
+        .args(["--set", "train.max_steps=2", "--set", "batch_size_train=4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("another task's head"), "{err}");
+    assert_eq!(curve(&run).len(), 2);
 }
 
 /// `mplug finetune retrieval`: one sample per caption (every stored caption once, its tokens after
