@@ -445,6 +445,29 @@ fn read_tree(path: &Path, overrides: &[String]) -> Result<(String, Value)> {
     Ok((text, tree))
 }
 
+/// `train.task` of a YAML mapping, as written (before it is checked).
+fn train_keys_task(tree: &Mapping) -> Option<String> {
+    tree.get("train")?.get("task")?.as_str().map(String::from)
+}
+
+/// The task name, when it is one.
+fn train_task_of(task: &Option<String>) -> Option<&'static str> {
+    let task = task.as_deref()?;
+    [
+        TaskName::Pretrain,
+        TaskName::Vqa,
+        TaskName::Caption,
+        TaskName::CaptionScst,
+        TaskName::Grounding,
+        TaskName::SnliVe,
+        TaskName::Nlvr2,
+        TaskName::Retrieval,
+    ]
+    .into_iter()
+    .map(TaskName::as_str)
+    .find(|n| *n == task)
+}
+
 fn to_yaml(tree: &Value) -> Result<String> {
     serde_yaml_ng::to_string(tree)
         .map_err(|e| Error::internal_caused("re-serialising the config", e))
@@ -511,6 +534,7 @@ impl TrainConfig {
             )));
         };
         let yaml = to_yaml(&Value::Mapping(tree.clone()))?;
+        let tree_task = train_keys_task(&tree);
         let (model_keys, train_keys) = crate::model::config::split_model_keys(tree);
         let raw: RawTrainYaml = crate::model::config::from_tree(
             "training config",
@@ -518,7 +542,15 @@ impl TrainConfig {
             text,
             Value::Mapping(train_keys),
         )
-        .map_err(|e| e.with_hint("training configs take the keys of configs/pretrain_tiny.yaml"))?;
+        .map_err(|e| {
+            // the task's own tiny config lists its keys (`train.task`, set by mplug finetune)
+            let task = train_task_of(&tree_task)
+                .unwrap_or("pretrain")
+                .replace('-', "_");
+            e.with_hint(format!(
+                "a {task} config takes the keys of configs/{task}_tiny.yaml"
+            ))
+        })?;
         let (model, warnings) = MplugConfig::from_model_keys(model_keys, path, text)?;
         let image_res = model.vision.image_res;
         let task = raw.train.task;
