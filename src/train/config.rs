@@ -450,22 +450,10 @@ fn train_keys_task(tree: &Mapping) -> Option<String> {
     tree.get("train")?.get("task")?.as_str().map(String::from)
 }
 
-/// The task name, when it is one.
+/// The task's name, when `task` names one.
 fn train_task_of(task: &Option<String>) -> Option<&'static str> {
-    let task = task.as_deref()?;
-    [
-        TaskName::Pretrain,
-        TaskName::Vqa,
-        TaskName::Caption,
-        TaskName::CaptionScst,
-        TaskName::Grounding,
-        TaskName::SnliVe,
-        TaskName::Nlvr2,
-        TaskName::Retrieval,
-    ]
-    .into_iter()
-    .map(TaskName::as_str)
-    .find(|n| *n == task)
+    let task = serde_yaml_ng::from_value::<TaskName>(Value::String(task.clone()?)).ok()?;
+    Some(task.as_str())
 }
 
 fn to_yaml(tree: &Value) -> Result<String> {

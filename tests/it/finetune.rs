@@ -716,28 +716,17 @@ print(json.dumps(out))
     // NLVR2 from the SNLI-VE run: its 3-way head is another task's, so NLVR2's pair head starts
     // from its initialisation (with a warning); everything else loads.
     let run = t.path().join("nlvr2_from_snli_ve");
-    let out = mplug()
-        .current_dir(repo())
-        .args([
-            "finetune",
-            "nlvr2",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--config",
-            "configs/nlvr2_tiny.yaml",
-        ])
-        .arg("--init")
-        .arg(t.path().join("snli_ve_run/checkpoints/step-00000002"))
-        .arg("--data")
-        .arg(&nlvr2)
-        .arg("--out")
-        .arg(&run)
-        .arg("--vocab")
-        .arg(vocab())
-        .args(["--set", "train.max_steps=2", "--set", "batch_size_train=4"])
-        .output()
-        .unwrap();
+    let snli_ve_checkpoint = t.path().join("snli_ve_run/checkpoints/step-00000002");
+    let out = finetune_task(
+        "nlvr2",
+        "configs/nlvr2_tiny.yaml",
+        &snli_ve_checkpoint,
+        &nlvr2,
+        &run,
+    )
+    .args(["--set", "train.max_steps=2"])
+    .output()
+    .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("another task's head"), "{err}");
