@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{mplug, ok, python, repo};
+use crate::common::{mplug, ok, python, repo, seeded_randn};
 use mplug::model::weights::{LoadOptions, load_state_dict, named_variables, write_safetensors};
 use mplug::model::{MplugConfig, MplugModel};
 use tch::nn::VarStore;
@@ -55,8 +55,7 @@ fn read(path: &Path) -> HashMap<String, Tensor> {
 /// Tiny inputs: 2 images, questions of length 5 (the second padded after 3 tokens), decoder inputs of
 /// length 4 (the first padded after 3).
 fn write_inputs(path: &Path, with_prompt: bool) {
-    tch::manual_seed(7);
-    let image = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let image = seeded_randn(&[2, 3, 32, 32], 7);
     let ids = Tensor::from_slice(&[101i64, 2023, 2003, 1037, 4937, 101, 2054, 3609, 0, 0])
         .reshape([2, 5]);
     let mask = Tensor::from_slice(&[1i64, 1, 1, 1, 1, 1, 1, 1, 0, 0]).reshape([2, 5]);
@@ -339,8 +338,7 @@ fn copy(t: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
 }
 
 fn tiny_batch() -> (Tensor, Tensor, Tensor) {
-    tch::manual_seed(11);
-    let image = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let image = seeded_randn(&[2, 3, 32, 32], 11);
     let ids = Tensor::from_slice(&[101i64, 2023, 2003, 1037, 101, 2054, 0, 0]).reshape([2, 4]);
     let mask = ids.ne(0).to_kind(Kind::Int64);
     (image, ids, mask)
