@@ -7,7 +7,8 @@
 #   caption-scst  CIDEr-D on Karpathy val after SCST from the caption run  vs  that caption run
 #   retrieval r_mean / R@1 on Karpathy val           vs  chance, and the pre-trained checkpoint itself
 #   snli-ve  accuracy on dev                          vs  the majority train label
-#   nlvr2    accuracy on dev                          vs  the majority train label
+#   nlvr2    accuracy on dev                          vs  the majority train label (and the text-only
+#                                                         one: each sentence's majority train label)
 #   grounding acc@0.5 on RefCOCO val                  vs  the centre box of the mean train size
 #
 #   scripts/finetune-learning.sh [N_IMAGES] [PRETRAIN_STEPS] [OUT]   (defaults 1000, 1000, out/finetune-learning)
@@ -151,15 +152,20 @@ PY
     "$MPLUG_PYTHON" - "$OUT/$dir" <<'PY'
 import collections, glob, sys
 import pyarrow.parquet as pq
-train, dev = collections.Counter(), []
+train, per_sentence, dev = collections.Counter(), collections.defaultdict(collections.Counter), []
 for f in sorted(glob.glob(sys.argv[1] + "/shards/*.parquet")):
-    for r in pq.read_table(f, columns=["split", "labels"]).to_pylist():
+    for r in pq.read_table(f, columns=["split", "statements", "labels"]).to_pylist():
         if r["split"] == "train":
             train.update(r["labels"])
+            for s, l in zip(r["statements"], r["labels"]):
+                per_sentence[s][l] += 1
         elif r["split"] == "dev":
-            dev.extend(r["labels"])
+            dev.extend(zip(r["statements"], r["labels"]))
 major = train.most_common(1)[0][0]
-print(f"== baseline: the majority train label ({major}) on dev: accuracy {100.0 * sum(l == major for l in dev) / len(dev):.2f} over {len(dev)} statements")
+print(f"== baseline: the majority train label ({major}) on dev: accuracy {100.0 * sum(l == major for _, l in dev) / len(dev):.2f} over {len(dev)} statements")
+# text only: the majority train label of the same sentence (the overall one for a new sentence)
+guess = lambda s: per_sentence[s].most_common(1)[0][0] if per_sentence[s] else major
+print(f"== text-only baseline: each sentence's majority train label: accuracy {100.0 * sum(l == guess(s) for s, l in dev) / len(dev):.2f}")
 PY
     ;;
   *) echo "unknown task $task" >&2; exit 2 ;;

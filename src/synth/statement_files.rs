@@ -12,8 +12,11 @@ use serde_json::{Value, json};
 
 use super::files::{SynthImage, link};
 use super::rng::SynthRng;
-use super::scene::{SHAPE_COLOURS, Scene, Shape};
+use super::scene::{GRAY_SHAPE_COLOURS, SHAPE_COLOURS, Scene, Shape};
 use crate::error::{Error, Result};
+
+/// NLVR2 statements written per image pair: half hold, half do not.
+const STATEMENTS_PER_PAIR: usize = 4;
 
 const COUNT_WORDS: [&str; 7] = ["no", "one", "two", "three", "four", "five", "six"];
 
@@ -70,30 +73,86 @@ fn single_statement(scene: &Scene, rng: &mut SynthRng, want: Option<bool>) -> St
     }
 }
 
-/// A statement about a pair and whether it holds.
-fn pair_statement(left: &Scene, right: &Scene, rng: &mut SynthRng) -> (String, bool) {
+/// "a" or "an" before a word.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// A statement about a pair that holds (`want`) or does not, of one of three kinds: which image
+/// has more shapes, a shape in both images, a colour in one named image.
+///
+/// The truth is chosen first and the statement made to fit it, as NLVR2 balances its labels (each
+/// sentence is written for pairs where it holds and pairs where it does not): a set where a kind's
+/// label follows from its wording alone could be fitted from the text, never looking at the images.
+/// A kind that cannot take the wanted truth for this pair without a text cue (equal counts, no shape
+/// in common) passes to the next kind; the colour kind always fits.
+fn pair_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng) -> String {
     let (l, r) = (left.objects.len(), right.objects.len());
-    match rng.range(0, 3) {
-        0 => (
-            "The left image contains more shapes than the right image.".to_string(),
-            l > r,
-        ),
-        1 => {
-            let s = *rng.pick(&Shape::ALL);
-            let has = |sc: &Scene| sc.objects.iter().any(|o| o.shape == s);
-            (
-                format!("Both images contain a {}.", s.noun()),
-                has(left) && has(right),
-            )
-        }
-        _ => {
-            let c = rng.pick(&SHAPE_COLOURS).name;
-            (
-                format!("There is a {c} shape in the right image."),
-                right.objects.iter().any(|o| o.colour.name == c),
-            )
+    let first = rng.range(0, 2);
+    for k in 0..3 {
+        match (first + k) % 3 {
+            // equal counts: neither side has more, so the sentence could only be false, and a
+            // sentence that is false more often than true is a text cue
+            0 if l == r => {}
+            0 => {
+                // subject = the side with more shapes when the statement should hold
+                let (a, b) = if (l > r) == want {
+                    ("left", "right")
+                } else {
+                    ("right", "left")
+                };
+                return format!("The {a} image contains more shapes than the {b} image.");
+            }
+            1 => {
+                let has = |sc: &Scene, s: Shape| sc.objects.iter().any(|o| o.shape == s);
+                let (shared, not): (Vec<Shape>, Vec<Shape>) = Shape::ALL
+                    .iter()
+                    .partition(|s| has(left, **s) && has(right, **s));
+                // only pairs where the sentence could go either way, whatever `want` is: else
+                // this kind would be false more often than true
+                if !shared.is_empty() && !not.is_empty() {
+                    let fits = if want { shared } else { not };
+                    let s = rng.pick(&fits).noun();
+                    return format!("Both images contain a {s}.");
+                }
+            }
+            _ => return colour_statement(left, right, want, rng),
         }
     }
+    colour_statement(left, right, want, rng)
+}
+
+/// "There is a {colour} shape in the {side} image." that holds (`want`) or does not.
+fn colour_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng) -> String {
+    let (side, scene) = if rng.unit() < 0.5 {
+        ("left", left)
+    } else {
+        ("right", right)
+    };
+    let has = |c: &&str| scene.objects.iter().any(|o| o.colour.name == *c) == want;
+    // the colours the scene's palette could have drawn, so that each sentence holds about as
+    // often as not (naming white in a colour picture would nearly always be false: a text cue)
+    let gray = scene
+        .objects
+        .iter()
+        .all(|o| GRAY_SHAPE_COLOURS.contains(&o.colour));
+    let palette = if gray {
+        &GRAY_SHAPE_COLOURS[..]
+    } else {
+        &SHAPE_COLOURS[..]
+    };
+    let mut fits: Vec<&str> = palette.iter().map(|c| c.name).filter(has).collect();
+    if fits.is_empty() {
+        // a gray picture holding both gray colours: any colour of the other palette is absent
+        fits = SHAPE_COLOURS.iter().map(|c| c.name).filter(has).collect();
+    }
+    // 1–4 objects: a present colour always exists, and an absent one in one of the palettes
+    let c = *rng.pick(&fits);
+    format!("There is {} {c} shape in the {side} image.", article(c))
 }
 
 fn write_lines(path: &Path, rows: &[Value]) -> Result<()> {
@@ -118,7 +177,7 @@ fn split_of(split: &str, test_name: &'static str) -> &'static str {
     }
 }
 
-/// Writes `snli_ve/` (three statements per image) and `nlvr2/` (two statements per pair of
+/// Writes `snli_ve/` (three statements per image) and `nlvr2/` (four statements per pair of
 /// consecutive images of a split); returns the annotation files written, relative to `out`.
 pub fn write_statements(out: &Path, images: &[SynthImage], seed: u64) -> Result<Vec<String>> {
     let source = |im: &SynthImage| out.join("images").join(im.folder).join(&im.file_name);
@@ -184,8 +243,9 @@ pub fn write_statements(out: &Path, images: &[SynthImage], seed: u64) -> Result<
                 link(&source(im), &dir.join(format!("{name}-img{i}.png")))?;
             }
             let mut rng = SynthRng::new(seed, (3 << 40) + pair[0].id);
-            for s in 0..2 {
-                let (sentence, holds) = pair_statement(&pair[0].scene, &pair[1].scene, &mut rng);
+            for s in 0..STATEMENTS_PER_PAIR {
+                let holds = s % 2 == 0;
+                let sentence = pair_statement(&pair[0].scene, &pair[1].scene, holds, &mut rng);
                 let mut row = json!({
                     "identifier": format!("{name}-{s}"), "sentence": sentence,
                     "label": if holds { "True" } else { "False" },

@@ -308,9 +308,10 @@ print(json.dumps(out))
     assert_eq!(m["totals"]["questions_written"], total, "{}", m["totals"]);
 }
 
-/// `mplug synth` writes the shapes world as SNLI-VE and NLVR2: both ingest without a reject, and the
-/// labels of count statements agree with the counts the COCO captions state (NLVR2 images are traced
-/// back to their COCO files through the file system, not through our writer).
+/// `mplug synth` writes the shapes world as SNLI-VE and NLVR2: both ingest without a reject; the
+/// labels of SNLI-VE's count statements and of every NLVR2 statement agree with the counts, colours
+/// and shapes the COCO captions state (NLVR2 images are traced back to their COCO files through the
+/// file system, not through our writer), and NLVR2's labels are half true, as NLVR2 balances them.
 #[test]
 fn synth_snli_ve_and_nlvr2_labels_agree_with_the_captions() {
     let t = tempfile::tempdir().unwrap();
@@ -324,15 +325,20 @@ fn synth_snli_ve_and_nlvr2_labels_agree_with_the_captions() {
 import json, os, re, sys, glob
 raw = sys.argv[1]
 words = {"a single": 1, "two": 2, "three": 3, "four": 4, "five": 5}
-count, file_of = {}, {}
+count, colours, shapes, file_of = {}, {}, {}, {}
 for f in ["captions_train2017.json", "captions_val2017.json"]:
     doc = json.load(open(f"{raw}/annotations/{f}"))
     for im in doc["images"]:
         file_of[im["id"]] = f"{raw}/images/{f[9:-5]}/{im['file_name']}"
     for ann in doc["annotations"]:
-        m = re.match(r"(a single|two|three|four|five) shapes? (is|are) shown", ann["caption"])
+        m = re.match(r"(a single|two|three|four|five) shapes? (is|are) shown: (.*)", ann["caption"])
         if m:
             count[ann["image_id"]] = words[m.group(1)]
+            # "two black triangles and a blue circle": the colours and shapes present
+            items = [re.match(r"(?:a|an|one|two|three|four) (\w+) (circle|square|triangle)", x)
+                     for x in re.split(r", | and ", m.group(3))]
+            colours[ann["image_id"]] = {x.group(1) for x in items}
+            shapes[ann["image_id"]] = {x.group(2) for x in items}
 by_inode = {os.stat(p).st_ino: i for i, p in file_of.items()}
 nums = {"no": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 snli = nlvr = 0
@@ -344,16 +350,29 @@ for f in glob.glob(f"{raw}/snli_ve/*.jsonl"):
             holds = nums[m.group(1)] == count[int(r["Flickr30K_ID"])]
             assert (r["gold_label"] == "entailment") == holds, r
             snli += 1
+labels = {"True": 0, "False": 0}
 for f in glob.glob(f"{raw}/nlvr2/*.json"):
     split = os.path.basename(f)[:-5]
     for line in open(f):
         r = json.loads(line)
-        if r["sentence"].startswith("The left image contains more shapes"):
-            pair = r["identifier"].rsplit("-", 1)[0]
-            d = f"train/{r['directory']}" if split == "train" else split
-            ids = [by_inode[os.stat(f"{raw}/nlvr2/images/{d}/{pair}-img{k}.png").st_ino] for k in (0, 1)]
-            assert (r["label"] == "True") == (count[ids[0]] > count[ids[1]]), r
-            nlvr += 1
+        labels[r["label"]] += 1
+        pair = r["identifier"].rsplit("-", 1)[0]
+        d = f"train/{r['directory']}" if split == "train" else split
+        ids = [by_inode[os.stat(f"{raw}/nlvr2/images/{d}/{pair}-img{k}.png").st_ino] for k in (0, 1)]
+        side = {"left": ids[0], "right": ids[1]}
+        s = r["sentence"]
+        if m := re.fullmatch(r"The (left|right) image contains more shapes than the (left|right) image\.", s):
+            holds = count[side[m.group(1)]] > count[side[m.group(2)]]
+        elif m := re.fullmatch(r"Both images contain a (\w+)\.", s):
+            holds = all(m.group(1) in shapes[i] for i in ids)
+        elif m := re.fullmatch(r"There is an? (\w+) shape in the (left|right) image\.", s):
+            holds = m.group(1) in colours[side[m.group(2)]]
+        else:
+            raise AssertionError(f"unknown NLVR2 sentence: {s}")
+        assert (r["label"] == "True") == holds, r
+        nlvr += 1
+# NLVR2 balances its labels; the synthetic statements are written half true, half false
+assert labels["True"] == labels["False"] > 0, labels
 print(snli, nlvr)
 "#;
     let checked = ok(Command::new(python())
@@ -366,7 +385,7 @@ print(snli, nlvr)
         .split_whitespace()
         .map(|x| x.parse().unwrap())
         .collect();
-    assert!(n[0] >= 20 && n[1] >= 3, "statements checked: {n:?}");
+    assert!(n[0] >= 20 && n[1] >= 40, "statements checked: {n:?}");
     for (cmd, ann, images, statements) in [
         ("snli-ve", "snli_ve", "snli_ve/images", 120),
         ("nlvr2", "nlvr2", "nlvr2/images", 0),
