@@ -88,8 +88,8 @@ fn article(word: &str) -> &'static str {
 /// The truth is chosen first and the statement made to fit it, as NLVR2 balances its labels (each
 /// sentence is written for pairs where it holds and pairs where it does not): a set where a kind's
 /// label follows from its wording alone could be fitted from the text, never looking at the images.
-/// A kind that cannot take the wanted truth for this pair without a text cue (equal counts, no shape
-/// in common) passes to the next kind; the colour kind always fits.
+/// A kind whose truth is fixed for this pair (equal counts; no shape, or every shape, in common)
+/// passes to the next kind whatever `want` is; the colour kind always fits.
 fn pair_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng) -> String {
     let (l, r) = (left.objects.len(), right.objects.len());
     let first = rng.range(0, 2);
@@ -113,7 +113,7 @@ fn pair_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng) -
                     .iter()
                     .partition(|s| has(left, **s) && has(right, **s));
                 // only pairs where the sentence could go either way, whatever `want` is: else
-                // this kind would be false more often than true
+                // this kind's sentences would hold more (or less) often than not
                 if !shared.is_empty() && !not.is_empty() {
                     let fits = if want { shared } else { not };
                     let s = rng.pick(&fits).noun();
