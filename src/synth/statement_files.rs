@@ -133,7 +133,7 @@ fn colour_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng)
     } else {
         ("right", right)
     };
-    let has = |c: &&str| scene.objects.iter().any(|o| o.colour.name == *c) == want;
+    let fits_want = |c: &&str| scene.objects.iter().any(|o| o.colour.name == *c) == want;
     // the colours the scene's palette could have drawn, so that each sentence holds about as
     // often as not (naming white in a colour picture would nearly always be false: a text cue)
     let gray = scene
@@ -145,10 +145,14 @@ fn colour_statement(left: &Scene, right: &Scene, want: bool, rng: &mut SynthRng)
     } else {
         &SHAPE_COLOURS[..]
     };
-    let mut fits: Vec<&str> = palette.iter().map(|c| c.name).filter(has).collect();
+    let mut fits: Vec<&str> = palette.iter().map(|c| c.name).filter(fits_want).collect();
     if fits.is_empty() {
         // a gray picture holding both gray colours: any colour of the other palette is absent
-        fits = SHAPE_COLOURS.iter().map(|c| c.name).filter(has).collect();
+        fits = SHAPE_COLOURS
+            .iter()
+            .map(|c| c.name)
+            .filter(fits_want)
+            .collect();
     }
     // 1–4 objects: a present colour always exists, and an absent one in one of the palettes
     let c = *rng.pick(&fits);

@@ -98,6 +98,11 @@ impl TaskName {
             TaskName::Retrieval => "retrieval",
         }
     }
+
+    /// The stem of the task's config files (`configs/{stem}_tiny.yaml`): the name, `_` for `-`.
+    pub fn config_stem(self) -> String {
+        self.as_str().replace('-', "_")
+    }
 }
 
 /// `train:`, mplug's own keys.
@@ -445,15 +450,10 @@ fn read_tree(path: &Path, overrides: &[String]) -> Result<(String, Value)> {
     Ok((text, tree))
 }
 
-/// `train.task` of a YAML mapping, as written (before it is checked).
-fn train_keys_task(tree: &Mapping) -> Option<String> {
-    tree.get("train")?.get("task")?.as_str().map(String::from)
-}
-
-/// The task's name, when `task` names one.
-fn train_task_of(task: &Option<String>) -> Option<&'static str> {
-    let task = serde_yaml_ng::from_value::<TaskName>(Value::String(task.clone()?)).ok()?;
-    Some(task.as_str())
+/// `train.task` of a YAML mapping when it names a task, read before the keys are checked (for
+/// the hint of an error).
+fn declared_task(tree: &Mapping) -> Option<TaskName> {
+    serde_yaml_ng::from_value(tree.get("train")?.get("task")?.clone()).ok()
 }
 
 fn to_yaml(tree: &Value) -> Result<String> {
@@ -522,7 +522,7 @@ impl TrainConfig {
             )));
         };
         let yaml = to_yaml(&Value::Mapping(tree.clone()))?;
-        let tree_task = train_keys_task(&tree);
+        let declared = declared_task(&tree);
         let (model_keys, train_keys) = crate::model::config::split_model_keys(tree);
         let raw: RawTrainYaml = crate::model::config::from_tree(
             "training config",
@@ -532,9 +532,7 @@ impl TrainConfig {
         )
         .map_err(|e| {
             // the task's own tiny config lists its keys (`train.task`, set by mplug finetune)
-            let task = train_task_of(&tree_task)
-                .unwrap_or("pretrain")
-                .replace('-', "_");
+            let task = declared.unwrap_or_default().config_stem();
             e.with_hint(format!(
                 "a {task} config takes the keys of configs/{task}_tiny.yaml"
             ))
@@ -547,7 +545,7 @@ impl TrainConfig {
             bad(format!(
                 "{} needs `{name}` (see configs/{}_tiny.yaml)",
                 task.as_str(),
-                task.as_str().replace('-', "_")
+                task.config_stem()
             ))
         };
         let (batch_size, queue_size, momentum, mlm_probability) = match task {
@@ -575,7 +573,7 @@ impl TrainConfig {
                         "this is a pre-training config (queue_size, mlm_probability); \
                          {0} takes a {0} config such as configs/{1}_tiny.yaml",
                         task.as_str(),
-                        task.as_str().replace('-', "_")
+                        task.config_stem()
                     )));
                 }
                 (

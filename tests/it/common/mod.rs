@@ -176,16 +176,13 @@ pub fn synth_coco_dataset(dir: &std::path::Path, images: usize, seed: u64) -> Pa
 /// tests share one process, so another test's draw can land between `tch::manual_seed` and the
 /// draw that follows it (CI saw two "identical" input files differ that way).
 pub fn seeded_randn(shape: &[i64], seed: u64) -> tch::Tensor {
-    use rand_chacha::ChaCha8Rng;
-    use rand_core::{RngCore, SeedableRng};
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    // open interval (0, 1], so the logarithm below stays finite
-    let mut unit = || (f64::from(rng.next_u32()) + 1.0) / (f64::from(u32::MAX) + 1.0);
+    // the synthetic world's seeded generator
+    let mut rng = mplug::synth::rng::SynthRng::new(seed, 0);
     let n: i64 = shape.iter().product();
     let values: Vec<f32> = (0..n)
         .map(|_| {
-            // Box-Muller
-            let (u, v) = (unit(), unit());
+            // Box-Muller; 1 - unit() lies in (0, 1], so the logarithm stays finite
+            let (u, v) = (1.0 - rng.unit(), rng.unit());
             ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
         })
         .collect();
